@@ -1,0 +1,382 @@
+//! Startup and serving: config → database → migrations → packs → route table → listener, and
+//! graceful shutdown. Tests build the same `Application` on port 0.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::capabilities::outbound_http::UrlPattern;
+use crate::config::Config;
+use crate::http::{AppState, RouteConflict, RouteTable, router};
+use crate::runtime::bindings::{Access, Method};
+use crate::runtime::{
+    EpochTicker, LoadedPack, PackContext, RuntimeEngine, RuntimeError, load_component,
+};
+use crate::services::{Catalog, PackEntry, RouteEntry, Services};
+use crate::storage::migrations::{self, MigrationError};
+use crate::storage::table_access::{TableAccess, created_tables};
+use crate::storage::{Db, StorageError};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("database {url}: {source}")]
+    Database { url: String, source: StorageError },
+    #[error(transparent)]
+    Migration(#[from] MigrationError),
+    #[error("{path}: {message}")]
+    MigrationSql { path: String, message: String },
+    #[error("table `{table}` is created by the migrations of both `{first}` and `{second}`")]
+    SharedTable {
+        table: String,
+        first: String,
+        second: String,
+    },
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("{path}: pack `{configured}`: the component says it is `{actual}` (unknown pack)")]
+    UnknownPack {
+        path: String,
+        configured: String,
+        actual: String,
+    },
+    #[error(transparent)]
+    Routes(#[from] RouteConflict),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// The URL with any password replaced, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Connect to the configured database.
+pub async fn connect(config: &Config) -> Result<Db, StartupError> {
+    Db::connect(&config.database.url, config.database.max_connections)
+        .await
+        .map_err(|source| StartupError::Database {
+            url: redact_url(&config.database.url),
+            source,
+        })
+}
+
+/// Apply the migrations of every enabled pack; answer the tables each pack owns.
+pub async fn migrate(
+    config: &Config,
+    db: &Db,
+) -> Result<HashMap<String, Vec<String>>, StartupError> {
+    let dir = config.resolve(&config.runtime.migrations_dir);
+    let mut plans = Vec::new();
+    let mut owner_of: HashMap<String, String> = HashMap::new();
+    let mut owned: HashMap<String, Vec<String>> = HashMap::new();
+    for (name, _) in config.enabled_packs() {
+        let found = migrations::discover(&dir, name)?;
+        let mut tables = Vec::new();
+        for m in &found {
+            let created = created_tables(&m.sql).map_err(|message| StartupError::MigrationSql {
+                path: m.path.display().to_string(),
+                message: format!("migration SQL must parse as portable SQL: {message}"),
+            })?;
+            for t in created {
+                if t.starts_with("valhalla_") {
+                    return Err(StartupError::MigrationSql {
+                        path: m.path.display().to_string(),
+                        message: format!("table `{t}`: the valhalla_ prefix is the host's"),
+                    });
+                }
+                if let Some(first) = owner_of.insert(t.clone(), name.clone())
+                    && first != *name
+                {
+                    return Err(StartupError::SharedTable {
+                        table: t,
+                        first,
+                        second: name.clone(),
+                    });
+                }
+                tables.push(t);
+            }
+        }
+        owned.insert(name.clone(), tables);
+        plans.push((name.clone(), found));
+    }
+    let db_err = |source| StartupError::Database {
+        url: redact_url(&config.database.url),
+        source,
+    };
+    let lock = migrations::lock(db).await.map_err(db_err)?;
+    let result = async {
+        migrations::ensure_table(db).await?;
+        for (name, found) in &plans {
+            migrations::apply(db, name, &dir, found).await?;
+        }
+        Ok::<_, MigrationError>(())
+    }
+    .await;
+    migrations::unlock(lock).await;
+    result?;
+    Ok(owned)
+}
+
+/// Compile (or load from cache) and link every enabled pack, reading its manifest.
+pub async fn load_packs(
+    config: &Config,
+    engine: &RuntimeEngine,
+    services: &Arc<Services>,
+    owned: &HashMap<String, Vec<String>>,
+) -> Result<Vec<Arc<LoadedPack>>, StartupError> {
+    let cache_dir = config.resolve(&config.runtime.cache_dir);
+    let mut packs = Vec::new();
+    for (name, pack) in config.enabled_packs() {
+        let path = config.component_path(name);
+        let component = {
+            let (engine, path, cache_dir) =
+                (engine.engine.clone(), path.clone(), cache_dir.clone());
+            tokio::task::spawn_blocking(move || load_component(&engine, &path, &cache_dir))
+                .await
+                .map_err(|e| RuntimeError::Engine(format!("compile task failed: {e}")))??
+        };
+        let settings_json = serde_json::to_string(&pack.settings).unwrap_or_else(|_| "{}".into());
+        let outbound = pack
+            .grants
+            .outbound
+            .iter()
+            .filter_map(|p| UrlPattern::parse(p).ok())
+            .collect();
+        let ctx = Arc::new(PackContext {
+            name: name.clone(),
+            settings_json,
+            tables: TableAccess::new(owned.get(name).cloned().unwrap_or_default()),
+            outbound,
+            services: Arc::clone(services),
+        });
+        let loaded = LoadedPack::load(engine, &component, ctx).await?;
+        if loaded.manifest.name != *name {
+            return Err(StartupError::UnknownPack {
+                path: config.source.display().to_string(),
+                configured: name.clone(),
+                actual: loaded.manifest.name.clone(),
+            });
+        }
+        tracing::info!(pack = %name, version = %loaded.manifest.version, routes = loaded.manifest.routes.len(), "pack loaded");
+        packs.push(Arc::new(loaded));
+    }
+    Ok(packs)
+}
+
+/// The route table: the host's routes, then every pack's.
+pub fn build_routes(packs: &[Arc<LoadedPack>]) -> Result<RouteTable, RouteConflict> {
+    use crate::http::routes::{HostRoute, Owner, Target};
+    let mut table = RouteTable::default();
+    let host = |route, summary: &str| Target {
+        owner: Owner::Host(route),
+        owner_name: "host".into(),
+        access: Access::Public,
+        summary: summary.into(),
+    };
+    table.add(
+        Method::Get,
+        "/system/health/live",
+        host(HostRoute::Live, "Liveness probe"),
+    )?;
+    table.add(
+        Method::Get,
+        "/system/health/ready",
+        host(HostRoute::Ready, "Readiness probe"),
+    )?;
+    for (i, pack) in packs.iter().enumerate() {
+        for route in &pack.manifest.routes {
+            table.add(
+                route.method,
+                &route.path,
+                Target {
+                    owner: Owner::Pack(i),
+                    owner_name: pack.name().to_string(),
+                    access: route.access,
+                    summary: route.summary.clone(),
+                },
+            )?;
+        }
+    }
+    Ok(table)
+}
+
+fn catalog(packs: &[Arc<LoadedPack>], routes: &RouteTable) -> Catalog {
+    Catalog {
+        routes: routes
+            .entries()
+            .into_iter()
+            .map(|(path, method, t)| RouteEntry {
+                method,
+                path: path.to_string(),
+                summary: t.summary.clone(),
+                pack: t.owner_name.clone(),
+                access: t.access,
+            })
+            .collect(),
+        packs: packs
+            .iter()
+            .map(|p| PackEntry {
+                name: p.manifest.name.clone(),
+                version: p.manifest.version.clone(),
+                description: p.manifest.description.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// `valhalla packs`: each enabled pack with its routes, without touching the database.
+pub async fn describe_packs(config: &Config) -> Result<String, StartupError> {
+    use std::fmt::Write;
+    let engine = RuntimeEngine::new(&config.runtime)?;
+    let _ticker = EpochTicker::start(engine.engine.clone());
+    let db =
+        Db::connect_lazy(&config.database.url, 1).map_err(|source| StartupError::Database {
+            url: redact_url(&config.database.url),
+            source,
+        })?;
+    let services = Arc::new(Services::new(db));
+    let packs = load_packs(config, &engine, &services, &HashMap::new()).await?;
+    let routes = build_routes(&packs)?;
+    let mut out = String::new();
+    for pack in &packs {
+        let m = &pack.manifest;
+        let _ = writeln!(out, "{} {} — {}", m.name, m.version, m.description);
+        for (path, method, target) in routes.entries() {
+            if target.owner_name == m.name {
+                let _ = writeln!(
+                    out,
+                    "  {:<7} {:<40} {:<7} {}",
+                    crate::http::routes::method_name(method),
+                    path,
+                    crate::http::routes::access_name(target.access),
+                    target.summary
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A built server, bound and ready to run.
+pub struct Application {
+    listener: TcpListener,
+    state: Arc<AppState>,
+    grace: Duration,
+    _ticker: EpochTicker,
+}
+
+impl Application {
+    /// Everything up to a bound listener; any problem stops here with a message.
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let started = std::time::Instant::now();
+        let engine = RuntimeEngine::new(&config.runtime)?;
+        let ticker = EpochTicker::start(engine.engine.clone());
+        let db = connect(&config).await?;
+        let owned = migrate(&config, &db).await?;
+        let services = Arc::new(Services::new(db));
+        let packs = load_packs(&config, &engine, &services, &owned).await?;
+        let routes = build_routes(&packs)?;
+        let _ = services.catalog.set(catalog(&packs, &routes));
+        let addr = config.bind_addr()?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartupError::Bind { addr, source })?;
+        tracing::info!(
+            addr = %listener.local_addr().unwrap_or(addr),
+            packs = packs.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "ready"
+        );
+        let state = Arc::new(AppState {
+            packs,
+            routes,
+            services,
+            body_limit: config.server.body_limit_bytes,
+        });
+        Ok(Self {
+            listener,
+            state,
+            grace: Duration::from_secs(config.server.shutdown_grace_seconds),
+            _ticker: ticker,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Serve until `shutdown` resolves, then let in-flight requests finish (up to the grace
+    /// period) and close the database.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartupError> {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = tx.send(true);
+        });
+        let mut graceful = rx.clone();
+        let mut grace_rx = rx;
+        let app = router(Arc::clone(&self.state));
+        let serve = axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = graceful.wait_for(|stop| *stop).await;
+            tracing::info!("shutting down: finishing in-flight requests");
+        });
+        let grace = self.grace;
+        let result = tokio::select! {
+            r = serve => r.map_err(StartupError::Serve),
+            _ = async move {
+                let _ = grace_rx.wait_for(|stop| *stop).await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!("grace period over, dropping remaining connections");
+                Ok(())
+            }
+        };
+        self.state.services.db.close().await;
+        tracing::info!("stopped");
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_print() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+}

@@ -1,0 +1,195 @@
+//! `cache`: a shared in-process key/value store with TTLs and windowed counters. Each pack
+//! sees only its own keys (the host prefixes them with the pack name).
+
+use std::collections::HashMap;
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use crate::runtime::State;
+use crate::runtime::bindings::CapabilityError;
+use crate::runtime::bindings::valhalla::pack::cache::{Counter, Host};
+
+/// Entries kept at most; past this, expired entries are swept and new ones skipped.
+const MAX_ENTRIES: usize = 100_000;
+
+struct Entry {
+    value: Vec<u8>,
+    expires: Option<Instant>,
+}
+
+struct Window {
+    value: i64,
+    resets: Instant,
+}
+
+/// The shared cache.
+#[derive(Default)]
+pub struct Cache {
+    entries: RwLock<HashMap<String, Entry>>,
+    counters: Mutex<HashMap<String, Window>>,
+}
+
+impl Cache {
+    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let entries = self.entries.read().ok()?;
+        let entry = entries.get(key)?;
+        match entry.expires {
+            Some(t) if t <= Instant::now() => None,
+            _ => Some(entry.value.clone()),
+        }
+    }
+
+    pub fn set(&self, key: String, value: Vec<u8>, ttl: Option<Duration>) {
+        let Ok(mut entries) = self.entries.write() else {
+            return;
+        };
+        let now = Instant::now();
+        if entries.len() >= MAX_ENTRIES && !entries.contains_key(&key) {
+            entries.retain(|_, e| e.expires.is_none_or(|t| t > now));
+            if entries.len() >= MAX_ENTRIES {
+                tracing::warn!("cache full ({MAX_ENTRIES} entries), not caching");
+                return;
+            }
+        }
+        let expires = ttl.map(|d| now + d);
+        entries.insert(key, Entry { value, expires });
+    }
+
+    pub fn delete(&self, key: &str) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.remove(key);
+        }
+        if let Ok(mut counters) = self.counters.lock() {
+            counters.remove(key);
+        }
+    }
+
+    pub fn delete_prefix(&self, prefix: &str) -> u32 {
+        let mut n = 0u32;
+        if let Ok(mut entries) = self.entries.write() {
+            entries.retain(|k, _| {
+                let keep = !k.starts_with(prefix);
+                n += u32::from(!keep);
+                keep
+            });
+        }
+        if let Ok(mut counters) = self.counters.lock() {
+            counters.retain(|k, _| !k.starts_with(prefix));
+        }
+        n
+    }
+
+    /// Add `delta` to the counter `key`, starting a new window of `window` when the last ended.
+    pub fn incr(&self, key: &str, delta: i64, window: Duration) -> Option<(i64, Duration)> {
+        let mut counters = self.counters.lock().ok()?;
+        let now = Instant::now();
+        if counters.len() >= MAX_ENTRIES && !counters.contains_key(key) {
+            counters.retain(|_, w| w.resets > now);
+        }
+        let w = counters.entry(key.to_string()).or_insert(Window {
+            value: 0,
+            resets: now + window,
+        });
+        if w.resets <= now {
+            w.value = 0;
+            w.resets = now + window;
+        }
+        w.value = w.value.saturating_add(delta);
+        Some((w.value, w.resets - now))
+    }
+}
+
+impl State {
+    fn cache_key(&self, key: &str) -> String {
+        let mut k = String::with_capacity(self.pack.name.len() + 1 + key.len());
+        k.push_str(&self.pack.name);
+        k.push('\u{1f}');
+        k.push_str(key);
+        k
+    }
+}
+
+impl Host for State {
+    async fn get(&mut self, key: String) -> Option<Vec<u8>> {
+        self.pack.services.cache.get(&self.cache_key(&key))
+    }
+
+    async fn set(&mut self, key: String, value: Vec<u8>, ttl_ms: Option<u64>) {
+        let k = self.cache_key(&key);
+        self.pack
+            .services
+            .cache
+            .set(k, value, ttl_ms.map(Duration::from_millis));
+    }
+
+    async fn delete(&mut self, key: String) {
+        self.pack.services.cache.delete(&self.cache_key(&key));
+    }
+
+    async fn delete_prefix(&mut self, prefix: String) -> u32 {
+        self.pack
+            .services
+            .cache
+            .delete_prefix(&self.cache_key(&prefix))
+    }
+
+    async fn incr(
+        &mut self,
+        key: String,
+        delta: i64,
+        window_ms: u64,
+    ) -> Result<Counter, CapabilityError> {
+        if window_ms == 0 {
+            return Err(CapabilityError::Invalid(
+                "window-ms must be greater than 0".into(),
+            ));
+        }
+        let (value, reset) = self
+            .pack
+            .services
+            .cache
+            .incr(
+                &self.cache_key(&key),
+                delta,
+                Duration::from_millis(window_ms),
+            )
+            .ok_or_else(|| CapabilityError::Internal("cache unavailable".into()))?;
+        Ok(Counter {
+            value,
+            reset_ms: reset.as_millis() as u64,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_expires() {
+        let c = Cache::default();
+        c.set("a".into(), b"1".to_vec(), Some(Duration::from_millis(0)));
+        assert_eq!(c.get("a"), None);
+        c.set("b".into(), b"2".to_vec(), None);
+        assert_eq!(c.get("b"), Some(b"2".to_vec()));
+    }
+
+    #[test]
+    fn prefix_delete_counts() {
+        let c = Cache::default();
+        c.set("p:a".into(), vec![], None);
+        c.set("p:b".into(), vec![], None);
+        c.set("q:a".into(), vec![], None);
+        assert_eq!(c.delete_prefix("p:"), 2);
+        assert!(c.get("q:a").is_some());
+    }
+
+    #[test]
+    fn counter_windows() {
+        let c = Cache::default();
+        assert_eq!(c.incr("k", 1, Duration::from_secs(60)).unwrap().0, 1);
+        assert_eq!(c.incr("k", 2, Duration::from_secs(60)).unwrap().0, 3);
+        assert_eq!(c.incr("z", 1, Duration::from_millis(0)).unwrap().0, 1);
+        assert_eq!(c.incr("z", 1, Duration::from_millis(0)).unwrap().0, 1);
+    }
+}

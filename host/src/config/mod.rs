@@ -1,0 +1,374 @@
+//! `config.toml`: typed settings for the server, database, runtime and packs, with `VALHALLA_*`
+//! environment overrides and validation that names the file, key and problem.
+
+mod env;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use env::apply_env_overrides;
+
+/// A configuration problem. Every variant names where it came from.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: `{key}`: {problem}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        problem: String,
+    },
+    #[error("environment variable {var}: {problem}")]
+    Env { var: String, problem: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
+    #[serde(default)]
+    pub packs: BTreeMap<String, PackConfig>,
+    /// Where the file was read from; relative paths are relative to its directory.
+    #[serde(skip)]
+    pub source: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub bind: String,
+    /// Largest request body accepted; bigger is a 413.
+    pub body_limit_bytes: usize,
+    /// How long in-flight requests may take to finish on shutdown.
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8000".into(),
+            body_limit_bytes: 1024 * 1024,
+            shutdown_grace_seconds: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://path/to/file.db` (created if missing) or `postgres://user:pass@host/db`.
+    pub url: String,
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://valhalla.db".into(),
+            max_connections: 16,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// Deadline of one call into a pack (handle or guard).
+    pub deadline_ms: u64,
+    /// Deadline of one scheduled `tick`.
+    pub tick_deadline_ms: u64,
+    /// Linear memory cap per pack instance.
+    pub memory_limit_mib: u64,
+    /// Pack instances that may exist at once (pool size).
+    pub max_instances: u32,
+    /// Where built packs are found: `<packs_dir>/<name>.wasm`.
+    pub packs_dir: PathBuf,
+    /// Per-pack migrations: `<migrations_dir>/<name>/NNNN_*.sql`.
+    pub migrations_dir: PathBuf,
+    /// Compiled-component cache, so a warm start does not recompile.
+    pub cache_dir: PathBuf,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            deadline_ms: 2_000,
+            tick_deadline_ms: 30_000,
+            memory_limit_mib: 64,
+            max_instances: 256,
+            packs_dir: "target/wasm32-wasip2/pack".into(),
+            migrations_dir: "migrations".into(),
+            cache_dir: ".valhalla/compiled".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackConfig {
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+    /// The component; default `<packs_dir>/<name>.wasm`.
+    pub component: Option<PathBuf>,
+    /// Free-form settings handed to the pack as JSON.
+    #[serde(default)]
+    pub settings: toml::Table,
+    #[serde(default)]
+    pub grants: Grants,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+/// What a pack may reach beyond its own tables. Deny by default.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grants {
+    /// URL patterns the pack may call: `https://*.example.com:443`, `http://127.0.0.1:*`.
+    #[serde(default)]
+    pub outbound: Vec<String>,
+}
+
+/// The database engine a URL selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl Config {
+    /// Read, parse, apply `VALHALLA_*` overrides and validate.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config = Self::parse(&text, path)?;
+        apply_env_overrides(&mut config, std::env::vars())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parse `text` as if read from `path` (no environment, no validation).
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().replace('\n', "\n  "),
+        })?;
+        config.source = path.to_path_buf();
+        Ok(config)
+    }
+
+    fn invalid(&self, key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.source.clone(),
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+
+    /// Check what serde cannot: addresses, URLs, limits, pack names and component files.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.bind_addr()?;
+        self.engine()?;
+        if self.server.body_limit_bytes == 0 {
+            return Err(self.invalid("server.body_limit_bytes", "must be greater than 0"));
+        }
+        if self.database.max_connections == 0 {
+            return Err(self.invalid("database.max_connections", "must be greater than 0"));
+        }
+        let rt = &self.runtime;
+        if !(1..=600_000).contains(&rt.deadline_ms) {
+            return Err(self.invalid("runtime.deadline_ms", "must be between 1 and 600000"));
+        }
+        if !(1..=3_600_000).contains(&rt.tick_deadline_ms) {
+            return Err(self.invalid("runtime.tick_deadline_ms", "must be between 1 and 3600000"));
+        }
+        if !(1..=4096).contains(&rt.memory_limit_mib) {
+            return Err(self.invalid("runtime.memory_limit_mib", "must be between 1 and 4096"));
+        }
+        if !(1..=100_000).contains(&rt.max_instances) {
+            return Err(self.invalid("runtime.max_instances", "must be between 1 and 100000"));
+        }
+        for (name, pack) in &self.packs {
+            if !is_pack_name(name) {
+                return Err(self.invalid(
+                    format!("packs.{name}"),
+                    "a pack name is lower-case letters, digits and `_`, starting with a letter",
+                ));
+            }
+            for (i, pattern) in pack.grants.outbound.iter().enumerate() {
+                crate::capabilities::outbound_http::UrlPattern::parse(pattern).map_err(|e| {
+                    self.invalid(format!("packs.{name}.grants.outbound[{i}]"), e.to_string())
+                })?;
+            }
+            if pack.enabled {
+                let component = self.component_path(name);
+                if !component.is_file() {
+                    let key = if pack.component.is_some() {
+                        format!("packs.{name}.component")
+                    } else {
+                        format!("packs.{name}")
+                    };
+                    return Err(self.invalid(
+                        key,
+                        format!(
+                            "component {} not found (build the packs with `cargo xtask build`, or set `component`)",
+                            component.display()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.server.bind.parse().map_err(|_| {
+            self.invalid(
+                "server.bind",
+                format!(
+                    "`{}` is not an address like 127.0.0.1:8000",
+                    self.server.bind
+                ),
+            )
+        })
+    }
+
+    pub fn engine(&self) -> Result<Engine, ConfigError> {
+        let url = &self.database.url;
+        if url.starts_with("sqlite:") {
+            Ok(Engine::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Engine::Postgres)
+        } else {
+            Err(self.invalid("database.url", "must start with sqlite: or postgres://"))
+        }
+    }
+
+    /// A path from the config, relative to the config file's directory.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            return path.to_path_buf();
+        }
+        match self.source.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.join(path),
+            _ => path.to_path_buf(),
+        }
+    }
+
+    pub fn component_path(&self, name: &str) -> PathBuf {
+        match self.packs.get(name).and_then(|p| p.component.as_ref()) {
+            Some(path) => self.resolve(path),
+            None => self
+                .resolve(&self.runtime.packs_dir)
+                .join(format!("{name}.wasm")),
+        }
+    }
+
+    /// Enabled packs, in the order of the file's table (alphabetical).
+    pub fn enabled_packs(&self) -> impl Iterator<Item = (&String, &PackConfig)> {
+        self.packs.iter().filter(|(_, p)| p.enabled)
+    }
+}
+
+/// Lower-case letters, digits and `_`, starting with a letter; at most 64 characters.
+pub fn is_pack_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 64
+        && matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/valhalla/config.toml"))
+    }
+
+    #[test]
+    fn defaults_fill_an_empty_file() {
+        let c = parse("").unwrap();
+        assert_eq!(c.server.bind, "127.0.0.1:8000");
+        assert_eq!(c.engine().unwrap(), Engine::Sqlite);
+        assert!(c.packs.is_empty());
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_key() {
+        let err = parse("[server]\nbnd = \"x\"\n").unwrap_err().to_string();
+        assert!(err.contains("/etc/valhalla/config.toml"), "{err}");
+        assert!(err.contains("bnd"), "{err}");
+    }
+
+    #[test]
+    fn bad_url_names_the_key() {
+        let c = parse("[database]\nurl = \"mysql://x\"\n").unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("database.url"), "{err}");
+    }
+
+    #[test]
+    fn bad_bind_names_the_key() {
+        let c = parse("[server]\nbind = \"localhost\"\n").unwrap();
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("server.bind")
+        );
+    }
+
+    #[test]
+    fn missing_component_names_the_pack() {
+        let c = parse("[packs.nope]\nenabled = true\n").unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("packs.nope") && err.contains("not found"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn disabled_pack_needs_no_component() {
+        let c = parse("[packs.nope]\nenabled = false\n").unwrap();
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn bad_pack_name_is_refused() {
+        let c = parse("[packs.Bad-Name]\nenabled = false\n").unwrap();
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("packs.Bad-Name")
+        );
+    }
+
+    #[test]
+    fn relative_paths_follow_the_file() {
+        let c = parse("").unwrap();
+        assert_eq!(
+            c.component_path("x"),
+            PathBuf::from("/etc/valhalla/target/wasm32-wasip2/pack/x.wasm")
+        );
+    }
+}

@@ -1,0 +1,283 @@
+//! The route table: path templates from every pack's manifest (and the host's own routes),
+//! matched with `matchit`; two owners of one route stop startup naming both.
+
+use std::collections::HashMap;
+
+use crate::runtime::bindings::{Access, Method};
+
+/// Who serves a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// index into the loaded packs
+    Pack(usize),
+    Host(HostRoute),
+}
+
+/// The host's own endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostRoute {
+    Live,
+    Ready,
+}
+
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub owner: Owner,
+    pub owner_name: String,
+    pub access: Access,
+    pub summary: String,
+}
+
+struct PathRoutes {
+    template: String,
+    methods: Vec<(Method, Target)>,
+}
+
+/// A route declared twice, or two templates that cannot be told apart.
+#[derive(Debug, thiserror::Error)]
+#[error("route conflict: {method} {path} is claimed by `{first}` and by `{second}`")]
+pub struct RouteConflict {
+    pub method: String,
+    pub path: String,
+    pub first: String,
+    pub second: String,
+}
+
+/// What a lookup found.
+pub enum Lookup<'a> {
+    Found {
+        template: &'a str,
+        target: &'a Target,
+        params: Vec<(String, String)>,
+    },
+    /// the path exists, not with this method; the `Allow` header value
+    MethodNotAllowed(String),
+    NotFound,
+}
+
+#[derive(Default)]
+pub struct RouteTable {
+    matcher: matchit::Router<usize>,
+    paths: Vec<PathRoutes>,
+    by_template: HashMap<String, usize>,
+}
+
+pub fn method_name(m: Method) -> &'static str {
+    match m {
+        Method::Get => "GET",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Patch => "PATCH",
+        Method::Delete => "DELETE",
+        Method::Head => "HEAD",
+        Method::Options => "OPTIONS",
+    }
+}
+
+pub fn access_name(a: Access) -> &'static str {
+    match a {
+        Access::Public => "public",
+        Access::Read => "read",
+        Access::Write => "write",
+        Access::Admin => "admin",
+    }
+}
+
+/// `/a/{b}/` → `/a/{b}`; rejects what matchit would misread.
+fn normalise(template: &str) -> Option<String> {
+    if !template.starts_with('/') || template.contains("//") || template.contains('*') {
+        return None;
+    }
+    let t = if template.len() > 1 {
+        template.trim_end_matches('/')
+    } else {
+        template
+    };
+    let segments_ok =
+        t.split('/').skip(1).all(
+            |s| match s.strip_prefix('{').and_then(|r| r.strip_suffix('}')) {
+                Some(name) => {
+                    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                }
+                None => !s.contains(['{', '}']),
+            },
+        );
+    segments_ok.then(|| t.to_string())
+}
+
+impl RouteTable {
+    /// Add a route; a second owner of the same method and path is a conflict.
+    pub fn add(
+        &mut self,
+        method: Method,
+        template: &str,
+        target: Target,
+    ) -> Result<(), RouteConflict> {
+        let conflict = |first: String, path: String| RouteConflict {
+            method: method_name(method).to_string(),
+            path,
+            first,
+            second: target.owner_name.clone(),
+        };
+        let Some(path) = normalise(template) else {
+            return Err(RouteConflict {
+                method: method_name(method).into(),
+                path: template.into(),
+                first:
+                    "the route syntax (paths start with `/`, params are whole segments like `{id}`)"
+                        .into(),
+                second: target.owner_name.clone(),
+            });
+        };
+        let index = match self.by_template.get(&path) {
+            Some(&i) => i,
+            None => {
+                let i = self.paths.len();
+                if let Err(e) = self.matcher.insert(path.clone(), i) {
+                    let other = match &e {
+                        matchit::InsertError::Conflict { with } => self
+                            .by_template
+                            .get(with)
+                            .and_then(|&j| self.paths[j].methods.first())
+                            .map(|(_, t)| format!("{} (as {with})", t.owner_name))
+                            .unwrap_or_else(|| with.clone()),
+                        other => other.to_string(),
+                    };
+                    return Err(conflict(other, path));
+                }
+                self.paths.push(PathRoutes {
+                    template: path.clone(),
+                    methods: Vec::new(),
+                });
+                self.by_template.insert(path.clone(), i);
+                i
+            }
+        };
+        let routes = &mut self.paths[index];
+        if let Some((_, existing)) = routes.methods.iter().find(|(m, _)| *m == method) {
+            return Err(conflict(existing.owner_name.clone(), path));
+        }
+        routes.methods.push((method, target));
+        Ok(())
+    }
+
+    /// Find the route for `method` on `path` (trailing slash already removed).
+    pub fn lookup(&self, method: Option<Method>, path: &str) -> Lookup<'_> {
+        let Ok(matched) = self.matcher.at(path) else {
+            return Lookup::NotFound;
+        };
+        let routes = &self.paths[*matched.value];
+        let found = method.and_then(|m| routes.methods.iter().find(|(rm, _)| *rm == m));
+        match found {
+            Some((_, target)) => Lookup::Found {
+                template: &routes.template,
+                target,
+                params: matched
+                    .params
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), percent_decode(v)))
+                    .collect(),
+            },
+            None => Lookup::MethodNotAllowed(self.allow(routes)),
+        }
+    }
+
+    fn allow(&self, routes: &PathRoutes) -> String {
+        let mut names: Vec<&str> = routes
+            .methods
+            .iter()
+            .map(|(m, _)| method_name(*m))
+            .collect();
+        if routes.methods.iter().any(|(m, _)| *m == Method::Get) {
+            names.push("HEAD");
+        }
+        names.push("OPTIONS");
+        names.join(", ")
+    }
+
+    /// Every route, sorted by path then method.
+    pub fn entries(&self) -> Vec<(&str, Method, &Target)> {
+        let mut all: Vec<_> = self
+            .paths
+            .iter()
+            .flat_map(|p| {
+                p.methods
+                    .iter()
+                    .map(move |(m, t)| (p.template.as_str(), *m, t))
+            })
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(b.0).then(method_name(a.1).cmp(method_name(b.1))));
+        all
+    }
+}
+
+pub fn percent_decode(raw: &str) -> String {
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(owner: &str) -> Target {
+        Target {
+            owner: Owner::Pack(0),
+            owner_name: owner.into(),
+            access: Access::Public,
+            summary: String::new(),
+        }
+    }
+
+    #[test]
+    fn finds_routes_and_params() {
+        let mut t = RouteTable::default();
+        t.add(Method::Get, "/system/config", target("a")).unwrap();
+        t.add(Method::Get, "/system/config/{key}", target("a"))
+            .unwrap();
+        t.add(Method::Delete, "/system/config/{key}/", target("a"))
+            .unwrap();
+        match t.lookup(Some(Method::Get), "/system/config/a%20b") {
+            Lookup::Found {
+                template, params, ..
+            } => {
+                assert_eq!(template, "/system/config/{key}");
+                assert_eq!(params, [("key".to_string(), "a b".to_string())]);
+            }
+            _ => panic!("not found"),
+        }
+        match t.lookup(Some(Method::Post), "/system/config/x") {
+            Lookup::MethodNotAllowed(allow) => assert_eq!(allow, "GET, DELETE, HEAD, OPTIONS"),
+            _ => panic!("expected 405"),
+        }
+        assert!(matches!(
+            t.lookup(Some(Method::Get), "/nope"),
+            Lookup::NotFound
+        ));
+    }
+
+    #[test]
+    fn same_route_twice_names_both_owners() {
+        let mut t = RouteTable::default();
+        t.add(Method::Get, "/x/{id}", target("first")).unwrap();
+        let e = t
+            .add(Method::Get, "/x/{id}/", target("second"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("first") && e.contains("second"), "{e}");
+        let e = t
+            .add(Method::Post, "/x/{other}", target("third"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("first") && e.contains("third"), "{e}");
+    }
+
+    #[test]
+    fn bad_templates_are_refused() {
+        let mut t = RouteTable::default();
+        assert!(t.add(Method::Get, "no-slash", target("a")).is_err());
+        assert!(t.add(Method::Get, "/a/{b}c", target("a")).is_err());
+        assert!(t.add(Method::Get, "/a/*rest", target("a")).is_err());
+    }
+}

@@ -1,0 +1,22 @@
+//! Valhalla: an operations API server whose every feature is a WebAssembly pack.
+//!
+//! # Layout
+//! - [`config`]: `config.toml` and `VALHALLA_*` overrides, validated;
+//! - [`storage`]: the database (SQLite or PostgreSQL), per-pack migrations, the table sandbox;
+//! - [`runtime`]: wasmtime engine, compiled-pack cache, fresh instance per call, deadlines;
+//! - [`capabilities`]: the host side of each WIT import (`store`, `cache`, `log`, `host`,
+//!   `packs`, `outbound-http`);
+//! - [`http`]: request ids, the route table, dispatch, health, problem+json;
+//! - [`services`]: what the capabilities share (database, cache, catalogue);
+//! - [`app`]: startup order and graceful shutdown ([`Application`]).
+
+pub mod app;
+pub mod capabilities;
+pub mod config;
+pub mod http;
+pub mod runtime;
+pub mod services;
+pub mod storage;
+
+pub use app::{Application, StartupError};
+pub use config::Config;

@@ -1,0 +1,134 @@
+//! The `valhalla` command: parse the CLI, load the config, hand over to the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use valhalla::{Application, Config, app};
+
+#[derive(Parser)]
+#[command(
+    name = "valhalla",
+    version,
+    about = "Operations API server whose features are WebAssembly packs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+        /// Listen here instead of `server.bind`.
+        #[arg(long)]
+        bind: Option<String>,
+    },
+    /// List the enabled packs and their routes.
+    Packs {
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+    },
+    /// Apply the enabled packs' migrations and exit.
+    Migrate {
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+    },
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VALHALLA_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("VALHALLA_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Serve { config, bind } => {
+            let mut config = Config::load(&config).map_err(|e| e.to_string())?;
+            if let Some(bind) = bind {
+                config.server.bind = bind;
+                config.validate().map_err(|e| e.to_string())?;
+            }
+            let app = Application::build(config)
+                .await
+                .map_err(|e| e.to_string())?;
+            app.run_until_stopped(shutdown_signal())
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Command::Packs { config } => {
+            let config = Config::load(&config).map_err(|e| e.to_string())?;
+            let listing = app::describe_packs(&config)
+                .await
+                .map_err(|e| e.to_string())?;
+            print!("{listing}");
+            Ok(())
+        }
+        Command::Migrate { config } => {
+            let config = Config::load(&config).map_err(|e| e.to_string())?;
+            let db = app::connect(&config).await.map_err(|e| e.to_string())?;
+            app::migrate(&config, &db)
+                .await
+                .map_err(|e| e.to_string())?;
+            db.close().await;
+            println!("migrations applied");
+            Ok(())
+        }
+    }
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

@@ -1,0 +1,15 @@
+//! The WebAssembly runtime: one engine with a pooling allocator and epoch deadlines, packs
+//! compiled once (and cached on disk), and a fresh instance for every call.
+
+pub mod bindings;
+mod compile_cache;
+mod engine;
+mod error;
+mod pack;
+mod state;
+
+pub use compile_cache::load_component;
+pub use engine::{EpochTicker, RuntimeEngine};
+pub use error::{PackError, RuntimeError};
+pub use pack::{CallKind, LoadedPack};
+pub use state::{CallContext, PackContext, State};

@@ -1,0 +1,97 @@
+//! What a store carries: the pack's shared context, this call's context (request id,
+//! principal), the memory limiter and a sandboxed WASI context (no files, no network, no env).
+
+use std::sync::Arc;
+
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::Principal;
+use crate::capabilities::outbound_http::UrlPattern;
+use crate::services::Services;
+use crate::storage::table_access::TableAccess;
+
+/// Everything about one loaded pack that its instances share.
+pub struct PackContext {
+    pub name: String,
+    /// `[packs.<name>.settings]` as a JSON object.
+    pub settings_json: String,
+    pub tables: TableAccess,
+    pub outbound: Vec<UrlPattern>,
+    pub services: Arc<Services>,
+}
+
+/// Who and what one call is for.
+#[derive(Debug, Clone, Default)]
+pub struct CallContext {
+    pub request_id: String,
+    pub principal: Option<Principal>,
+}
+
+/// Caps linear memory; remembers a refusal so a trap can be reported as out-of-memory.
+pub struct MemoryLimiter {
+    pub limit: usize,
+    pub exceeded: bool,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let ok = desired <= self.limit;
+        self.exceeded |= !ok;
+        Ok(ok)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1 << 20)
+    }
+}
+
+/// The data of one store (one call).
+pub struct State {
+    pub pack: Arc<PackContext>,
+    pub call: CallContext,
+    pub limiter: MemoryLimiter,
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl State {
+    pub fn new(pack: Arc<PackContext>, call: CallContext, memory_limit: usize) -> Self {
+        Self {
+            pack,
+            call,
+            limiter: MemoryLimiter {
+                limit: memory_limit,
+                exceeded: false,
+            },
+            // No preopened directories, no environment, no sockets: std's WASI imports
+            // resolve, but reach nothing.
+            wasi: WasiCtx::builder()
+                .allow_tcp(false)
+                .allow_udp(false)
+                .allow_ip_name_lookup(false)
+                .build(),
+            table: ResourceTable::new(),
+        }
+    }
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}

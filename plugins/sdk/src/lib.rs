@@ -1,0 +1,95 @@
+//! The guest SDK for Valhalla packs: a pack declares its routes and writes handlers and SQL;
+//! this crate turns that into the `valhalla:pack` component exports.
+//!
+//! # Layout
+//! - [`pack`]: the [`Pack`] declaration (routes, guard, schedule) and the export glue;
+//! - [`request`]: the incoming [`Request`] (params, query, typed JSON bodies);
+//! - [`response`]: [`Response`] builders;
+//! - [`problem`]: RFC 9457 [`Problem`] errors with field-level details;
+//! - [`validate`]: the [`Validate`] trait and its [`Validator`];
+//! - [`db`]: typed, parameterised SQL through the host's `store`;
+//! - [`cache`], [`log`], [`host`]: the other host capabilities;
+//! - [`clock`]: RFC 3339 timestamps and UUID v7 ids.
+//!
+//! ```ignore
+//! use valhalla_sdk::prelude::*;
+//!
+//! fn pack() -> Pack {
+//!     Pack::new("hello", env!("CARGO_PKG_VERSION"), "Says hello")
+//!         .get("/hello/{name}", Access::Public, "Greet someone", hello)
+//! }
+//!
+//! fn hello(req: &Request) -> Result<Response, Problem> {
+//!     Response::ok(&serde_json::json!({ "hello": req.param("name")? }))
+//! }
+//!
+//! valhalla_sdk::export_pack!(pack);
+//! ```
+
+/// Generated bindings of the `valhalla:pack` world (one copy of the WIT, in `wit/`).
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "pack",
+        pub_export_macro: true,
+        export_macro_name: "export_bindings",
+        default_bindings_module: "valhalla_sdk::bindings",
+    });
+}
+
+pub mod cache;
+pub mod clock;
+pub mod db;
+pub mod host;
+pub mod log;
+pub mod pack;
+pub mod problem;
+pub mod request;
+pub mod response;
+pub mod validate;
+
+pub use bindings::valhalla::pack::types::{Access, Method};
+pub use pack::{GuardSpec, Pack};
+pub use problem::{FieldError, Problem};
+pub use request::{Page, Request};
+pub use response::Response;
+pub use validate::{Validate, Validator};
+
+/// Everything a pack usually needs.
+pub mod prelude {
+    pub use crate::db::{self, Row};
+    pub use crate::{
+        Access, FieldError, GuardSpec, Method, Pack, Page, Problem, Request, Response, Validate,
+        Validator, cache, clock, host, log, params,
+    };
+    pub use serde::{Deserialize, Serialize};
+}
+
+/// Export a pack: `export_pack!(pack)` where `fn pack() -> Pack` declares it.
+#[macro_export]
+macro_rules! export_pack {
+    ($declare:path) => {
+        struct __ValhallaPack;
+
+        impl $crate::bindings::Guest for __ValhallaPack {
+            fn manifest() -> $crate::bindings::valhalla::pack::types::Manifest {
+                $declare().manifest()
+            }
+            fn handle(
+                request: $crate::bindings::valhalla::pack::types::Request,
+            ) -> $crate::bindings::valhalla::pack::types::Response {
+                $declare().handle(request)
+            }
+            fn guard(
+                request: $crate::bindings::valhalla::pack::types::Request,
+            ) -> $crate::bindings::valhalla::pack::types::Decision {
+                $declare().guard_request(request)
+            }
+            fn tick() -> ::core::result::Result<::std::string::String, ::std::string::String> {
+                $declare().tick()
+            }
+        }
+
+        $crate::bindings::export_bindings!(__ValhallaPack with_types_in $crate::bindings);
+    };
+}

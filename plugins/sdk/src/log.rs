@@ -1,0 +1,44 @@
+//! Structured logs and audit events through the host's `log`.
+
+use serde::Serialize;
+
+use crate::bindings::valhalla::pack::log as host_log;
+use host_log::Level;
+
+pub fn debug(message: &str) {
+    host_log::log(Level::Debug, message, &[]);
+}
+pub fn info(message: &str) {
+    host_log::log(Level::Info, message, &[]);
+}
+pub fn warn(message: &str) {
+    host_log::log(Level::Warn, message, &[]);
+}
+pub fn error(message: &str) {
+    host_log::log(Level::Error, message, &[]);
+}
+
+/// A log line with structured fields.
+pub fn with_fields(level: Level, message: &str, fields: &[(&str, &str)]) {
+    let fields: Vec<(String, String)> = fields
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+        .collect();
+    host_log::log(level, message, &fields);
+}
+
+/// Record an audit event: `action` on `target`, with the state before and after as JSON. The
+/// host adds who did it, when, and the request id.
+pub fn audit<B: Serialize, A: Serialize>(
+    action: &str,
+    target: &str,
+    before: Option<&B>,
+    after: Option<&A>,
+) {
+    host_log::audit(&host_log::AuditEvent {
+        action: action.to_string(),
+        target: target.to_string(),
+        before: before.and_then(|b| serde_json::to_string(b).ok()),
+        after: after.and_then(|a| serde_json::to_string(a).ok()),
+    });
+}

@@ -1,0 +1,224 @@
+//! The pack declaration: one table of routes that is both the manifest the host reads and the
+//! router that dispatches requests, plus the optional guard and schedule.
+
+use crate::bindings::valhalla::pack::types as wit;
+use crate::problem::Problem;
+use crate::request::Request;
+use crate::response::Response;
+use wit::{Access, Method};
+
+/// A route handler.
+pub type Handler = fn(&Request) -> Result<Response, Problem>;
+/// A guard: `Ok(None)` lets the request proceed, `Ok(Some(response))` answers it.
+pub type GuardFn = fn(&Request) -> Result<wit::Decision, Problem>;
+/// Scheduled work: a short report, or why it failed.
+pub type TickFn = fn() -> Result<String, String>;
+
+struct Route {
+    method: Method,
+    path: &'static str,
+    summary: &'static str,
+    access: Access,
+    handler: Handler,
+}
+
+/// Which requests a guard sees (the host skips the rest without calling the pack).
+#[derive(Debug, Clone, Default)]
+pub struct GuardSpec {
+    pub order: i32,
+    pub methods: Vec<Method>,
+    pub path_prefixes: Vec<String>,
+}
+
+/// A pack: name, version, routes, optional guard and schedule.
+pub struct Pack {
+    name: &'static str,
+    version: &'static str,
+    description: &'static str,
+    routes: Vec<Route>,
+    guard: Option<(GuardSpec, GuardFn)>,
+    schedule: Option<(u64, TickFn)>,
+}
+
+impl Pack {
+    pub fn new(name: &'static str, version: &'static str, description: &'static str) -> Self {
+        Self {
+            name,
+            version,
+            description,
+            routes: Vec::new(),
+            guard: None,
+            schedule: None,
+        }
+    }
+
+    /// Serve `method path` with `handler`; `path` is a template like `/items/{id}`.
+    pub fn route(
+        mut self,
+        method: Method,
+        path: &'static str,
+        access: Access,
+        summary: &'static str,
+        handler: Handler,
+    ) -> Self {
+        self.routes.push(Route {
+            method,
+            path,
+            summary,
+            access,
+            handler,
+        });
+        self
+    }
+
+    pub fn get(
+        self,
+        path: &'static str,
+        access: Access,
+        summary: &'static str,
+        h: Handler,
+    ) -> Self {
+        self.route(Method::Get, path, access, summary, h)
+    }
+    pub fn post(
+        self,
+        path: &'static str,
+        access: Access,
+        summary: &'static str,
+        h: Handler,
+    ) -> Self {
+        self.route(Method::Post, path, access, summary, h)
+    }
+    pub fn put(
+        self,
+        path: &'static str,
+        access: Access,
+        summary: &'static str,
+        h: Handler,
+    ) -> Self {
+        self.route(Method::Put, path, access, summary, h)
+    }
+    pub fn patch(
+        self,
+        path: &'static str,
+        access: Access,
+        summary: &'static str,
+        h: Handler,
+    ) -> Self {
+        self.route(Method::Patch, path, access, summary, h)
+    }
+    pub fn delete(
+        self,
+        path: &'static str,
+        access: Access,
+        summary: &'static str,
+        h: Handler,
+    ) -> Self {
+        self.route(Method::Delete, path, access, summary, h)
+    }
+
+    /// Declare a guard run on matching requests before their route.
+    pub fn guard(mut self, spec: GuardSpec, guard: GuardFn) -> Self {
+        self.guard = Some((spec, guard));
+        self
+    }
+
+    /// Declare scheduled work every `interval_ms`.
+    pub fn schedule(mut self, interval_ms: u64, tick: TickFn) -> Self {
+        self.schedule = Some((interval_ms, tick));
+        self
+    }
+
+    /// The manifest the host reads at startup.
+    pub fn manifest(&self) -> wit::Manifest {
+        wit::Manifest {
+            name: self.name.into(),
+            version: self.version.into(),
+            description: self.description.into(),
+            routes: self
+                .routes
+                .iter()
+                .map(|r| wit::Route {
+                    method: r.method,
+                    path: r.path.into(),
+                    summary: r.summary.into(),
+                    access: r.access,
+                    request_schema: None,
+                    response_schema: None,
+                })
+                .collect(),
+            guard: self.guard.as_ref().map(|(spec, _)| wit::GuardSpec {
+                order: spec.order,
+                methods: spec.methods.clone(),
+                path_prefixes: spec.path_prefixes.clone(),
+            }),
+            schedule: self
+                .schedule
+                .map(|(interval_ms, _)| wit::Schedule { interval_ms }),
+        }
+    }
+
+    /// Dispatch a request to the route the host matched.
+    pub fn handle(&self, request: wit::Request) -> wit::Response {
+        let found = self
+            .routes
+            .iter()
+            .find(|r| r.method == request.method && r.path == request.route);
+        let request = Request::new(request);
+        let result = match found {
+            Some(route) => (route.handler)(&request),
+            None => Err(Problem::not_found(format!(
+                "pack `{}` has no route {} {}",
+                self.name,
+                method_name(request.method()),
+                request.route()
+            ))),
+        };
+        result
+            .unwrap_or_else(|p| p.into_response(request.request_id(), request.path()))
+            .into_wit()
+    }
+
+    /// Run the guard; a pack without one lets everything through.
+    pub fn guard_request(&self, request: wit::Request) -> wit::Decision {
+        let Some((_, guard)) = &self.guard else {
+            return proceed();
+        };
+        let request = Request::new(request);
+        guard(&request).unwrap_or_else(|p| {
+            wit::Decision::Respond(
+                p.into_response(request.request_id(), request.path())
+                    .into_wit(),
+            )
+        })
+    }
+
+    /// Run the scheduled work; a pack without a schedule has nothing to do.
+    pub fn tick(&self) -> Result<String, String> {
+        match &self.schedule {
+            Some((_, tick)) => tick(),
+            None => Ok(String::new()),
+        }
+    }
+}
+
+/// The decision that lets a request go on unchanged.
+pub fn proceed() -> wit::Decision {
+    wit::Decision::Proceed(wit::Proceed {
+        principal: None,
+        headers: Vec::new(),
+    })
+}
+
+/// `GET`, `POST` ...
+pub fn method_name(m: Method) -> &'static str {
+    match m {
+        Method::Get => "GET",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Patch => "PATCH",
+        Method::Delete => "DELETE",
+        Method::Head => "HEAD",
+        Method::Options => "OPTIONS",
+    }
+}

@@ -1,0 +1,155 @@
+//! RFC 9457 problem details as a pack returns them: status, title, detail, field errors.
+
+use serde::Serialize;
+
+use crate::response::Response;
+
+/// One invalid field of a request: `{"field": "key", "message": "must not be empty"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// An error answer. Handlers return `Err(Problem)`; the SDK renders it as
+/// `application/problem+json` with the request id and the path as `instance`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub status: u16,
+    /// short slug for the `type` URI: `not-found`, `validation` ...
+    pub kind: &'static str,
+    pub title: &'static str,
+    pub detail: String,
+    pub errors: Vec<FieldError>,
+}
+
+impl Problem {
+    pub fn new(
+        status: u16,
+        kind: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            kind,
+            title,
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(400, "bad-request", "Bad Request", detail)
+    }
+    pub fn malformed_json(detail: impl Into<String>) -> Self {
+        Self::new(400, "malformed-json", "Malformed JSON", detail)
+    }
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(401, "unauthorized", "Unauthorized", detail)
+    }
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(403, "forbidden", "Forbidden", detail)
+    }
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(404, "not-found", "Not Found", detail)
+    }
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(409, "conflict", "Conflict", detail)
+    }
+    pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
+        Self::new(
+            415,
+            "unsupported-media-type",
+            "Unsupported Media Type",
+            detail,
+        )
+    }
+    /// 422 with the list of invalid fields.
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let detail = match errors.as_slice() {
+            [one] => format!("invalid field `{}`: {}", one.field, one.message),
+            many => format!("{} invalid fields", many.len()),
+        };
+        Self {
+            errors,
+            ..Self::new(422, "validation", "Unprocessable Content", detail)
+        }
+    }
+    /// 422 for one field.
+    pub fn invalid_field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::validation(vec![FieldError::new(field, message)])
+    }
+    /// 500. The detail goes to the client: never put internals in it.
+    pub fn internal(detail: impl Into<String>) -> Self {
+        Self::new(500, "internal", "Internal Server Error", detail)
+    }
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(503, "unavailable", "Service Unavailable", detail)
+    }
+
+    /// The problem+json response for the request `request_id` at `instance`.
+    pub fn into_response(self, request_id: &str, instance: &str) -> Response {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            #[serde(rename = "type")]
+            kind: String,
+            title: &'a str,
+            status: u16,
+            detail: &'a str,
+            instance: &'a str,
+            request_id: &'a str,
+            #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
+            errors: &'a [FieldError],
+        }
+        let body = Body {
+            kind: format!("urn:valhalla:problem:{}", self.kind),
+            title: self.title,
+            status: self.status,
+            detail: &self.detail,
+            instance,
+            request_id,
+            errors: &self.errors,
+        };
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        Response::raw(self.status, "application/problem+json", bytes)
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status, self.title, self.detail)
+    }
+}
+
+impl std::error::Error for Problem {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_problem_json_with_fields() {
+        let resp = Problem::invalid_field("key", "must not be empty").into_response("rid-1", "/x");
+        assert_eq!(resp.status, 422);
+        let body: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+        assert_eq!(body["type"], "urn:valhalla:problem:validation");
+        assert_eq!(body["request_id"], "rid-1");
+        assert_eq!(body["instance"], "/x");
+        assert_eq!(body["errors"][0]["field"], "key");
+        assert!(
+            resp.headers
+                .iter()
+                .any(|(n, v)| n == "content-type" && v == "application/problem+json")
+        );
+    }
+}

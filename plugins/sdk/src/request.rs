@@ -1,0 +1,250 @@
+//! The incoming request as a handler sees it: path params, query, headers and typed JSON bodies.
+
+use serde::de::DeserializeOwned;
+
+use crate::bindings::valhalla::pack::types as wit;
+use crate::problem::{FieldError, Problem};
+use crate::validate::{Validate, Validator};
+
+pub use wit::Principal;
+
+/// Default and maximum page sizes for list endpoints.
+pub const DEFAULT_LIMIT: i64 = 50;
+pub const MAX_LIMIT: i64 = 1000;
+
+/// A request routed to one of the pack's routes.
+pub struct Request {
+    inner: wit::Request,
+}
+
+/// `limit`/`offset` of a list request, validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub limit: i64,
+    pub offset: i64,
+}
+
+impl Request {
+    pub(crate) fn new(inner: wit::Request) -> Self {
+        Self { inner }
+    }
+
+    pub fn method(&self) -> wit::Method {
+        self.inner.method
+    }
+    pub fn path(&self) -> &str {
+        &self.inner.path
+    }
+    /// The matched route template, e.g. `/system/config/{key}`.
+    pub fn route(&self) -> &str {
+        &self.inner.route
+    }
+    pub fn request_id(&self) -> &str {
+        &self.inner.request_id
+    }
+    pub fn principal(&self) -> Option<&Principal> {
+        self.inner.principal.as_ref()
+    }
+    pub fn client_ip(&self) -> &str {
+        &self.inner.client_ip
+    }
+    pub fn body(&self) -> &[u8] {
+        &self.inner.body
+    }
+
+    /// A header by (case-insensitive) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.inner
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The value of the route's `{name}` parameter.
+    pub fn param(&self, name: &str) -> Result<&str, Problem> {
+        self.inner
+            .params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .ok_or_else(|| Problem::internal(format!("route has no parameter `{name}`")))
+    }
+
+    /// The first query value named `name`.
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.inner
+            .query
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A query value parsed as `T`; a value that does not parse is a 422 naming the parameter.
+    pub fn query_as<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, Problem> {
+        match self.query(name) {
+            None => Ok(None),
+            Some(raw) => raw
+                .parse()
+                .map(Some)
+                .map_err(|_| Problem::invalid_field(name, format!("`{raw}` is not a valid value"))),
+        }
+    }
+
+    /// `limit` (1..=1000, default 50) and `offset` (>= 0, default 0).
+    pub fn page(&self) -> Result<Page, Problem> {
+        let mut errors = Vec::new();
+        let limit = self.query_as::<i64>("limit").unwrap_or_else(|p| {
+            errors.extend(p.errors);
+            None
+        });
+        let offset = self.query_as::<i64>("offset").unwrap_or_else(|p| {
+            errors.extend(p.errors);
+            None
+        });
+        let limit = limit.unwrap_or(DEFAULT_LIMIT);
+        let offset = offset.unwrap_or(0);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            errors.push(FieldError::new(
+                "limit",
+                format!("must be between 1 and {MAX_LIMIT}"),
+            ));
+        }
+        if offset < 0 {
+            errors.push(FieldError::new("offset", "must not be negative"));
+        }
+        if errors.is_empty() {
+            Ok(Page { limit, offset })
+        } else {
+            Err(Problem::validation(errors))
+        }
+    }
+
+    /// The body as JSON of type `T`, checked by `T::validate`.
+    ///
+    /// Not JSON at all is a 400; a wrong type, a missing or unknown field, or a failed check is
+    /// a 422 that names every field it can.
+    pub fn json<T: DeserializeOwned + Validate>(&self) -> Result<T, Problem> {
+        if let Some(ct) = self.header("content-type")
+            && !ct.to_ascii_lowercase().contains("json")
+        {
+            return Err(Problem::unsupported_media_type(format!(
+                "expected a JSON body, got content type `{ct}`"
+            )));
+        }
+        let value = parse_json::<T>(&self.inner.body)?;
+        let mut validator = Validator::default();
+        value.validate(&mut validator);
+        validator.finish()?;
+        Ok(value)
+    }
+}
+
+/// Parse `body` as `T`, turning serde's errors into problems.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(Problem::malformed_json("a JSON body is required"));
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let result: Result<T, _> = serde_path_to_error::deserialize(&mut de);
+    let value = match result {
+        Ok(value) => value,
+        Err(err) => return Err(problem_from_serde(err)),
+    };
+    de.end().map_err(|e| {
+        Problem::malformed_json(format!("trailing characters after the JSON value: {e}"))
+    })?;
+    Ok(value)
+}
+
+fn problem_from_serde(err: serde_path_to_error::Error<serde_json::Error>) -> Problem {
+    let path = err.path().to_string();
+    let inner = err.into_inner();
+    if !inner.is_data() {
+        return Problem::malformed_json(format!("the body is not valid JSON: {inner}"));
+    }
+    let message = strip_position(&inner.to_string());
+    // serde reports a missing field at the parent: name the field itself.
+    let field = match backticked(&message, "missing field `") {
+        Some(name) => join_path(&path, name),
+        None => match backticked(&message, "unknown field `") {
+            Some(name) => join_path(&path, name),
+            None if path == "." => "body".to_string(),
+            None => path,
+        },
+    };
+    Problem::invalid_field(field, message)
+}
+
+fn join_path(parent: &str, name: &str) -> String {
+    if parent == "." {
+        name.to_string()
+    } else {
+        format!("{parent}.{name}")
+    }
+}
+
+fn backticked<'a>(message: &'a str, prefix: &str) -> Option<&'a str> {
+    let rest = message.strip_prefix(prefix)?;
+    rest.split('`').next()
+}
+
+fn strip_position(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        #[allow(dead_code)]
+        key: String,
+        #[allow(dead_code)]
+        n: Option<i64>,
+    }
+
+    #[test]
+    fn syntax_error_is_400() {
+        let p = parse_json::<Body>(b"{\"key\":").unwrap_err();
+        assert_eq!(p.status, 400);
+    }
+
+    #[test]
+    fn empty_body_is_400() {
+        assert_eq!(parse_json::<Body>(b"  ").unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn missing_field_names_it() {
+        let p = parse_json::<Body>(b"{}").unwrap_err();
+        assert_eq!(p.status, 422);
+        assert_eq!(p.errors[0].field, "key");
+    }
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let p = parse_json::<Body>(b"{\"key\":\"a\",\"n\":\"x\"}").unwrap_err();
+        assert_eq!(p.status, 422);
+        assert_eq!(p.errors[0].field, "n");
+    }
+
+    #[test]
+    fn unknown_field_names_it() {
+        let p = parse_json::<Body>(b"{\"key\":\"a\",\"zzz\":1}").unwrap_err();
+        assert_eq!(p.errors[0].field, "zzz");
+    }
+
+    #[test]
+    fn not_an_object_is_422_on_body() {
+        let p = parse_json::<Body>(b"[1,2]").unwrap_err();
+        assert_eq!(p.status, 422);
+        assert_eq!(p.errors[0].field, "body");
+    }
+}
