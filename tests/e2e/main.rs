@@ -1,1 +1,9 @@
+//! End-to-end tests: the real `valhalla` host with the real built packs, a real database
+//! (SQLite file; PostgreSQL when `VALHALLA_TEST_POSTGRES_URL` is set, as `cargo xtask test`
+//! does), over real HTTP. `TEST_LOG=valhalla=debug` shows the host's logs.
 
+mod harness;
+mod http_basics;
+mod runtime_faults;
+mod startup;
+mod system_config;

@@ -81,7 +81,9 @@ fn store(path: &Path, bytes: &[u8], stem: &str) -> std::io::Result<()> {
             let _ = std::fs::remove_file(&old);
         }
     }
-    let tmp = dir.join(format!(".{stem}.{}.tmp", std::process::id()));
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{stem}.{}.{seq}.tmp", std::process::id()));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
 }

@@ -132,11 +132,25 @@ impl Request {
                 "expected a JSON body, got content type `{ct}`"
             )));
         }
-        let value = parse_json::<T>(&self.inner.body)?;
+        let value = parse_json_object::<T>(&self.inner.body)?;
         let mut validator = Validator::default();
         value.validate(&mut validator);
         validator.finish()?;
         Ok(value)
+    }
+}
+
+/// Parse `body`, which must be a JSON object, as `T` (serde would also fill a struct from an
+/// array, which no client means).
+pub fn parse_json_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') | None => parse_json(body),
+        Some(_) => match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+            Err(e) => Err(Problem::malformed_json(format!(
+                "the body is not valid JSON: {e}"
+            ))),
+            Ok(_) => Err(Problem::invalid_field("body", "must be a JSON object")),
+        },
     }
 }
 
@@ -149,7 +163,15 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
     let result: Result<T, _> = serde_path_to_error::deserialize(&mut de);
     let value = match result {
         Ok(value) => value,
-        Err(err) => return Err(problem_from_serde(err)),
+        Err(err) => {
+            // A body that is not JSON at all is a 400 even when the fields went wrong first.
+            if let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+                return Err(Problem::malformed_json(format!(
+                    "the body is not valid JSON: {syntax}"
+                )));
+            }
+            return Err(problem_from_serde(err));
+        }
     };
     de.end().map_err(|e| {
         Problem::malformed_json(format!("trailing characters after the JSON value: {e}"))
@@ -168,8 +190,10 @@ fn problem_from_serde(err: serde_path_to_error::Error<serde_json::Error>) -> Pro
     let field = match backticked(&message, "missing field `") {
         Some(name) => join_path(&path, name),
         None => match backticked(&message, "unknown field `") {
+            // serde_path_to_error already ends the path with the unknown field
+            Some(name) if path == name || path.ends_with(&format!(".{name}")) => path,
             Some(name) => join_path(&path, name),
-            None if path == "." => "body".to_string(),
+            None if path == "." || path == "?" => "body".to_string(),
             None => path,
         },
     };
@@ -217,6 +241,11 @@ mod tests {
     }
 
     #[test]
+    fn trailing_garbage_is_400_even_with_missing_fields() {
+        assert_eq!(parse_json::<Body>(b"{} trailing").unwrap_err().status, 400);
+    }
+
+    #[test]
     fn empty_body_is_400() {
         assert_eq!(parse_json::<Body>(b"  ").unwrap_err().status, 400);
     }
@@ -243,7 +272,7 @@ mod tests {
 
     #[test]
     fn not_an_object_is_422_on_body() {
-        let p = parse_json::<Body>(b"[1,2]").unwrap_err();
+        let p = parse_json_object::<Body>(b"[\"k\", 1]").unwrap_err();
         assert_eq!(p.status, 422);
         assert_eq!(p.errors[0].field, "body");
     }

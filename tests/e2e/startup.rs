@@ -1,0 +1,158 @@
+//! Startup: a broken config or an edited migration stops the server with a message naming
+//! what is wrong and a non-zero exit; the `packs` and `migrate` commands.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::harness::{Engine, TestApp, TestDb, config, packs_dir, root};
+
+/// Run `valhalla ARGS` and answer (exit code, stdout, stderr).
+fn valhalla(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_valhalla"))
+        .args(args)
+        .env_remove("VALHALLA_DATABASE_URL")
+        .env("VALHALLA_LOG", "warn")
+        .output()
+        .expect("run valhalla");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A config file in `dir` with `body` appended to settings that point at the built packs.
+fn write_config(dir: &Path, body: &str) -> String {
+    let text = format!(
+        "[database]\nurl = \"sqlite://{db}\"\n[runtime]\npacks_dir = \"{packs}\"\nmigrations_dir = \"{migrations}\"\ncache_dir = \"{cache}\"\n{body}",
+        db = dir.join("v.db").display(),
+        packs = packs_dir().display(),
+        migrations = root().join("migrations").display(),
+        cache = root().join("target/valhalla-test-cache").display(),
+    );
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+fn assert_refused(body: &str, expected: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), body);
+    let (code, _, stderr) = valhalla(&["serve", "--config", &path, "--bind", "127.0.0.1:0"]);
+    assert_eq!(code, 1, "stderr: {stderr}");
+    assert!(stderr.contains(&path), "names the file: {stderr}");
+    for e in expected {
+        assert!(stderr.contains(e), "expected `{e}` in: {stderr}");
+    }
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_broken_config_stops_startup_with_a_message() {
+    assert_refused("[server]\nbnd = \"127.0.0.1:1\"\n", &["bnd"]);
+    assert_refused("[packs.system_config]\nenabled = \"yes\"\n", &["enabled"]);
+    assert_refused(
+        "[packs.nonexistent]\nenabled = true\n",
+        &["packs.nonexistent", "not found"],
+    );
+    assert_refused(
+        "[packs.system_config]\ncomponent = \"/nowhere/x.wasm\"\n",
+        &["packs.system_config.component", "/nowhere/x.wasm"],
+    );
+    assert_refused("[database2]\nurl = \"x\"\n", &["database2"]);
+    assert_refused(
+        "[packs.system_config]\n[packs.system_config.grants]\noutbound = [\"ftp://x\"]\n",
+        &["packs.system_config.grants.outbound[0]"],
+    );
+    // a component whose manifest names another pack
+    let wasm = packs_dir().join("faulty.wasm");
+    assert_refused(
+        &format!("[packs.pretender]\ncomponent = \"{}\"\n", wasm.display()),
+        &["pretender", "faulty", "unknown pack"],
+    );
+}
+
+#[test]
+fn a_bad_database_url_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("sqlite://", "mysql://");
+    std::fs::write(&path, text).unwrap();
+    let (code, _, stderr) = valhalla(&["serve", "--config", &path]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("database.url"), "{stderr}");
+}
+
+#[test]
+fn a_missing_config_file_is_named() {
+    let (code, _, stderr) = valhalla(&["serve", "--config", "/nonexistent/valhalla.toml"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("/nonexistent/valhalla.toml"), "{stderr}");
+}
+
+#[test]
+fn packs_lists_routes_and_migrate_applies() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "[packs.system_config]\nenabled = true\n");
+    let (code, stdout, stderr) = valhalla(&["packs", "--config", &path]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("system_config"), "{stdout}");
+    for line in ["POST", "/system/config/{key}", "DELETE", "write", "read"] {
+        assert!(stdout.contains(line), "expected {line} in {stdout}");
+    }
+    assert!(
+        !dir.path().join("v.db").exists(),
+        "listing packs does not touch the database"
+    );
+
+    let (code, stdout, stderr) = valhalla(&["migrate", "--config", &path]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("migrations applied"));
+    assert!(dir.path().join("v.db").exists());
+    // and again: nothing new, still fine
+    let (code, _, stderr) = valhalla(&["migrate", "--config", &path]);
+    assert_eq!(code, 0, "{stderr}");
+}
+
+async fn edited_migration(engine: Engine) {
+    let Some(db) = TestDb::new(engine).await else {
+        return;
+    };
+    let migrations = db.dir.path().join("migrations");
+    std::fs::create_dir_all(migrations.join("system_config")).unwrap();
+    let file = migrations.join("system_config/0001_init.sql");
+    std::fs::copy(root().join("migrations/system_config/0001_init.sql"), &file).unwrap();
+    let mut cfg = config(&db, &["system_config"]);
+    cfg.runtime.migrations_dir = migrations.clone();
+
+    let app = TestApp::start(db, cfg).await;
+    let (db, cfg) = app.stop().await;
+
+    let original = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("{original}\n-- edited after the fact\n")).unwrap();
+    let (db, err) = match TestApp::try_start(db, cfg.clone()).await {
+        Ok(_) => panic!("startup must refuse an edited migration"),
+        Err((db, e)) => (db, e.to_string()),
+    };
+    assert!(
+        err.contains("system_config") && err.contains("edited"),
+        "{err}"
+    );
+
+    // restoring the file lets it start again; a new migration is applied on top
+    std::fs::write(&file, &original).unwrap();
+    std::fs::write(
+        migrations.join("system_config/0002_index.sql"),
+        "CREATE INDEX IF NOT EXISTS system_config_updated ON system_config (updated_at);\n",
+    )
+    .unwrap();
+    let app = TestApp::start(db, cfg).await;
+    app.finish().await;
+}
+
+crate::on_both_engines!(an_edited_migration_stops_startup, edited_migration);

@@ -1,0 +1,357 @@
+//! system_config (pack TZ) end to end, on SQLite and PostgreSQL: every endpoint, its happy
+//! path and its errors, the seed's curl examples, and data surviving a restart.
+
+use serde_json::json;
+
+use crate::harness::{Engine, TestApp, json, problem};
+use crate::on_both_engines;
+
+async fn app(engine: Engine) -> Option<TestApp> {
+    TestApp::spawn(engine, &["system_config"]).await
+}
+
+async fn seed_curl_examples(engine: Engine) {
+    let Some(app) = app(engine).await else { return };
+    // curl -X POST /system/config/ -d '{"key": "test_key", "value": "test_value"}' → 200 + object
+    let created = json(
+        app.post_json(
+            "/system/config/",
+            &json!({"key": "test_key", "value": "test_value"}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(created["key"], "test_key");
+    assert_eq!(created["value"], "test_value");
+    assert_eq!(created["mutable"], true);
+    assert_eq!(created["description"], serde_json::Value::Null);
+    assert!(uuid::Uuid::parse_str(created["id"].as_str().unwrap()).is_ok());
+    assert!(chrono::DateTime::parse_from_rfc3339(created["created_at"].as_str().unwrap()).is_ok());
+    // curl /system/config/test_key → the config just created
+    let fetched = json(app.get("/system/config/test_key").await, 200).await;
+    assert_eq!(fetched, created);
+    // curl /system/config/ | jq .total
+    let list = json(app.get("/system/config/").await, 200).await;
+    assert_eq!(list["total"], 1);
+    app.finish().await;
+}
+on_both_engines!(
+    seed_curl_examples_give_the_promised_answers,
+    seed_curl_examples
+);
+
+async fn upsert_updates_in_place(engine: Engine) {
+    let Some(app) = app(engine).await else { return };
+    let first = json(
+        app.post_json(
+            "/system/config",
+            &json!({"key": "site.name", "value": "a", "description": "the name"}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let second = json(
+        app.post_json(
+            "/system/config",
+            &json!({"key": "site.name", "value": "b", "mutable": true}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(second["id"], first["id"], "an upsert keeps the entry's id");
+    assert_eq!(second["value"], "b");
+    assert_eq!(
+        second["description"],
+        serde_json::Value::Null,
+        "an upsert replaces the description"
+    );
+    assert_eq!(second["created_at"], first["created_at"]);
+    assert!(second["updated_at"].as_str() >= first["updated_at"].as_str());
+    let list = json(app.get("/system/config").await, 200).await;
+    assert_eq!(list["total"], 1);
+    app.finish().await;
+}
+on_both_engines!(upsert_updates_an_existing_entry, upsert_updates_in_place);
+
+async fn list_pages(engine: Engine) {
+    let Some(app) = app(engine).await else { return };
+    for key in ["c", "a", "e", "b", "d"] {
+        json(
+            app.post_json("/system/config", &json!({"key": key, "value": key}))
+                .await,
+            200,
+        )
+        .await;
+    }
+    let all = json(app.get("/system/config").await, 200).await;
+    assert_eq!(all["total"], 5);
+    let keys: Vec<_> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["key"].clone())
+        .collect();
+    assert_eq!(keys, ["a", "b", "c", "d", "e"], "sorted by key");
+    let page = json(app.get("/system/config?limit=2&offset=2").await, 200).await;
+    assert_eq!(page["total"], 5, "total counts every entry, not the page");
+    let keys: Vec<_> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["key"].clone())
+        .collect();
+    assert_eq!(keys, ["c", "d"]);
+    for bad in ["limit=0", "limit=100000", "limit=abc", "offset=-1"] {
+        let p = problem(app.get(&format!("/system/config?{bad}")).await, 422).await;
+        let field = bad.split('=').next().unwrap();
+        assert_eq!(p["errors"][0]["field"], field, "{p}");
+    }
+    app.finish().await;
+}
+on_both_engines!(list_is_sorted_paged_and_validated, list_pages);
+
+async fn get_and_delete(engine: Engine) {
+    let Some(app) = app(engine).await else { return };
+    let p = problem(app.get("/system/config/missing").await, 404).await;
+    assert_eq!(p["instance"], "/system/config/missing");
+    problem(app.delete("/system/config/missing").await, 404).await;
+
+    json(
+        app.post_json("/system/config", &json!({"key": "gone.soon", "value": "x"}))
+            .await,
+        200,
+    )
+    .await;
+    let resp = app.delete("/system/config/gone.soon/").await;
+    assert_eq!(resp.status(), 204);
+    problem(app.get("/system/config/gone.soon").await, 404).await;
+    problem(app.delete("/system/config/gone.soon").await, 404).await;
+
+    // keys with characters that need percent-encoding in a path still round-trip
+    json(
+        app.post_json("/system/config", &json!({"key": "a:b", "value": "x"}))
+            .await,
+        200,
+    )
+    .await;
+    let got = json(app.get("/system/config/a%3Ab").await, 200).await;
+    assert_eq!(got["key"], "a:b");
+    app.finish().await;
+}
+on_both_engines!(get_and_delete_with_404s, get_and_delete);
+
+async fn immutable_entries(engine: Engine) {
+    let Some(app) = app(engine).await else { return };
+    json(
+        app.post_json(
+            "/system/config",
+            &json!({"key": "locked", "value": "v1", "mutable": false}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let p = problem(
+        app.post_json("/system/config", &json!({"key": "locked", "value": "v2"}))
+            .await,
+        409,
+    )
+    .await;
+    assert!(p["detail"].as_str().unwrap().contains("immutable"), "{p}");
+    problem(
+        app.post_json(
+            "/system/config",
+            &json!({"key": "locked", "value": "v2", "mutable": true}),
+        )
+        .await,
+        409,
+    )
+    .await;
+    problem(app.delete("/system/config/locked").await, 409).await;
+    let still = json(app.get("/system/config/locked").await, 200).await;
+    assert_eq!(
+        still["value"], "v1",
+        "a refused change leaves the entry as it was"
+    );
+    assert_eq!(still["mutable"], false);
+    app.finish().await;
+}
+on_both_engines!(
+    immutable_entries_refuse_change_and_delete,
+    immutable_entries
+);
+
+async fn bad_bodies(engine: Engine) {
+    let Some(app) = app(engine).await else { return };
+
+    let p = problem(
+        app.post_json("/system/config", &json!({"key": "k"})).await,
+        422,
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "value", "{p}");
+    let p = problem(
+        app.post_json("/system/config", &json!({"value": "v"}))
+            .await,
+        422,
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "key", "{p}");
+    let p = problem(
+        app.post_json("/system/config", &json!({"key": "k", "value": 5}))
+            .await,
+        422,
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "value", "{p}");
+    let p = problem(
+        app.post_json(
+            "/system/config",
+            &json!({"key": "k", "value": "v", "mutable": "yes"}),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "mutable", "{p}");
+    let p = problem(
+        app.post_json(
+            "/system/config",
+            &json!({"key": "k", "value": "v", "colour": "red"}),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "colour", "{p}");
+    let p = problem(
+        app.post_json("/system/config", &json!({"key": "has space", "value": "v"}))
+            .await,
+        422,
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "key", "{p}");
+    let p = problem(
+        app.post_json("/system/config", &json!({"key": "", "value": "v"}))
+            .await,
+        422,
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "key", "{p}");
+    let p = problem(
+        app.post_json(
+            "/system/config",
+            &json!({"key": "k".repeat(129), "value": "v"}),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "key", "{p}");
+    let p = problem(
+        app.post_json(
+            "/system/config",
+            &json!({"key": "k", "value": "v", "description": "d".repeat(1025)}),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "description", "{p}");
+    problem(
+        app.post_json("/system/config", &json!([1, 2, 3])).await,
+        422,
+    )
+    .await;
+
+    problem(
+        app.post_raw("/system/config", "application/json", "{\"key\":")
+            .await,
+        400,
+    )
+    .await;
+    problem(
+        app.post_raw("/system/config", "application/json", "").await,
+        400,
+    )
+    .await;
+    problem(
+        app.post_raw("/system/config", "application/json", "{} trailing")
+            .await,
+        400,
+    )
+    .await;
+    problem(
+        app.post_raw("/system/config", "text/plain", "key=value")
+            .await,
+        415,
+    )
+    .await;
+
+    let list = json(app.get("/system/config").await, 200).await;
+    assert_eq!(list["total"], 0, "no bad body stored anything");
+    app.finish().await;
+}
+on_both_engines!(bad_bodies_get_400_415_or_422_naming_the_field, bad_bodies);
+
+async fn survives_restart(engine: Engine) {
+    let Some(app) = app(engine).await else { return };
+    json(
+        app.post_json("/system/config", &json!({"key": "persist", "value": "yes"}))
+            .await,
+        200,
+    )
+    .await;
+    let (db, config) = app.stop().await;
+    let app = TestApp::start(db, config).await;
+    let got = json(app.get("/system/config/persist").await, 200).await;
+    assert_eq!(got["value"], "yes");
+    app.finish().await;
+}
+on_both_engines!(data_survives_a_restart, survives_restart);
+
+async fn concurrent_writes(engine: Engine) {
+    let Some(app) = app(engine).await else { return };
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let client = app.client.clone();
+        let url = app.url("/system/config");
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"key": format!("k{i}"), "value": "v"});
+            client
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap(), 200);
+    }
+    // and the same key from many writers at once: one entry, no errors
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let client = app.client.clone();
+        let url = app.url("/system/config");
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"key": "hot", "value": format!("v{i}")});
+            client
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap(), 200);
+    }
+    let list = json(app.get("/system/config?limit=1000").await, 200).await;
+    assert_eq!(list["total"], 41);
+    app.finish().await;
+}
+on_both_engines!(concurrent_writes_all_land, concurrent_writes);
