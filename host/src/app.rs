@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use crate::capabilities::log_sink::LogSink;
 use crate::capabilities::outbound_http::UrlPattern;
 use crate::config::Config;
 use crate::http::{AppState, RouteConflict, RouteTable, router};
@@ -168,6 +169,7 @@ pub async fn load_packs(
             settings_json,
             tables: TableAccess::new(owned.get(name).cloned().unwrap_or_default()),
             outbound,
+            deadline: pack.deadline_ms.map(Duration::from_millis),
             services: Arc::clone(services),
         });
         let loaded = LoadedPack::load(engine, &component, ctx).await?;
@@ -255,7 +257,7 @@ pub async fn describe_packs(config: &Config) -> Result<String, StartupError> {
             url: redact_url(&config.database.url),
             source,
         })?;
-    let services = Arc::new(Services::new(db));
+    let services = Arc::new(Services::new(db, None));
     let packs = load_packs(config, &engine, &services, &HashMap::new()).await?;
     let routes = build_routes(&packs)?;
     let mut out = String::new();
@@ -294,7 +296,12 @@ impl Application {
         let ticker = EpochTicker::start(engine.engine.clone());
         let db = connect(&config).await?;
         let owned = migrate(&config, &db).await?;
-        let services = Arc::new(Services::new(db));
+        // With the system_log pack on, pack logs and audit events also go to its table.
+        let log_sink = config
+            .enabled_packs()
+            .any(|(name, _)| name == "system_log")
+            .then(|| LogSink::start(db.clone()));
+        let services = Arc::new(Services::new(db, log_sink));
         let packs = load_packs(&config, &engine, &services, &owned).await?;
         let routes = build_routes(&packs)?;
         let _ = services.catalog.set(catalog(&packs, &routes));
@@ -361,6 +368,9 @@ impl Application {
                 Ok(())
             }
         };
+        if let Some(sink) = &self.state.services.log_sink {
+            sink.flush().await;
+        }
         self.state.services.db.close().await;
         tracing::info!("stopped");
         result

@@ -4,6 +4,7 @@
 use std::sync::OnceLock;
 
 use crate::capabilities::cache::Cache;
+use crate::capabilities::log_sink::LogSink;
 use crate::runtime::bindings::{Access, Method};
 use crate::storage::Db;
 
@@ -36,6 +37,10 @@ pub struct Catalog {
 pub struct Services {
     pub db: Db,
     pub cache: Cache,
+    /// The outbound HTTP client packs share (grants are checked before it is used).
+    pub http: reqwest::Client,
+    /// Pack logs and audit events on their way to the system_log table, when that pack is on.
+    pub log_sink: Option<LogSink>,
     pub catalog: OnceLock<Catalog>,
     /// The host's version and build information as JSON.
     pub build_info: String,
@@ -43,18 +48,22 @@ pub struct Services {
 }
 
 impl Services {
-    pub fn new(db: Db) -> Self {
+    pub fn new(db: Db, log_sink: Option<LogSink>) -> Self {
         let started_at = chrono::Utc::now();
         let build_info = serde_json::json!({
             "name": "valhalla",
             "version": env!("CARGO_PKG_VERSION"),
             "git_commit": option_env!("VALHALLA_GIT_COMMIT"),
             "started_at": started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "started_at_ms": started_at.timestamp_millis(),
+            "rustc": option_env!("VALHALLA_RUSTC_VERSION"),
         })
         .to_string();
         Self {
             db,
             cache: Cache::default(),
+            http: crate::capabilities::outbound_http::client(),
+            log_sink,
             catalog: OnceLock::new(),
             build_info,
             started_at,

@@ -2,6 +2,7 @@
 //! (SQLite file; PostgreSQL when `VALHALLA_TEST_POSTGRES_URL` is set, as `cargo xtask test`
 //! does), over real HTTP. `TEST_LOG=valhalla=debug` shows the host's logs.
 
+mod compile_cache;
 mod harness;
 mod http_basics;
 mod runtime_faults;

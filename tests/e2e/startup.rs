@@ -156,3 +156,43 @@ async fn edited_migration(engine: Engine) {
 }
 
 crate::on_both_engines!(an_edited_migration_stops_startup, edited_migration);
+
+/// The real binary: serves, then stops cleanly on SIGTERM with exit code 0.
+#[test]
+fn the_binary_serves_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "[packs.system_config]\nenabled = true\n");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_valhalla"))
+        .args(["serve", "--config", &path, "--bind", "127.0.0.1:0"])
+        .env("VALHALLA_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("the server logs `ready`").unwrap();
+        if line.contains(" ready") {
+            let at = line.find("addr=").expect("ready line names the address") + 5;
+            break line[at..].split_whitespace().next().unwrap().to_string();
+        }
+    };
+    let body = reqwest::blocking_get(&format!("http://{addr}/system/health/ready"));
+    assert!(body.contains("\"ready\""), "{body}");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert_eq!(exit.code(), Some(0), "a stop signal is a clean exit");
+}
+
+mod reqwest {
+    /// A GET on a throwaway runtime (this test is synchronous).
+    pub fn blocking_get(url: &str) -> String {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async { ::reqwest::get(url).await.unwrap().text().await.unwrap() })
+    }
+}

@@ -4,6 +4,7 @@
 pub mod cache;
 mod host_info;
 mod log;
+pub mod log_sink;
 pub mod outbound_http;
 mod packs;
 mod store;

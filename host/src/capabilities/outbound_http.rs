@@ -1,6 +1,9 @@
 //! `outbound-http`: deny by default. A pack may reach only URLs matching its
-//! `grants.outbound` patterns (`https://*.example.com:443`, `http://127.0.0.1:*`). The grant
-//! check is in place; sending itself is not supported by this host yet.
+//! `grants.outbound` patterns (`https://*.example.com:443`, `http://127.0.0.1:*`); anything
+//! else is refused before any connection is made. Redirects are not followed (they could leave
+//! the grant), timeouts are capped, response bodies are bounded.
+
+use std::time::Duration;
 
 use crate::runtime::State;
 use crate::runtime::bindings::valhalla::pack::outbound_http::{Host, OutboundRequest};
@@ -93,9 +96,91 @@ impl Host for State {
                 request.url
             )));
         }
-        Err(CapabilityError::Unavailable(
-            "outbound HTTP is not supported by this host yet".into(),
-        ))
+        send(&self.pack.services.http, request).await
+    }
+}
+
+/// Longest a pack may wait on one outbound request, and the default.
+const MAX_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest response body handed to a pack.
+const MAX_BODY: usize = 1 << 20;
+
+/// The client every pack shares: no redirects, no proxies from the environment.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .connect_timeout(Duration::from_secs(5))
+        .user_agent(concat!("valhalla/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+async fn send(
+    client: &reqwest::Client,
+    request: OutboundRequest,
+) -> Result<Response, CapabilityError> {
+    use crate::runtime::bindings::Method;
+    let method = match request.method {
+        Method::Get => reqwest::Method::GET,
+        Method::Post => reqwest::Method::POST,
+        Method::Put => reqwest::Method::PUT,
+        Method::Patch => reqwest::Method::PATCH,
+        Method::Delete => reqwest::Method::DELETE,
+        Method::Head => reqwest::Method::HEAD,
+        Method::Options => reqwest::Method::OPTIONS,
+    };
+    let timeout = request
+        .timeout_ms
+        .map_or(DEFAULT_TIMEOUT, |ms| Duration::from_millis(u64::from(ms)))
+        .min(MAX_TIMEOUT);
+    let mut builder = client.request(method, &request.url).timeout(timeout);
+    for (name, value) in &request.headers {
+        let (Ok(n), Ok(v)) = (
+            http::HeaderName::try_from(name.as_str()),
+            http::HeaderValue::try_from(value.as_str()),
+        ) else {
+            return Err(CapabilityError::Invalid(format!("invalid header `{name}`")));
+        };
+        builder = builder.header(n, v);
+    }
+    if !request.body.is_empty() {
+        builder = builder.body(request.body);
+    }
+    let mut response = builder.send().await.map_err(|e| failure(&e, timeout))?;
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| failure(&e, timeout))? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(CapabilityError::Unavailable(format!(
+                "the response body exceeds {MAX_BODY} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn failure(e: &reqwest::Error, timeout: Duration) -> CapabilityError {
+    if e.is_timeout() {
+        CapabilityError::Unavailable(format!("timed out after {} ms", timeout.as_millis()))
+    } else if e.is_builder() {
+        CapabilityError::Invalid(format!("bad request: {e}"))
+    } else {
+        let cause = std::error::Error::source(e)
+            .map(|s| format!(": {s}"))
+            .unwrap_or_default();
+        CapabilityError::Unavailable(format!("request failed{cause}"))
     }
 }
 

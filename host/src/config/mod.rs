@@ -124,6 +124,9 @@ pub struct PackConfig {
     pub enabled: bool,
     /// The component; default `<packs_dir>/<name>.wasm`.
     pub component: Option<PathBuf>,
+    /// This pack's call deadline, when it needs another than `runtime.deadline_ms` (e.g. a
+    /// pack that waits on outbound requests).
+    pub deadline_ms: Option<u64>,
     /// Free-form settings handed to the pack as JSON.
     #[serde(default)]
     pub settings: toml::Table,
@@ -210,6 +213,15 @@ impl Config {
                 return Err(self.invalid(
                     format!("packs.{name}"),
                     "a pack name is lower-case letters, digits and `_`, starting with a letter",
+                ));
+            }
+            if pack
+                .deadline_ms
+                .is_some_and(|ms| !(1..=600_000).contains(&ms))
+            {
+                return Err(self.invalid(
+                    format!("packs.{name}.deadline_ms"),
+                    "must be between 1 and 600000",
                 ));
             }
             for (i, pattern) in pack.grants.outbound.iter().enumerate() {

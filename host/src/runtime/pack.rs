@@ -132,7 +132,7 @@ impl LoadedPack {
     ) -> Result<(Store<State>, Pack, Duration), PackError> {
         let deadline = match kind {
             CallKind::Tick => self.engine.tick_deadline,
-            _ => self.engine.deadline,
+            _ => self.ctx.deadline.unwrap_or(self.engine.deadline),
         };
         let state = State::new(Arc::clone(&self.ctx), call, self.engine.memory_limit_bytes);
         let mut store = Store::new(&self.engine.engine, state);

@@ -19,6 +19,8 @@ pub struct PackContext {
     pub settings_json: String,
     pub tables: TableAccess,
     pub outbound: Vec<UrlPattern>,
+    /// overrides the engine's call deadline for this pack
+    pub deadline: Option<std::time::Duration>,
     pub services: Arc<Services>,
 }
 

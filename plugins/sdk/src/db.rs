@@ -63,6 +63,60 @@ macro_rules! params {
     };
 }
 
+/// A `WHERE` clause built from optional filters, numbering its `$N` parameters. Column names
+/// come from the pack's code, values only ever as parameters.
+#[derive(Default)]
+pub struct Filter {
+    clauses: Vec<String>,
+    params: Vec<Value>,
+}
+
+impl Filter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `column <op> $N` when `value` is present; `op` is one of `=`, `<`, `<=`, `>`, `>=`.
+    pub fn push<V: ToValue>(
+        &mut self,
+        column: &'static str,
+        op: &'static str,
+        value: Option<V>,
+    ) -> &mut Self {
+        if let Some(v) = value {
+            self.params.push(v.to_value());
+            self.clauses
+                .push(format!("{column} {op} ${}", self.params.len()));
+        }
+        self
+    }
+
+    pub fn eq<V: ToValue>(&mut self, column: &'static str, value: Option<V>) -> &mut Self {
+        self.push(column, "=", value)
+    }
+
+    /// ` WHERE a = $1 AND b >= $2`, or nothing.
+    pub fn sql(&self) -> String {
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", self.clauses.join(" AND "))
+        }
+    }
+
+    /// The parameters, plus `extra` numbered after them (e.g. limit and offset).
+    pub fn params(&self, extra: Vec<Value>) -> Vec<Value> {
+        let mut all = self.params.clone();
+        all.extend(extra);
+        all
+    }
+
+    /// The `$N` the next extra parameter gets.
+    pub fn next_param(&self) -> usize {
+        self.params.len() + 1
+    }
+}
+
 /// A result row; read columns by name.
 pub struct Row {
     columns: Rc<HashMap<String, usize>>,
@@ -167,11 +221,14 @@ fn rows_of(result: store::Rows) -> Vec<Row> {
         .collect()
 }
 
-/// A store error as the client sees it: conflicts are 409, the rest a 500 whose detail stays
-/// in the log.
+/// A store error as the client sees it: conflicts are 409, the rest a 500; database details
+/// stay in the log.
 pub fn problem_from(err: StoreError) -> Problem {
     match err {
-        StoreError::Conflict(detail) => Problem::conflict(detail),
+        StoreError::Conflict(detail) => {
+            log::info(&format!("store conflict: {detail}"));
+            Problem::conflict("the change conflicts with existing data")
+        }
         StoreError::NotFound(detail) => Problem::not_found(detail),
         StoreError::Unavailable(detail) => {
             log::warn(&format!("store unavailable: {detail}"));

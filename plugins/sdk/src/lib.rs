@@ -8,7 +8,7 @@
 //! - [`problem`]: RFC 9457 [`Problem`] errors with field-level details;
 //! - [`validate`]: the [`Validate`] trait and its [`Validator`];
 //! - [`db`]: typed, parameterised SQL through the host's `store`;
-//! - [`cache`], [`log`], [`host`]: the other host capabilities;
+//! - [`cache`], [`log`], [`host`], [`outbound`]: the other host capabilities;
 //! - [`clock`]: RFC 3339 timestamps and UUID v7 ids.
 //!
 //! ```ignore
@@ -42,6 +42,7 @@ pub mod clock;
 pub mod db;
 pub mod host;
 pub mod log;
+pub mod outbound;
 pub mod pack;
 pub mod problem;
 pub mod request;
@@ -60,7 +61,7 @@ pub mod prelude {
     pub use crate::db::{self, Row};
     pub use crate::{
         Access, FieldError, GuardSpec, Method, Pack, Page, Problem, Request, Response, Validate,
-        Validator, cache, clock, host, log, params,
+        Validator, cache, clock, host, log, outbound, params,
     };
     pub use serde::{Deserialize, Serialize};
 }

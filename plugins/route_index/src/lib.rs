@@ -1,0 +1,50 @@
+//! route_index (pack TY): the live route table, as the host serves it, for discovery.
+
+use valhalla_sdk::pack::method_name;
+use valhalla_sdk::prelude::*;
+
+fn pack() -> Pack {
+    Pack::new(
+        "route_index",
+        env!("CARGO_PKG_VERSION"),
+        "Route index: every route the server serves",
+    )
+    .get("/debug/routes", Access::Read, "List every route", routes)
+}
+
+valhalla_sdk::export_pack!(pack);
+
+#[derive(Serialize)]
+struct RouteOut {
+    path: String,
+    methods: Vec<&'static str>,
+    summary: String,
+    pack: String,
+    access: &'static str,
+}
+
+fn access_name(a: Access) -> &'static str {
+    match a {
+        Access::Public => "public",
+        Access::Read => "read",
+        Access::Write => "write",
+        Access::Admin => "admin",
+    }
+}
+
+/// One entry per route; HEAD and OPTIONS are the host's, not the API's, and are left out.
+fn routes(_: &Request) -> Result<Response, Problem> {
+    let mut out: Vec<RouteOut> = host::routes()
+        .into_iter()
+        .filter(|r| !matches!(r.method, Method::Head | Method::Options))
+        .map(|r| RouteOut {
+            path: r.path,
+            methods: vec![method_name(r.method)],
+            summary: r.summary,
+            pack: r.pack,
+            access: access_name(r.access),
+        })
+        .collect();
+    out.sort_by(|a, b| a.path.cmp(&b.path).then(a.methods.cmp(&b.methods)));
+    Response::ok(&serde_json::json!({ "total": out.len(), "routes": out }))
+}

@@ -1,0 +1,50 @@
+//! Outbound HTTP through the host: only to the URLs the pack's `grants.outbound` allows.
+
+use crate::bindings::valhalla::pack::outbound_http::{self as host_http, OutboundRequest};
+use crate::bindings::valhalla::pack::types::{Error, Method};
+
+/// An answer from another server.
+pub struct Fetched {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// `GET url`, waiting at most `timeout_ms`. `Err(Error::AccessDenied)` when the URL is not
+/// granted (no connection is made).
+pub fn get(url: &str, timeout_ms: u32) -> Result<Fetched, Error> {
+    send(Method::Get, url, Vec::new(), Vec::new(), timeout_ms)
+}
+
+pub fn send(
+    method: Method,
+    url: &str,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    timeout_ms: u32,
+) -> Result<Fetched, Error> {
+    let response = host_http::send(&OutboundRequest {
+        method,
+        url: url.to_string(),
+        headers,
+        body,
+        timeout_ms: Some(timeout_ms),
+    })?;
+    Ok(Fetched {
+        status: response.status,
+        headers: response.headers,
+        body: response.body,
+    })
+}
+
+/// The message inside a capability error.
+pub fn error_message(e: &Error) -> &str {
+    match e {
+        Error::AccessDenied(m)
+        | Error::NotFound(m)
+        | Error::Conflict(m)
+        | Error::Invalid(m)
+        | Error::Unavailable(m)
+        | Error::Internal(m) => m,
+    }
+}
