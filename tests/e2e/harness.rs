@@ -300,3 +300,27 @@ macro_rules! on_both_engines {
         }
     };
 }
+
+/// Allow `pack` to reach `pattern` (e.g. `http://localhost:*`).
+pub fn grant(config: &mut Config, pack: &str, pattern: &str) {
+    config
+        .packs
+        .get_mut(pack)
+        .expect("pack is in the config")
+        .grants
+        .outbound
+        .push(pattern.to_string());
+}
+
+/// Poll `path` until `done` accepts its JSON (the system log is written asynchronously).
+pub async fn eventually(app: &TestApp, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        last = json(app.get(path).await, 200).await;
+        if done(&last) {
+            return last;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{path} never satisfied the condition; last answer: {last}");
+}

@@ -3,8 +3,12 @@
 //! does), over real HTTP. `TEST_LOG=valhalla=debug` shows the host's logs.
 
 mod compile_cache;
+mod deployment_profile;
+mod feature_flags;
 mod harness;
 mod http_basics;
+mod route_index;
 mod runtime_faults;
 mod startup;
 mod system_config;
+mod system_log;

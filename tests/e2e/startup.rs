@@ -173,7 +173,7 @@ fn the_binary_serves_and_stops_on_sigterm() {
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let addr = loop {
         let line = lines.next().expect("the server logs `ready`").unwrap();
-        if line.contains(" ready") {
+        if line.contains("valhalla::app: ready") {
             let at = line.find("addr=").expect("ready line names the address") + 5;
             break line[at..].split_whitespace().next().unwrap().to_string();
         }

@@ -13,7 +13,7 @@ usage: cargo xtask <command>
 
   build          add the wasm32-wasip2 target, build every pack and the host (release)
   run [ARGS]     build, then `valhalla serve --config config.toml [ARGS]` on 127.0.0.1:8000
-  test [ARGS]    build the packs, start PostgreSQL if needed, run every test (ARGS go to cargo test)
+  test [ARGS]    build the packs, start PostgreSQL if needed, run every test of the workspace
   packs          build only the packs
 ";
 

@@ -1,0 +1,73 @@
+//! route_index (pack TY): the live route table over HTTP.
+
+use crate::harness::{Engine, TestApp, TestDb, config, json};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_every_route_sorted_without_head_or_options() {
+    let app = TestApp::spawn(
+        Engine::Sqlite,
+        &["route_index", "system_config", "feature_flags"],
+    )
+    .await
+    .unwrap();
+    // seed: curl /debug/routes/ | jq .total → a number > 0
+    let index = json(app.get("/debug/routes/").await, 200).await;
+    let routes = index["routes"].as_array().unwrap();
+    assert_eq!(index["total"], routes.len());
+    assert!(!routes.is_empty());
+    let keys: Vec<(String, String)> = routes
+        .iter()
+        .map(|r| {
+            (
+                r["path"].as_str().unwrap().to_string(),
+                r["methods"][0].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted, "sorted by path, then method");
+    for r in routes {
+        for field in ["path", "summary", "pack", "access"] {
+            assert!(r[field].is_string(), "{field} in {r}");
+        }
+        let method = r["methods"][0].as_str().unwrap();
+        assert!(!matches!(method, "HEAD" | "OPTIONS"), "{r}");
+    }
+    let find = |path: &str, method: &str| {
+        routes
+            .iter()
+            .find(|r| r["path"] == path && r["methods"][0] == method)
+            .cloned()
+            .unwrap_or_else(|| panic!("{method} {path} missing"))
+    };
+    let r = find("/system/config/{key}", "DELETE");
+    assert_eq!(r["pack"], "system_config");
+    assert_eq!(r["access"], "write");
+    assert_eq!(
+        find("/system/features/{key}/evaluate", "GET")["pack"],
+        "feature_flags"
+    );
+    assert_eq!(find("/system/health/live", "GET")["pack"], "host");
+    assert_eq!(find("/system/health/ready", "GET")["access"], "public");
+    assert_eq!(find("/debug/routes", "GET")["pack"], "route_index");
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_pack_disappears_from_the_index() {
+    let db = TestDb::new(Engine::Sqlite).await.unwrap();
+    let mut cfg = config(&db, &["route_index", "system_config", "feature_flags"]);
+    cfg.packs.get_mut("feature_flags").unwrap().enabled = false;
+    let app = TestApp::start(db, cfg).await;
+    let index = json(app.get("/debug/routes").await, 200).await;
+    let packs: Vec<&str> = index["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["pack"].as_str().unwrap())
+        .collect();
+    assert!(!packs.contains(&"feature_flags"), "{packs:?}");
+    assert!(packs.contains(&"system_config"));
+    app.finish().await;
+}
