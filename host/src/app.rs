@@ -12,6 +12,8 @@ use tokio::net::TcpListener;
 use crate::capabilities::log_sink::LogSink;
 use crate::capabilities::outbound_http::UrlPattern;
 use crate::config::Config;
+use crate::http::access::Auth;
+use crate::http::guard_chain::GuardChain;
 use crate::http::{AppState, RouteConflict, RouteTable, router};
 use crate::runtime::bindings::{Access, Method};
 use crate::runtime::{
@@ -169,6 +171,7 @@ pub async fn load_packs(
             settings_json,
             tables: TableAccess::new(owned.get(name).cloned().unwrap_or_default()),
             outbound,
+            callable: pack.grants.packs.clone(),
             deadline: pack.deadline_ms.map(Duration::from_millis),
             services: Arc::clone(services),
         });
@@ -315,12 +318,21 @@ impl Application {
             ms = started.elapsed().as_millis() as u64,
             "ready"
         );
+        if !config.auth.enabled {
+            tracing::warn!("authentication is OFF: every route is open to every caller (loopback only)");
+        } else if config.auth.admin_key.is_none() {
+            tracing::warn!("no bootstrap admin key (VALHALLA_ADMIN_KEY): admin routes need an api_clients admin key");
+        }
+        let guards = GuardChain::build(&packs, &config.server.guard_order);
         let state = Arc::new(AppState {
             packs,
             routes,
-            services,
+            guards,
+            auth: Auth::new(&config.auth),
+            services: Arc::clone(&services),
             body_limit: config.server.body_limit_bytes,
         });
+        let _ = services.app.set(Arc::downgrade(&state));
         Ok(Self {
             listener,
             state,
@@ -346,6 +358,7 @@ impl Application {
             shutdown.await;
             let _ = tx.send(true);
         });
+        let tickers = crate::runtime::scheduler::start(&self.state.packs, &rx);
         let mut graceful = rx.clone();
         let mut grace_rx = rx;
         let app = router(Arc::clone(&self.state));
@@ -368,6 +381,9 @@ impl Application {
                 Ok(())
             }
         };
+        for ticker in tickers {
+            let _ = ticker.await;
+        }
         if let Some(sink) = &self.state.services.log_sink {
             sink.flush().await;
         }

@@ -1,7 +1,7 @@
 //! The host services every pack instance reaches through its capabilities: the database, the
 //! shared cache, and the catalogue of loaded packs and routes (filled in once loading is done).
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock, Weak};
 
 use crate::capabilities::cache::Cache;
 use crate::capabilities::log_sink::LogSink;
@@ -42,6 +42,8 @@ pub struct Services {
     /// Pack logs and audit events on their way to the system_log table, when that pack is on.
     pub log_sink: Option<LogSink>,
     pub catalog: OnceLock<Catalog>,
+    /// The serving state, for in-process calls between packs (weak: the state owns the packs).
+    pub app: OnceLock<Weak<crate::http::AppState>>,
     /// The host's version and build information as JSON.
     pub build_info: String,
     pub started_at: chrono::DateTime<chrono::Utc>,
@@ -65,9 +67,14 @@ impl Services {
             http: crate::capabilities::outbound_http::client(),
             log_sink,
             catalog: OnceLock::new(),
+            app: OnceLock::new(),
             build_info,
             started_at,
         }
+    }
+
+    pub fn app(&self) -> Option<Arc<crate::http::AppState>> {
+        self.app.get().and_then(Weak::upgrade)
     }
 
     pub fn catalog(&self) -> &Catalog {

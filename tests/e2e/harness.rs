@@ -109,6 +109,9 @@ pub fn config(db: &TestDb, packs: &[&str]) -> Config {
         "[server]\nbind = \"127.0.0.1:0\"\nbody_limit_bytes = 65536\nshutdown_grace_seconds = 5\n",
     );
     text.push_str("[runtime]\ndeadline_ms = 500\nmax_instances = 64\n");
+    // Most tests are about a pack, not about access: authentication is switched on (with an
+    // admin key) by the tests of the guard chain.
+    text.push_str("[auth]\nenabled = false\n");
     for p in packs {
         text.push_str(&format!("[packs.{p}]\nenabled = true\n"));
     }

@@ -99,6 +99,24 @@ impl Cache {
     }
 }
 
+impl Cache {
+    /// Live counters whose keys start with `prefix`, at most `limit`, sorted by key.
+    pub fn counters(&self, prefix: &str, limit: usize) -> Vec<(String, i64, Duration)> {
+        let Ok(counters) = self.counters.lock() else {
+            return Vec::new();
+        };
+        let now = Instant::now();
+        let mut live: Vec<_> = counters
+            .iter()
+            .filter(|(k, w)| k.starts_with(prefix) && w.resets > now)
+            .map(|(k, w)| (k.clone(), w.value, w.resets - now))
+            .collect();
+        live.sort_by(|a, b| a.0.cmp(&b.0));
+        live.truncate(limit);
+        live
+    }
+}
+
 impl State {
     fn cache_key(&self, key: &str) -> String {
         let mut k = String::with_capacity(self.pack.name.len() + 1 + key.len());
@@ -131,6 +149,21 @@ impl Host for State {
             .services
             .cache
             .delete_prefix(&self.cache_key(&prefix))
+    }
+
+    async fn counters(&mut self, prefix: String, limit: u32) -> Vec<(String, Counter)> {
+        let full = self.cache_key(&prefix);
+        let own = self.pack.name.len() + 1;
+        self.pack
+            .services
+            .cache
+            .counters(&full, limit as usize)
+            .into_iter()
+            .map(|(k, value, reset)| {
+                let key = k.get(own..).unwrap_or_default().to_string();
+                (key, Counter { value, reset_ms: reset.as_millis() as u64 })
+            })
+            .collect()
     }
 
     async fn incr(

@@ -41,6 +41,8 @@ pub struct Config {
     #[serde(default)]
     pub runtime: RuntimeConfig,
     #[serde(default)]
+    pub auth: AuthConfig,
+    #[serde(default)]
     pub packs: BTreeMap<String, PackConfig>,
     /// Where the file was read from; relative paths are relative to its directory.
     #[serde(skip)]
@@ -55,6 +57,8 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     /// How long in-flight requests may take to finish on shutdown.
     pub shutdown_grace_seconds: u64,
+    /// Guard packs in the order they run; guards not listed run after, by their manifest order.
+    pub guard_order: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -63,6 +67,7 @@ impl Default for ServerConfig {
             bind: "127.0.0.1:8000".into(),
             body_limit_bytes: 1024 * 1024,
             shutdown_grace_seconds: 30,
+            guard_order: Vec::new(),
         }
     }
 }
@@ -145,6 +150,50 @@ pub struct Grants {
     /// URL patterns the pack may call: `https://*.example.com:443`, `http://127.0.0.1:*`.
     #[serde(default)]
     pub outbound: Vec<String>,
+    /// Packs whose routes this pack may call in-process (the grant replaces their access check).
+    #[serde(default)]
+    pub packs: Vec<String>,
+}
+
+/// A secret that never prints.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Who may call what.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Check every route's access level against the caller's roles. Off only for local
+    /// development: the server then refuses to listen on anything but loopback.
+    pub enabled: bool,
+    /// The bootstrap admin credential (`X-API-Key` or `Authorization: Bearer`), so a fresh
+    /// install can create its first client. Prefer `VALHALLA_ADMIN_KEY` to writing it here.
+    pub admin_key: Option<Secret>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            admin_key: None,
+        }
+    }
 }
 
 /// The database engine a URL selects.
@@ -187,7 +236,21 @@ impl Config {
 
     /// Check what serde cannot: addresses, URLs, limits, pack names and component files.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.bind_addr()?;
+        let addr = self.bind_addr()?;
+        if !self.auth.enabled && !addr.ip().is_loopback() {
+            return Err(self.invalid(
+                "auth.enabled",
+                format!("authentication is off, so the server may listen only on loopback, not {addr}"),
+            ));
+        }
+        if self.auth.admin_key.as_ref().is_some_and(|k| k.expose().len() < 24) {
+            return Err(self.invalid("auth.admin_key", "must be at least 24 characters"));
+        }
+        for name in &self.server.guard_order {
+            if !self.packs.contains_key(name) {
+                return Err(self.invalid("server.guard_order", format!("no pack `{name}` in this file")));
+            }
+        }
         self.engine()?;
         if self.server.body_limit_bytes == 0 {
             return Err(self.invalid("server.body_limit_bytes", "must be greater than 0"));
@@ -228,6 +291,14 @@ impl Config {
                 crate::capabilities::outbound_http::UrlPattern::parse(pattern).map_err(|e| {
                     self.invalid(format!("packs.{name}.grants.outbound[{i}]"), e.to_string())
                 })?;
+            }
+            for target in &pack.grants.packs {
+                if !is_pack_name(target) || target == name {
+                    return Err(self.invalid(
+                        format!("packs.{name}.grants.packs"),
+                        format!("`{target}` is not another pack's name"),
+                    ));
+                }
             }
             if pack.enabled {
                 let component = self.component_path(name);
@@ -373,6 +444,20 @@ mod tests {
                 .to_string()
                 .contains("packs.Bad-Name")
         );
+    }
+
+    #[test]
+    fn auth_off_means_loopback_only() {
+        let c = parse("[auth]\nenabled = false\n[server]\nbind = \"0.0.0.0:8000\"\n").unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("auth.enabled"));
+        let c = parse("[auth]\nenabled = false\n").unwrap();
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let c = parse("[auth]\nadmin_key = \"super-secret-admin-key-123456\"\n").unwrap();
+        assert!(!format!("{c:?}").contains("super-secret"));
     }
 
     #[test]

@@ -10,6 +10,8 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderName, HeaderValue, StatusCode, header};
 
+use super::access::{Auth, Denied, credential};
+use super::guard_chain::{GuardChain, Outcome};
 use super::health;
 use super::problem::Problem;
 use super::request_id::{self, RequestId};
@@ -22,8 +24,44 @@ use crate::services::Services;
 pub struct AppState {
     pub packs: Vec<Arc<LoadedPack>>,
     pub routes: RouteTable,
+    pub guards: GuardChain,
+    pub auth: Auth,
     pub services: Arc<Services>,
     pub body_limit: usize,
+}
+
+/// A route of one pack, found for an in-process call.
+pub struct PackRoute<'a> {
+    pub pack: &'a Arc<LoadedPack>,
+    pub template: &'a str,
+    pub params: Vec<(String, String)>,
+}
+
+/// Why an in-process call found no route.
+pub enum PackRouteError {
+    NotLoaded,
+    NoRoute,
+}
+
+impl AppState {
+    /// `method path` of the enabled pack `name`.
+    pub fn pack_route(&self, name: &str, method: Method, path: &str) -> Result<PackRoute<'_>, PackRouteError> {
+        if !self.packs.iter().any(|p| p.name() == name) {
+            return Err(PackRouteError::NotLoaded);
+        }
+        let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };
+        match self.routes.lookup(Some(method), path) {
+            Lookup::Found { template, target, params } => match target.owner {
+                Owner::Pack(i) if self.packs[i].name() == name => Ok(PackRoute {
+                    pack: &self.packs[i],
+                    template,
+                    params,
+                }),
+                _ => Err(PackRouteError::NoRoute),
+            },
+            _ => Err(PackRouteError::NoRoute),
+        }
+    }
 }
 
 /// The whole HTTP surface.
@@ -126,7 +164,9 @@ async fn dispatch(State(app): State<Arc<AppState>>, request: Request) -> Respons
         .iter()
         .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
         .collect();
-    let wit_request = wit::Request {
+    // The bootstrap admin key stands for itself; guards (api_clients) may attach a principal.
+    let principal = app.auth.bootstrap_principal(&parts.headers);
+    let mut wit_request = wit::Request {
         method: lookup_method.unwrap_or(Method::Get),
         path: path.clone(),
         route: template.to_string(),
@@ -135,13 +175,68 @@ async fn dispatch(State(app): State<Arc<AppState>>, request: Request) -> Respons
         headers,
         body: body.to_vec(),
         request_id: request_id.to_string(),
-        principal: None,
+        principal,
         client_ip,
     };
 
-    match pack.handle(&wit_request).await {
+    let guard_headers = match app.guards.run(&mut wit_request).await {
+        Outcome::Proceed(h) => h,
+        Outcome::Respond { response, headers } => {
+            let mut out = into_http(response, is_head, &path, &request_id, "guard");
+            add_headers(&mut out, headers);
+            return out;
+        }
+        Outcome::Failed(e) => {
+            tracing::error!(error = %e, "guard failed: request refused");
+            return problem_at(
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "guard-failed",
+                    "a guard could not decide on this request; it was refused",
+                )
+                .with_header(header::RETRY_AFTER, HeaderValue::from_static("1")),
+            );
+        }
+    };
+
+    if let Err(denied) = app.auth.check(target.access, wit_request.principal.as_ref()) {
+        let problem = match denied {
+            Denied::Unauthenticated => {
+                let detail = if credential(&parts.headers).is_some() {
+                    "the credential is not valid"
+                } else {
+                    "this route needs a credential: X-API-Key or Authorization: Bearer"
+                };
+                Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+                    .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
+            }
+            Denied::Forbidden { needed } => Problem::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("this route needs the `{needed}` role"),
+            ),
+        };
+        let mut out = problem_at(problem);
+        add_headers(&mut out, guard_headers);
+        return out;
+    }
+
+    let mut out = match pack.handle(&wit_request).await {
         Ok(response) => into_http(response, is_head, &path, &request_id, pack.name()),
         Err(e) => problem_at(pack_failure(e)),
+    };
+    add_headers(&mut out, guard_headers);
+    out
+}
+
+/// Headers guards asked for, added to the final response.
+fn add_headers(out: &mut Response, headers: Vec<(String, String)>) {
+    for (name, value) in headers {
+        if let (Ok(n), Ok(v)) = (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.as_str()))
+            && !forbidden_header(&n)
+        {
+            out.headers_mut().insert(n, v);
+        }
     }
 }
 

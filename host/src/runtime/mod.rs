@@ -6,6 +6,7 @@ mod compile_cache;
 mod engine;
 mod error;
 mod pack;
+pub mod scheduler;
 mod state;
 
 pub use compile_cache::load_component;

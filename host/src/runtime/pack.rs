@@ -26,10 +26,11 @@ fn backstop(deadline: Duration) -> Duration {
     deadline + Duration::from_secs(1)
 }
 
-fn call_context(request: &Request) -> CallContext {
+fn call_context(request: &Request, depth: u8) -> CallContext {
     CallContext {
         request_id: request.request_id.clone(),
         principal: request.principal.clone(),
+        depth,
     }
 }
 
@@ -93,8 +94,13 @@ impl LoadedPack {
 
     /// Serve a request.
     pub async fn handle(&self, request: &Request) -> Result<Response, PackError> {
+        self.handle_at(request, 0).await
+    }
+
+    /// Serve a request made by another pack, `depth` calls deep.
+    pub async fn handle_at(&self, request: &Request, depth: u8) -> Result<Response, PackError> {
         let (mut store, instance, deadline) = self
-            .instantiate(CallKind::Handle, call_context(request))
+            .instantiate(CallKind::Handle, call_context(request, depth))
             .await?;
         let result = tokio::time::timeout(
             backstop(deadline),
@@ -107,7 +113,7 @@ impl LoadedPack {
     /// Ask the guard about a request.
     pub async fn guard(&self, request: &Request) -> Result<Decision, PackError> {
         let (mut store, instance, deadline) = self
-            .instantiate(CallKind::Guard, call_context(request))
+            .instantiate(CallKind::Guard, call_context(request, 0))
             .await?;
         let result =
             tokio::time::timeout(backstop(deadline), instance.call_guard(&mut store, request))

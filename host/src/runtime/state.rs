@@ -19,6 +19,8 @@ pub struct PackContext {
     pub settings_json: String,
     pub tables: TableAccess,
     pub outbound: Vec<UrlPattern>,
+    /// packs this one may call in-process
+    pub callable: Vec<String>,
     /// overrides the engine's call deadline for this pack
     pub deadline: Option<std::time::Duration>,
     pub services: Arc<Services>,
@@ -29,6 +31,8 @@ pub struct PackContext {
 pub struct CallContext {
     pub request_id: String,
     pub principal: Option<Principal>,
+    /// how many in-process pack calls deep this call is
+    pub depth: u8,
 }
 
 /// Caps linear memory; remembers a refusal so a trap can be reported as out-of-memory.

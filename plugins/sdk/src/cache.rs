@@ -30,3 +30,8 @@ pub fn delete_prefix(prefix: &str) -> u32 {
 pub fn incr(key: &str, delta: i64, window_ms: u64) -> Option<Counter> {
     host_cache::incr(key, delta, window_ms).ok()
 }
+
+/// Live counters under `prefix` (at most `limit`), with the key relative to the pack.
+pub fn counters(prefix: &str, limit: u32) -> Vec<(String, Counter)> {
+    host_cache::counters(prefix, limit)
+}

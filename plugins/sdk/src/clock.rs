@@ -124,13 +124,7 @@ pub fn new_id() -> String {
 }
 
 fn fill_random(buf: &mut [u8]) {
-    // std's RandomState is seeded from the platform's secure random source (wasi:random here);
-    // hashing a counter with fresh states gives unpredictable bytes without another dependency.
-    use std::hash::{BuildHasher, RandomState};
-    for (i, chunk) in buf.chunks_mut(8).enumerate() {
-        let v = RandomState::new().hash_one(i).to_le_bytes();
-        chunk.copy_from_slice(&v[..chunk.len()]);
-    }
+    crate::crypto::random_bytes(buf);
 }
 
 #[cfg(test)]

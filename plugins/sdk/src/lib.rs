@@ -9,7 +9,8 @@
 //! - [`validate`]: the [`Validate`] trait and its [`Validator`];
 //! - [`db`]: typed, parameterised SQL through the host's `store`;
 //! - [`cache`], [`log`], [`host`], [`outbound`]: the other host capabilities;
-//! - [`clock`]: RFC 3339 timestamps and UUID v7 ids.
+//! - [`guard`]: guard decisions; [`packs`]: calls into other packs;
+//! - [`clock`]: RFC 3339 timestamps and UUID v7 ids; [`crypto`]: random tokens, SHA-256.
 //!
 //! ```ignore
 //! use valhalla_sdk::prelude::*;
@@ -39,11 +40,14 @@ pub mod bindings {
 
 pub mod cache;
 pub mod clock;
+pub mod crypto;
 pub mod db;
+pub mod guard;
 pub mod host;
 pub mod log;
 pub mod outbound;
 pub mod pack;
+pub mod packs;
 pub mod problem;
 pub mod request;
 pub mod response;
@@ -61,7 +65,7 @@ pub mod prelude {
     pub use crate::db::{self, Row};
     pub use crate::{
         Access, FieldError, GuardSpec, Method, Pack, Page, Problem, Request, Response, Validate,
-        Validator, cache, clock, host, log, outbound, params,
+        Validator, cache, clock, crypto, guard, host, log, outbound, packs, params,
     };
     pub use serde::{Deserialize, Serialize};
 }

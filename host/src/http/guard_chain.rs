@@ -1,0 +1,94 @@
+//! The guard chain: packs that declare a guard see matching requests, in the configured order,
+//! before the route's pack. A guard lets the request proceed (maybe as a principal, maybe
+//! adding response headers) or answers it; a guard that fails, fails closed.
+
+use std::sync::Arc;
+
+use crate::runtime::bindings::{Decision, Method, Request, Response};
+use crate::runtime::{LoadedPack, PackError};
+
+struct Guard {
+    pack: Arc<LoadedPack>,
+    methods: Vec<Method>,
+    prefixes: Vec<String>,
+}
+
+impl Guard {
+    /// Does this guard want to see `method path`? (If not, it is not instantiated.)
+    fn applies(&self, method: Method, path: &str) -> bool {
+        (self.methods.is_empty() || self.methods.contains(&method))
+            && (self.prefixes.is_empty() || self.prefixes.iter().any(|p| path.starts_with(p.as_str())))
+    }
+}
+
+/// What the chain decided.
+pub enum Outcome {
+    /// go on to the route, adding these headers to its response
+    Proceed(Vec<(String, String)>),
+    /// a guard answered
+    Respond { response: Response, headers: Vec<(String, String)> },
+    /// a guard failed: the request is refused
+    Failed(PackError),
+}
+
+#[derive(Default)]
+pub struct GuardChain {
+    guards: Vec<Guard>,
+}
+
+impl GuardChain {
+    /// The guards of `packs`: those named in `order` first, in that order, then the rest by
+    /// their manifest's order.
+    pub fn build(packs: &[Arc<LoadedPack>], order: &[String]) -> Self {
+        let mut guards: Vec<(usize, i32, Guard)> = packs
+            .iter()
+            .filter_map(|p| {
+                let spec = p.manifest.guard.as_ref()?;
+                let rank = order.iter().position(|n| n == p.name()).unwrap_or(usize::MAX);
+                Some((
+                    rank,
+                    spec.order,
+                    Guard {
+                        pack: Arc::clone(p),
+                        methods: spec.methods.clone(),
+                        prefixes: spec.path_prefixes.clone(),
+                    },
+                ))
+            })
+            .collect();
+        guards.sort_by(|a, b| (a.0, a.1, a.2.pack.name()).cmp(&(b.0, b.1, b.2.pack.name())));
+        let chain = Self {
+            guards: guards.into_iter().map(|(_, _, g)| g).collect(),
+        };
+        if !chain.guards.is_empty() {
+            tracing::info!(guards = ?chain.names(), "guard chain");
+        }
+        chain
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.guards.iter().map(|g| g.pack.name()).collect()
+    }
+
+    /// Run the guards that apply to `request`; a principal a guard attaches is visible to the
+    /// guards after it and to the route.
+    pub async fn run(&self, request: &mut Request) -> Outcome {
+        let mut headers = Vec::new();
+        for guard in &self.guards {
+            if !guard.applies(request.method, &request.path) {
+                continue;
+            }
+            match guard.pack.guard(request).await {
+                Ok(Decision::Proceed(p)) => {
+                    if let Some(principal) = p.principal {
+                        request.principal = Some(principal);
+                    }
+                    headers.extend(p.headers);
+                }
+                Ok(Decision::Respond(response)) => return Outcome::Respond { response, headers },
+                Err(e) => return Outcome::Failed(e),
+            }
+        }
+        Outcome::Proceed(headers)
+    }
+}
