@@ -319,9 +319,13 @@ impl Application {
             "ready"
         );
         if !config.auth.enabled {
-            tracing::warn!("authentication is OFF: every route is open to every caller (loopback only)");
+            tracing::warn!(
+                "authentication is OFF: every route is open to every caller (loopback only)"
+            );
         } else if config.auth.admin_key.is_none() {
-            tracing::warn!("no bootstrap admin key (VALHALLA_ADMIN_KEY): admin routes need an api_clients admin key");
+            tracing::warn!(
+                "no bootstrap admin key (VALHALLA_ADMIN_KEY): admin routes need an api_clients admin key"
+            );
         }
         let guards = GuardChain::build(&packs, &config.server.guard_order);
         let state = Arc::new(AppState {

@@ -315,15 +315,53 @@ pub fn grant(config: &mut Config, pack: &str, pattern: &str) {
         .push(pattern.to_string());
 }
 
-/// Poll `path` until `done` accepts its JSON (the system log is written asynchronously).
+/// Poll `path` (as the admin, when authentication is on) until `done` accepts its JSON (the
+/// system log is written asynchronously).
 pub async fn eventually(app: &TestApp, path: &str, done: impl Fn(&Value) -> bool) -> Value {
     let mut last = Value::Null;
     for _ in 0..100 {
-        last = json(app.get(path).await, 200).await;
+        let resp = app
+            .client
+            .get(app.url(path))
+            .header("x-api-key", ADMIN_KEY)
+            .send()
+            .await
+            .expect("GET");
+        last = json(resp, 200).await;
         if done(&last) {
             return last;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     panic!("{path} never satisfied the condition; last answer: {last}");
+}
+
+/// The bootstrap admin key of [`secured`] configs.
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdef";
+
+/// A config with authentication on, the bootstrap admin key set, and `packs` enabled.
+pub fn secured(db: &TestDb, packs: &[&str]) -> Config {
+    let mut cfg = config(db, packs);
+    cfg.auth.enabled = true;
+    cfg.auth.admin_key = Some(valhalla::config::Secret::new(ADMIN_KEY));
+    cfg
+}
+
+impl TestApp {
+    /// A request with `key` as `X-API-Key`.
+    pub fn with_key(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: &str,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .header("x-api-key", key)
+    }
+
+    /// A request as the bootstrap admin.
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.with_key(method, path, ADMIN_KEY)
+    }
 }

@@ -5,6 +5,7 @@
 mod compile_cache;
 mod deployment_profile;
 mod feature_flags;
+mod governance;
 mod harness;
 mod http_basics;
 mod route_index;

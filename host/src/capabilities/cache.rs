@@ -161,7 +161,13 @@ impl Host for State {
             .into_iter()
             .map(|(k, value, reset)| {
                 let key = k.get(own..).unwrap_or_default().to_string();
-                (key, Counter { value, reset_ms: reset.as_millis() as u64 })
+                (
+                    key,
+                    Counter {
+                        value,
+                        reset_ms: reset.as_millis() as u64,
+                    },
+                )
             })
             .collect()
     }

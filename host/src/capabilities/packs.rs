@@ -14,7 +14,11 @@ use crate::runtime::bindings::{CapabilityError, Request, Response};
 const MAX_DEPTH: u8 = 4;
 
 impl Host for State {
-    async fn call(&mut self, pack: String, request: CallRequest) -> Result<Response, CapabilityError> {
+    async fn call(
+        &mut self,
+        pack: String,
+        request: CallRequest,
+    ) -> Result<Response, CapabilityError> {
         if !self.pack.callable.iter().any(|p| *p == pack) {
             tracing::warn!(pack = %self.pack.name, target = %pack, "in-process call refused: not granted");
             return Err(CapabilityError::AccessDenied(format!(
@@ -34,10 +38,13 @@ impl Host for State {
         let route = app
             .pack_route(&pack, request.method, &request.path)
             .map_err(|e| match e {
-                PackRouteError::NotLoaded => CapabilityError::Unavailable(format!("pack `{pack}` is not enabled")),
-                PackRouteError::NoRoute => {
-                    CapabilityError::NotFound(format!("pack `{pack}` has no route for {}", request.path))
+                PackRouteError::NotLoaded => {
+                    CapabilityError::Unavailable(format!("pack `{pack}` is not enabled"))
                 }
+                PackRouteError::NoRoute => CapabilityError::NotFound(format!(
+                    "pack `{pack}` has no route for {}",
+                    request.path
+                )),
             })?;
         let forwarded = Request {
             method: request.method,

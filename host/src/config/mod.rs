@@ -240,15 +240,25 @@ impl Config {
         if !self.auth.enabled && !addr.ip().is_loopback() {
             return Err(self.invalid(
                 "auth.enabled",
-                format!("authentication is off, so the server may listen only on loopback, not {addr}"),
+                format!(
+                    "authentication is off, so the server may listen only on loopback, not {addr}"
+                ),
             ));
         }
-        if self.auth.admin_key.as_ref().is_some_and(|k| k.expose().len() < 24) {
+        if self
+            .auth
+            .admin_key
+            .as_ref()
+            .is_some_and(|k| k.expose().len() < 24)
+        {
             return Err(self.invalid("auth.admin_key", "must be at least 24 characters"));
         }
         for name in &self.server.guard_order {
             if !self.packs.contains_key(name) {
-                return Err(self.invalid("server.guard_order", format!("no pack `{name}` in this file")));
+                return Err(self.invalid(
+                    "server.guard_order",
+                    format!("no pack `{name}` in this file"),
+                ));
             }
         }
         self.engine()?;
@@ -449,7 +459,12 @@ mod tests {
     #[test]
     fn auth_off_means_loopback_only() {
         let c = parse("[auth]\nenabled = false\n[server]\nbind = \"0.0.0.0:8000\"\n").unwrap();
-        assert!(c.validate().unwrap_err().to_string().contains("auth.enabled"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("auth.enabled")
+        );
         let c = parse("[auth]\nenabled = false\n").unwrap();
         c.validate().unwrap();
     }

@@ -45,13 +45,26 @@ pub enum PackRouteError {
 
 impl AppState {
     /// `method path` of the enabled pack `name`.
-    pub fn pack_route(&self, name: &str, method: Method, path: &str) -> Result<PackRoute<'_>, PackRouteError> {
+    pub fn pack_route(
+        &self,
+        name: &str,
+        method: Method,
+        path: &str,
+    ) -> Result<PackRoute<'_>, PackRouteError> {
         if !self.packs.iter().any(|p| p.name() == name) {
             return Err(PackRouteError::NotLoaded);
         }
-        let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };
+        let path = if path.len() > 1 {
+            path.trim_end_matches('/')
+        } else {
+            path
+        };
         match self.routes.lookup(Some(method), path) {
-            Lookup::Found { template, target, params } => match target.owner {
+            Lookup::Found {
+                template,
+                target,
+                params,
+            } => match target.owner {
                 Owner::Pack(i) if self.packs[i].name() == name => Ok(PackRoute {
                     pack: &self.packs[i],
                     template,
@@ -165,7 +178,10 @@ async fn dispatch(State(app): State<Arc<AppState>>, request: Request) -> Respons
         .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
         .collect();
     // The bootstrap admin key stands for itself; guards (api_clients) may attach a principal.
-    let principal = app.auth.bootstrap_principal(&parts.headers);
+    let principal = app
+        .auth
+        .bootstrap_principal(&parts.headers)
+        .or_else(|| app.auth.local_principal());
     let mut wit_request = wit::Request {
         method: lookup_method.unwrap_or(Method::Get),
         path: path.clone(),
@@ -199,7 +215,10 @@ async fn dispatch(State(app): State<Arc<AppState>>, request: Request) -> Respons
         }
     };
 
-    if let Err(denied) = app.auth.check(target.access, wit_request.principal.as_ref()) {
+    if let Err(denied) = app
+        .auth
+        .check(target.access, wit_request.principal.as_ref())
+    {
         let problem = match denied {
             Denied::Unauthenticated => {
                 let detail = if credential(&parts.headers).is_some() {
@@ -232,8 +251,10 @@ async fn dispatch(State(app): State<Arc<AppState>>, request: Request) -> Respons
 /// Headers guards asked for, added to the final response.
 fn add_headers(out: &mut Response, headers: Vec<(String, String)>) {
     for (name, value) in headers {
-        if let (Ok(n), Ok(v)) = (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.as_str()))
-            && !forbidden_header(&n)
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::try_from(name.as_str()),
+            HeaderValue::try_from(value.as_str()),
+        ) && !forbidden_header(&n)
         {
             out.headers_mut().insert(n, v);
         }

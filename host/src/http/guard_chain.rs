@@ -17,7 +17,8 @@ impl Guard {
     /// Does this guard want to see `method path`? (If not, it is not instantiated.)
     fn applies(&self, method: Method, path: &str) -> bool {
         (self.methods.is_empty() || self.methods.contains(&method))
-            && (self.prefixes.is_empty() || self.prefixes.iter().any(|p| path.starts_with(p.as_str())))
+            && (self.prefixes.is_empty()
+                || self.prefixes.iter().any(|p| path.starts_with(p.as_str())))
     }
 }
 
@@ -26,7 +27,10 @@ pub enum Outcome {
     /// go on to the route, adding these headers to its response
     Proceed(Vec<(String, String)>),
     /// a guard answered
-    Respond { response: Response, headers: Vec<(String, String)> },
+    Respond {
+        response: Response,
+        headers: Vec<(String, String)>,
+    },
     /// a guard failed: the request is refused
     Failed(PackError),
 }
@@ -44,7 +48,10 @@ impl GuardChain {
             .iter()
             .filter_map(|p| {
                 let spec = p.manifest.guard.as_ref()?;
-                let rank = order.iter().position(|n| n == p.name()).unwrap_or(usize::MAX);
+                let rank = order
+                    .iter()
+                    .position(|n| n == p.name())
+                    .unwrap_or(usize::MAX);
                 Some((
                     rank,
                     spec.order,

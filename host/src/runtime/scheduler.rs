@@ -17,10 +17,15 @@ pub fn start(packs: &[Arc<LoadedPack>], stop: &watch::Receiver<bool>) -> Vec<Joi
     packs
         .iter()
         .filter_map(|pack| {
-            let interval = Duration::from_millis(pack.manifest.schedule.as_ref()?.interval_ms).max(MIN_INTERVAL);
+            let interval = Duration::from_millis(pack.manifest.schedule.as_ref()?.interval_ms)
+                .max(MIN_INTERVAL);
             let pack = Arc::clone(pack);
             let mut stop = stop.clone();
-            tracing::info!(pack = pack.name(), interval_ms = interval.as_millis() as u64, "scheduled");
+            tracing::info!(
+                pack = pack.name(),
+                interval_ms = interval.as_millis() as u64,
+                "scheduled"
+            );
             Some(tokio::spawn(async move {
                 loop {
                     tokio::select! {
@@ -30,7 +35,9 @@ pub fn start(packs: &[Arc<LoadedPack>], stop: &watch::Receiver<bool>) -> Vec<Joi
                     match pack.tick().await {
                         Ok(Ok(report)) if report.is_empty() => {}
                         Ok(Ok(report)) => tracing::info!(pack = pack.name(), %report, "tick"),
-                        Ok(Err(message)) => tracing::warn!(pack = pack.name(), %message, "tick reported a failure"),
+                        Ok(Err(message)) => {
+                            tracing::warn!(pack = pack.name(), %message, "tick reported a failure")
+                        }
                         Err(e) => tracing::error!(pack = pack.name(), error = %e, "tick failed"),
                     }
                 }

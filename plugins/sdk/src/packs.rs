@@ -39,7 +39,10 @@ pub fn call<B: Serialize>(
         &CallRequest {
             method,
             path: path.to_string(),
-            query: query.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect(),
+            query: query
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect(),
             body,
         },
     )?;

@@ -61,6 +61,29 @@ impl Request {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The credential presented: `X-API-Key`, or `Authorization: Bearer …`.
+    pub fn credential(&self) -> Option<&str> {
+        if let Some(key) = self.header("x-api-key") {
+            return Some(key.trim()).filter(|k| !k.is_empty());
+        }
+        let (scheme, token) = self.header("authorization")?.split_once(' ')?;
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim())
+            .filter(|t| !t.is_empty())
+    }
+
+    /// Does the principal have `role`?
+    pub fn has_role(&self, role: &str) -> bool {
+        self.principal()
+            .is_some_and(|p| p.roles.iter().any(|r| r == role))
+    }
+
+    /// The acting principal's id, for audit records (`anonymous` without one).
+    pub fn actor(&self) -> &str {
+        self.principal().map_or("anonymous", |p| p.id.as_str())
+    }
+
     /// The value of the route's `{name}` parameter.
     pub fn param(&self, name: &str) -> Result<&str, Problem> {
         self.inner

@@ -1,0 +1,697 @@
+//! Governance end to end, on both engines: api_clients (hashed keys, roles, activate,
+//! deactivate, rotate) behind the guard chain, the access matrix, maintenance mode with the
+//! read-only shield, scheduled windows, and admin_ops composing packs in-process.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::harness::{ADMIN_KEY, Engine, TestApp, TestDb, eventually, json, problem, secured};
+use crate::on_both_engines;
+
+const ALL: &[&str] = &[
+    "api_clients",
+    "system_config",
+    "feature_flags",
+    "maintenance",
+    "read_only_shield",
+    "admin_ops",
+    "system_log",
+];
+
+async fn app_with(engine: Engine, packs: &[&str]) -> Option<TestApp> {
+    let db = TestDb::new(engine).await?;
+    let mut cfg = secured(&db, packs);
+    cfg.server.guard_order = vec!["api_clients".into()];
+    if packs.contains(&"read_only_shield") {
+        cfg.packs.get_mut("read_only_shield").unwrap().grants.packs = vec!["maintenance".into()];
+    }
+    if packs.contains(&"admin_ops") {
+        cfg.packs.get_mut("admin_ops").unwrap().grants.packs = [
+            "maintenance",
+            "feature_flags",
+            "system_config",
+            "api_clients",
+            "rate_limits",
+        ]
+        .map(String::from)
+        .to_vec();
+    }
+    Some(TestApp::start(db, cfg).await)
+}
+
+/// Register a client with `roles` as the bootstrap admin; answers (client, key).
+async fn register(app: &TestApp, name: &str, roles: &[&str]) -> (Value, String) {
+    let body = json(
+        app.admin(Method::POST, "/system/clients")
+            .json(&json!({"name": name, "roles": roles}))
+            .send()
+            .await
+            .unwrap(),
+        201,
+    )
+    .await;
+    let key = body["api_key"].as_str().unwrap().to_string();
+    (body["client"].clone(), key)
+}
+
+async fn status(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> u16 {
+    let mut rb = app.client.request(method, app.url(path));
+    if let Some(k) = key {
+        rb = rb.header("x-api-key", k);
+    }
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    rb.send().await.unwrap().status().as_u16()
+}
+
+async fn clients_lifecycle(engine: Engine) {
+    let Some(app) = app_with(engine, ALL).await else {
+        return;
+    };
+    let (client, key) = register(&app, "ci-bot", &["read", "write"]).await;
+    assert!(key.starts_with("vk_") && key.len() == 51, "{key}");
+    assert_eq!(client["roles"], json!(["read", "write"]));
+    assert_eq!(client["active"], true);
+    assert_eq!(client["key_prefix"], &key[..11]);
+    assert!(client.get("key_hash").is_none() && client.get("api_key").is_none());
+    let id = client["id"].as_str().unwrap().to_string();
+
+    // the key is never shown again
+    let listed = json(
+        app.admin(Method::GET, "/system/clients")
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(listed["total"], 1);
+    assert!(
+        !listed.to_string().contains(&key[11..]),
+        "the secret part never appears"
+    );
+    let got = json(
+        app.admin(Method::GET, &format!("/system/clients/{id}"))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(got["name"], "ci-bot");
+    assert!(!got.to_string().contains(&key[11..]));
+
+    // the key works, as Bearer too
+    assert_eq!(
+        status(&app, Method::GET, "/system/config", Some(&key), None).await,
+        200
+    );
+    let bearer = app
+        .client
+        .get(app.url("/system/config"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bearer.status(), 200);
+
+    // deactivation takes effect on the very next request
+    json(
+        app.admin(Method::POST, &format!("/system/clients/{id}/deactivate"))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    problem(
+        app.with_key(Method::GET, "/system/config", &key)
+            .send()
+            .await
+            .unwrap(),
+        401,
+    )
+    .await;
+    json(
+        app.admin(Method::POST, &format!("/system/clients/{id}/activate"))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(
+        status(&app, Method::GET, "/system/config", Some(&key), None).await,
+        200
+    );
+
+    // rotation: the old key stops, the new one works
+    let rotated = json(
+        app.admin(Method::POST, &format!("/system/clients/{id}/rotate"))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    let new_key = rotated["api_key"].as_str().unwrap().to_string();
+    assert_ne!(new_key, key);
+    problem(
+        app.with_key(Method::GET, "/system/config", &key)
+            .send()
+            .await
+            .unwrap(),
+        401,
+    )
+    .await;
+    assert_eq!(
+        status(&app, Method::GET, "/system/config", Some(&new_key), None).await,
+        200
+    );
+
+    // a key of the caller's choosing
+    let chosen = "my-own-key-that-is-long-enough-1234";
+    json(
+        app.admin(Method::POST, "/system/clients")
+            .json(&json!({"name": "chosen", "roles": ["read"], "key": chosen}))
+            .send()
+            .await
+            .unwrap(),
+        201,
+    )
+    .await;
+    assert_eq!(
+        status(&app, Method::GET, "/system/config", Some(chosen), None).await,
+        200
+    );
+
+    // errors
+    for (body, field) in [
+        (json!({"name": "x", "roles": ["root"]}), "roles"),
+        (json!({"name": "x", "roles": []}), "roles"),
+        (json!({"name": ""}), "name"),
+        (json!({"name": "x", "key": "short"}), "key"),
+        (json!({"roles": ["read"]}), "name"),
+    ] {
+        let p = problem(
+            app.admin(Method::POST, "/system/clients")
+                .json(&body)
+                .send()
+                .await
+                .unwrap(),
+            422,
+        )
+        .await;
+        assert_eq!(p["errors"][0]["field"], field, "{body}");
+    }
+    problem(
+        app.admin(Method::GET, "/system/clients/nope")
+            .send()
+            .await
+            .unwrap(),
+        404,
+    )
+    .await;
+    problem(
+        app.admin(Method::POST, "/system/clients/nope/rotate")
+            .send()
+            .await
+            .unwrap(),
+        404,
+    )
+    .await;
+    // the same chosen key twice is a conflict
+    problem(
+        app.admin(Method::POST, "/system/clients")
+            .json(&json!({"name": "dup", "key": chosen}))
+            .send()
+            .await
+            .unwrap(),
+        409,
+    )
+    .await;
+    app.finish().await;
+}
+on_both_engines!(clients_register_rotate_and_deactivate, clients_lifecycle);
+
+/// Each access level × no key / bad key / read key / write key / admin key / deactivated key.
+async fn access_matrix(engine: Engine) {
+    let Some(app) = app_with(engine, ALL).await else {
+        return;
+    };
+    let (_, read) = register(&app, "reader", &["read"]).await;
+    let (_, write) = register(&app, "writer", &["write"]).await;
+    let (_, admin) = register(&app, "admin", &["admin"]).await;
+    let (gone, gone_key) = register(&app, "gone", &["admin"]).await;
+    json(
+        app.admin(
+            Method::POST,
+            &format!(
+                "/system/clients/{}/deactivate",
+                gone["id"].as_str().unwrap()
+            ),
+        )
+        .send()
+        .await
+        .unwrap(),
+        200,
+    )
+    .await;
+
+    let public = (Method::GET, "/system/maintenance/state", None);
+    let read_route = (Method::GET, "/system/config", None);
+    let write_route = (
+        Method::POST,
+        "/system/config",
+        Some(json!({"key": "k", "value": "v"})),
+    );
+    let admin_route = (Method::GET, "/system/clients", None);
+    let keys: [(&str, Option<&str>); 7] = [
+        ("none", None),
+        ("bad", Some("vk_not-a-real-key-000000000000000000000")),
+        ("read", Some(&read)),
+        ("write", Some(&write)),
+        ("admin", Some(&admin)),
+        ("bootstrap", Some(ADMIN_KEY)),
+        ("deactivated", Some(&gone_key)),
+    ];
+    // expected status per key for public, read, write, admin routes
+    let expected = [
+        ("none", [200, 401, 401, 401]),
+        ("bad", [401, 401, 401, 401]),
+        ("read", [200, 200, 403, 403]),
+        ("write", [200, 200, 200, 403]),
+        ("admin", [200, 200, 200, 200]),
+        ("bootstrap", [200, 200, 200, 200]),
+        ("deactivated", [401, 401, 401, 401]),
+    ];
+    for ((who, key), (who2, want)) in keys.iter().zip(expected) {
+        assert_eq!(*who, who2);
+        for (i, (method, path, body)) in [&public, &read_route, &write_route, &admin_route]
+            .into_iter()
+            .enumerate()
+        {
+            let got = status(&app, method.clone(), path, *key, body.clone()).await;
+            assert_eq!(got, want[i], "{who} key on {method} {path}");
+        }
+    }
+    // 401s say how to authenticate; nothing secret in the body
+    let resp = app
+        .client
+        .get(app.url("/system/config"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["www-authenticate"], "Bearer");
+    let p = problem(resp, 401).await;
+    assert!(!p.to_string().contains(ADMIN_KEY));
+    app.finish().await;
+}
+on_both_engines!(access_levels_by_role, access_matrix);
+
+async fn maintenance_flow(engine: Engine) {
+    let Some(app) = app_with(engine, ALL).await else {
+        return;
+    };
+    let (_, writer) = register(&app, "writer", &["write"]).await;
+    let write = |key: &str| {
+        app.with_key(Method::POST, "/system/config", key)
+            .json(&json!({"key": "k", "value": "v"}))
+            .send()
+    };
+    let state = json(app.get("/system/maintenance/state").await, 200).await;
+    assert_eq!(state["mode"], "normal");
+    assert_eq!(write(&writer).await.unwrap().status(), 200);
+
+    // maintenance on: writes refused with Retry-After, reads pass
+    let on = json(
+        app.admin(
+            Method::POST,
+            "/system/maintenance/state/maintenance?reason=db%20upgrade",
+        )
+        .send()
+        .await
+        .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(on["mode"], "maintenance");
+    assert_eq!(on["changed_by"], "bootstrap-admin");
+    assert_eq!(on["reason"], "db upgrade");
+    let refused = write(&writer).await.unwrap();
+    assert!(refused.headers().get("retry-after").is_some());
+    let p = problem(refused, 503).await;
+    assert!(p["detail"].as_str().unwrap().contains("db upgrade"), "{p}");
+    assert_eq!(
+        status(&app, Method::GET, "/system/config/k", Some(&writer), None).await,
+        200
+    );
+    assert_eq!(
+        status(&app, Method::GET, "/system/health/ready", None, None).await,
+        200
+    );
+    // non-admins cannot touch the maintenance endpoints; admins can switch back
+    assert_eq!(
+        status(
+            &app,
+            Method::POST,
+            "/system/maintenance/state/normal",
+            Some(&writer),
+            None
+        )
+        .await,
+        503
+    );
+    let off = json(
+        app.admin(Method::POST, "/system/maintenance/state/normal")
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(off["mode"], "normal");
+    assert_eq!(write(&writer).await.unwrap().status(), 200);
+
+    // read_only behaves the same for writes
+    json(
+        app.admin(Method::POST, "/system/maintenance/state/read_only")
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    problem(
+        app.with_key(Method::DELETE, "/system/config/k", &writer)
+            .send()
+            .await
+            .unwrap(),
+        503,
+    )
+    .await;
+    json(
+        app.admin(Method::POST, "/system/maintenance/state/normal")
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+
+    problem(
+        app.admin(Method::POST, "/system/maintenance/state/party")
+            .send()
+            .await
+            .unwrap(),
+        422,
+    )
+    .await;
+    // every change is audited
+    let audit = eventually(
+        &app,
+        "/system/logs?category=audit&source=maintenance",
+        |v| v["total"] == 4,
+    )
+    .await;
+    assert_eq!(audit["items"][0]["context"]["action"], "maintenance.mode");
+    app.finish().await;
+}
+on_both_engines!(
+    maintenance_refuses_writes_until_switched_back,
+    maintenance_flow
+);
+
+async fn windows_flip(engine: Engine) {
+    let Some(app) = app_with(engine, ALL).await else {
+        return;
+    };
+    let now = chrono::Utc::now();
+    let starts = (now + chrono::Duration::milliseconds(1500)).to_rfc3339();
+    let ends = (now + chrono::Duration::milliseconds(4000)).to_rfc3339();
+    let w = json(
+        app.admin(Method::POST, "/system/maintenance/windows")
+            .json(&json!({"starts_at": starts, "ends_at": ends, "reason": "planned"}))
+            .send()
+            .await
+            .unwrap(),
+        201,
+    )
+    .await;
+    assert_eq!(w["status"], "scheduled");
+    assert_eq!(w["mode"], "maintenance");
+    let listed = json(
+        app.admin(Method::GET, "/system/maintenance/windows")
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(listed["total"], 1);
+
+    let on = eventually(&app, "/system/maintenance/state", |s| {
+        s["mode"] == "maintenance"
+    })
+    .await;
+    assert_eq!(on["window_id"], w["id"]);
+    assert!(on["until"].is_string());
+    let refused = app
+        .admin(Method::POST, "/system/config")
+        .json(&json!({"key": "a", "value": "b"}))
+        .send()
+        .await
+        .unwrap();
+    // admins still write to the maintenance endpoints only; other writes wait
+    assert_eq!(refused.status(), 503);
+    let back = eventually(&app, "/system/maintenance/state", |s| s["mode"] == "normal").await;
+    assert!(back["window_id"].is_null());
+    let done = json(
+        app.admin(Method::GET, "/system/maintenance/windows?status=done")
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(done["total"], 1);
+
+    for (body, field) in [
+        (json!({"starts_at": "soon", "ends_at": ends}), "starts_at"),
+        (json!({"starts_at": ends, "ends_at": starts}), "ends_at"),
+        (
+            json!({"starts_at": starts, "ends_at": ends, "mode": "normal"}),
+            "mode",
+        ),
+        (
+            json!({"starts_at": "2000-01-01T00:00:00Z", "ends_at": "2000-01-02T00:00:00Z"}),
+            "ends_at",
+        ),
+    ] {
+        let p = problem(
+            app.admin(Method::POST, "/system/maintenance/windows")
+                .json(&body)
+                .send()
+                .await
+                .unwrap(),
+            422,
+        )
+        .await;
+        assert_eq!(p["errors"][0]["field"], field, "{body}");
+    }
+    app.finish().await;
+}
+on_both_engines!(
+    a_window_switches_the_mode_on_and_off_by_itself,
+    windows_flip
+);
+
+async fn admin_ops(engine: Engine) {
+    let Some(app) = app_with(engine, ALL).await else {
+        return;
+    };
+    let op = |action: &str, params: Value| {
+        app.admin(Method::POST, "/admin/ops")
+            .json(&json!({"action": action, "params": params}))
+            .send()
+    };
+    let r = json(
+        op("config.set", json!({"key": "site", "value": "v1"}))
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(
+        (r["ok"].as_bool(), r["action"].as_str()),
+        (Some(true), Some("config.set"))
+    );
+    assert_eq!(r["data"]["value"], "v1");
+    let r = json(op("config.get", json!({"key": "site"})).await.unwrap(), 200).await;
+    assert_eq!(r["data"]["value"], "v1");
+    let r = json(
+        op("config.get", json!({"key": "missing"})).await.unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(r["ok"], false);
+    assert!(r["error"].as_str().unwrap().contains("missing"));
+    let r = json(
+        op("flag.set", json!({"key": "beta", "enabled": false}))
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(r["data"]["enabled"], false);
+    let r = json(
+        op(
+            "maintenance.set",
+            json!({"mode": "read_only", "reason": "ops"}),
+        )
+        .await
+        .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(r["data"]["mode"], "read_only");
+    let r = json(op("maintenance.get", json!({})).await.unwrap(), 200).await;
+    assert_eq!(r["data"]["mode"], "read_only");
+    json(
+        op("maintenance.set", json!({"mode": "normal"}))
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    let (client, _) = register(&app, "victim", &["read"]).await;
+    let r = json(
+        op("client.deactivate", json!({"id": client["id"]}))
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(r["data"]["active"], false);
+    let r = json(op("clients.list", json!({})).await.unwrap(), 200).await;
+    assert_eq!(r["data"]["total"], 1);
+    // rate_limits is not enabled here: ok false with the reason, never a 500
+    let r = json(op("ratelimit.rules", json!({})).await.unwrap(), 200).await;
+    assert_eq!(r["ok"], false);
+    assert!(r["error"].as_str().unwrap().contains("not enabled"), "{r}");
+
+    let p = problem(op("reboot.universe", json!({})).await.unwrap(), 400).await;
+    assert!(
+        p["detail"].as_str().unwrap().contains("config.set"),
+        "lists the known actions: {p}"
+    );
+    let p = problem(op("config.get", json!({})).await.unwrap(), 422).await;
+    assert_eq!(p["errors"][0]["field"], "params.key");
+    problem(
+        app.admin(Method::POST, "/admin/ops")
+            .json(&json!({"params": {}}))
+            .send()
+            .await
+            .unwrap(),
+        422,
+    )
+    .await;
+    // admin only
+    let (_, writer) = register(&app, "writer", &["write"]).await;
+    problem(
+        app.with_key(Method::POST, "/admin/ops", &writer)
+            .json(&json!({"action": "maintenance.get"}))
+            .send()
+            .await
+            .unwrap(),
+        403,
+    )
+    .await;
+    // every action audited
+    eventually(&app, "/system/logs?category=audit&source=admin_ops", |v| {
+        v["total"].as_i64() >= Some(9)
+    })
+    .await;
+    app.finish().await;
+}
+on_both_engines!(admin_ops_compose_packs_in_process, admin_ops);
+
+/// admin_ops with each target pack disabled answers ok:false, never 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_ops_with_every_target_disabled() {
+    let app = app_with(Engine::Sqlite, &["admin_ops"]).await.unwrap();
+    for (action, params) in [
+        ("maintenance.get", json!({})),
+        ("maintenance.set", json!({"mode": "normal"})),
+        ("flag.get", json!({"key": "x"})),
+        ("flag.set", json!({"key": "x"})),
+        ("config.get", json!({"key": "x"})),
+        ("config.set", json!({"key": "x", "value": "y"})),
+        ("clients.list", json!({})),
+        ("client.deactivate", json!({"id": "x"})),
+        ("ratelimit.rules", json!({})),
+    ] {
+        let r = json(
+            app.admin(Method::POST, "/admin/ops")
+                .json(&json!({"action": action, "params": params}))
+                .send()
+                .await
+                .unwrap(),
+            200,
+        )
+        .await;
+        assert_eq!(r["ok"], false, "{action}: {r}");
+        assert!(
+            r["error"].as_str().unwrap().contains("not enabled"),
+            "{action}: {r}"
+        );
+    }
+    app.finish().await;
+}
+
+/// Without the maintenance pack the shield lets writes through; a pack cannot call packs it
+/// was not granted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shield_without_maintenance_and_ungranted_calls() {
+    let app = app_with(
+        Engine::Sqlite,
+        &["api_clients", "system_config", "read_only_shield"],
+    )
+    .await
+    .unwrap();
+    let resp = app
+        .admin(Method::POST, "/system/config")
+        .json(&json!({"key": "a", "value": "b"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    app.finish().await;
+
+    let db = TestDb::new(Engine::Sqlite).await.unwrap();
+    let mut cfg = secured(&db, &["admin_ops", "maintenance"]);
+    cfg.packs.get_mut("admin_ops").unwrap().grants.packs.clear();
+    let app = TestApp::start(db, cfg).await;
+    let r = json(
+        app.admin(Method::POST, "/admin/ops")
+            .json(&json!({"action": "maintenance.get"}))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(r["ok"], false);
+    assert!(r["error"].as_str().unwrap().contains("grants.packs"), "{r}");
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    app.finish().await;
+}
