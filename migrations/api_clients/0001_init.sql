@@ -4,6 +4,7 @@ CREATE TABLE api_clients (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
     description TEXT,
+    client_type TEXT,
     roles TEXT NOT NULL,
     key_prefix TEXT NOT NULL,
     key_hash TEXT NOT NULL UNIQUE,

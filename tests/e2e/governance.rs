@@ -200,6 +200,7 @@ async fn clients_lifecycle(engine: Engine) {
         (json!({"name": "x", "roles": []}), "roles"),
         (json!({"name": ""}), "name"),
         (json!({"name": "x", "key": "short"}), "key"),
+        (json!({"name": "x", "key": "has spaces in it"}), "key"),
         (json!({"roles": ["read"]}), "name"),
     ] {
         let p = problem(
@@ -525,7 +526,7 @@ async fn admin_ops(engine: Engine) {
             .send()
     };
     let r = json(
-        op("config.set", json!({"key": "site", "value": "v1"}))
+        op("set_config", json!({"key": "site", "value": "v1"}))
             .await
             .unwrap(),
         200,
@@ -533,20 +534,20 @@ async fn admin_ops(engine: Engine) {
     .await;
     assert_eq!(
         (r["ok"].as_bool(), r["action"].as_str()),
-        (Some(true), Some("config.set"))
+        (Some(true), Some("set_config"))
     );
     assert_eq!(r["data"]["value"], "v1");
-    let r = json(op("config.get", json!({"key": "site"})).await.unwrap(), 200).await;
+    let r = json(op("get_config", json!({"key": "site"})).await.unwrap(), 200).await;
     assert_eq!(r["data"]["value"], "v1");
     let r = json(
-        op("config.get", json!({"key": "missing"})).await.unwrap(),
+        op("get_config", json!({"key": "missing"})).await.unwrap(),
         200,
     )
     .await;
     assert_eq!(r["ok"], false);
     assert!(r["error"].as_str().unwrap().contains("missing"));
     let r = json(
-        op("flag.set", json!({"key": "beta", "enabled": false}))
+        op("set_flag", json!({"key": "beta", "enabled": false}))
             .await
             .unwrap(),
         200,
@@ -555,7 +556,7 @@ async fn admin_ops(engine: Engine) {
     assert_eq!(r["data"]["enabled"], false);
     let r = json(
         op(
-            "maintenance.set",
+            "set_maintenance_state",
             json!({"mode": "read_only", "reason": "ops"}),
         )
         .await
@@ -564,10 +565,10 @@ async fn admin_ops(engine: Engine) {
     )
     .await;
     assert_eq!(r["data"]["mode"], "read_only");
-    let r = json(op("maintenance.get", json!({})).await.unwrap(), 200).await;
+    let r = json(op("get_maintenance_state", json!({})).await.unwrap(), 200).await;
     assert_eq!(r["data"]["mode"], "read_only");
     json(
-        op("maintenance.set", json!({"mode": "normal"}))
+        op("set_maintenance_state", json!({"mode": "normal"}))
             .await
             .unwrap(),
         200,
@@ -575,26 +576,26 @@ async fn admin_ops(engine: Engine) {
     .await;
     let (client, _) = register(&app, "victim", &["read"]).await;
     let r = json(
-        op("client.deactivate", json!({"id": client["id"]}))
+        op("deactivate_client", json!({"id": client["id"]}))
             .await
             .unwrap(),
         200,
     )
     .await;
     assert_eq!(r["data"]["active"], false);
-    let r = json(op("clients.list", json!({})).await.unwrap(), 200).await;
+    let r = json(op("list_clients", json!({})).await.unwrap(), 200).await;
     assert_eq!(r["data"]["total"], 1);
     // rate_limits is not enabled here: ok false with the reason, never a 500
-    let r = json(op("ratelimit.rules", json!({})).await.unwrap(), 200).await;
+    let r = json(op("list_rate_limit_rules", json!({})).await.unwrap(), 200).await;
     assert_eq!(r["ok"], false);
     assert!(r["error"].as_str().unwrap().contains("not enabled"), "{r}");
 
     let p = problem(op("reboot.universe", json!({})).await.unwrap(), 400).await;
     assert!(
-        p["detail"].as_str().unwrap().contains("config.set"),
+        p["detail"].as_str().unwrap().contains("set_config"),
         "lists the known actions: {p}"
     );
-    let p = problem(op("config.get", json!({})).await.unwrap(), 422).await;
+    let p = problem(op("get_config", json!({})).await.unwrap(), 422).await;
     assert_eq!(p["errors"][0]["field"], "params.key");
     problem(
         app.admin(Method::POST, "/admin/ops")
@@ -609,7 +610,7 @@ async fn admin_ops(engine: Engine) {
     let (_, writer) = register(&app, "writer", &["write"]).await;
     problem(
         app.with_key(Method::POST, "/admin/ops", &writer)
-            .json(&json!({"action": "maintenance.get"}))
+            .json(&json!({"action": "get_maintenance_state"}))
             .send()
             .await
             .unwrap(),
@@ -630,15 +631,15 @@ on_both_engines!(admin_ops_compose_packs_in_process, admin_ops);
 async fn admin_ops_with_every_target_disabled() {
     let app = app_with(Engine::Sqlite, &["admin_ops"]).await.unwrap();
     for (action, params) in [
-        ("maintenance.get", json!({})),
-        ("maintenance.set", json!({"mode": "normal"})),
-        ("flag.get", json!({"key": "x"})),
-        ("flag.set", json!({"key": "x"})),
-        ("config.get", json!({"key": "x"})),
-        ("config.set", json!({"key": "x", "value": "y"})),
-        ("clients.list", json!({})),
-        ("client.deactivate", json!({"id": "x"})),
-        ("ratelimit.rules", json!({})),
+        ("get_maintenance_state", json!({})),
+        ("set_maintenance_state", json!({"mode": "normal"})),
+        ("get_flag", json!({"key": "x"})),
+        ("set_flag", json!({"key": "x"})),
+        ("get_config", json!({"key": "x"})),
+        ("set_config", json!({"key": "x", "value": "y"})),
+        ("list_clients", json!({})),
+        ("deactivate_client", json!({"id": "x"})),
+        ("list_rate_limit_rules", json!({})),
     ] {
         let r = json(
             app.admin(Method::POST, "/admin/ops")
@@ -683,7 +684,7 @@ async fn shield_without_maintenance_and_ungranted_calls() {
     let app = TestApp::start(db, cfg).await;
     let r = json(
         app.admin(Method::POST, "/admin/ops")
-            .json(&json!({"action": "maintenance.get"}))
+            .json(&json!({"action": "get_maintenance_state"}))
             .send()
             .await
             .unwrap(),
@@ -695,3 +696,62 @@ async fn shield_without_maintenance_and_ungranted_calls() {
     tokio::time::sleep(Duration::from_millis(10)).await;
     app.finish().await;
 }
+
+/// Seed 002's integration steps, with the admin key our server requires.
+async fn seed_002(engine: Engine) {
+    let Some(app) = app_with(engine, ALL).await else {
+        return;
+    };
+    // curl /system/clients/ -d '{"name": "TestClient", "client_type": "test", "api_key": "sk_test_123"}'
+    let created = json(
+        app.admin(Method::POST, "/system/clients/")
+            .json(&json!({"name": "TestClient", "client_type": "test", "api_key": "sk_test_123"}))
+            .send()
+            .await
+            .unwrap(),
+        201,
+    )
+    .await;
+    assert_eq!(created["client"]["name"], "TestClient");
+    assert_eq!(created["client"]["client_type"], "test");
+    assert_eq!(created["api_key"], "sk_test_123");
+    assert_eq!(
+        status(
+            &app,
+            Method::GET,
+            "/system/config",
+            Some("sk_test_123"),
+            None
+        )
+        .await,
+        200
+    );
+    // curl /system/clients/ → the list
+    let list = json(
+        app.admin(Method::GET, "/system/clients/")
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(list["total"], 1);
+    // curl /system/maintenance/state → mode, reason, updated_at
+    let state = json(app.get("/system/maintenance/state").await, 200).await;
+    assert_eq!(state["mode"], "normal");
+    assert!(state.get("reason").is_some() && state.get("updated_at").is_some());
+    // curl -X POST /admin/ops/ -d '{"action": "get_maintenance_state"}' → ok=true, data has mode
+    let op = json(
+        app.admin(Method::POST, "/admin/ops/")
+            .json(&json!({"action": "get_maintenance_state"}))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(op["ok"], true);
+    assert_eq!(op["data"]["mode"], "normal");
+    app.finish().await;
+}
+on_both_engines!(seed_002_integration_steps, seed_002);

@@ -124,3 +124,15 @@ async fn outbound_http_is_denied_without_a_grant() {
     assert!(listener.accept().is_err(), "no connection was attempted");
     app.finish().await;
 }
+
+/// A guard that fails refuses the request (fails closed); requests it does not see pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_guard_fails_closed() {
+    let app = app().await;
+    let resp = app.get("/faulty/guarded").await;
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let p = problem(resp, 503).await;
+    assert_eq!(p["type"], "urn:valhalla:problem:guard-failed");
+    then_all_is_well(&app).await;
+    app.finish().await;
+}

@@ -64,6 +64,18 @@ fn a_broken_config_stops_startup_with_a_message() {
     );
     assert_refused("[database2]\nurl = \"x\"\n", &["database2"]);
     assert_refused(
+        "[auth]\nenabled = false\n[server]\nbind = \"0.0.0.0:0\"\n",
+        &["auth.enabled", "loopback"],
+    );
+    assert_refused(
+        "[server]\nguard_order = [\"nope\"]\n",
+        &["server.guard_order", "nope"],
+    );
+    assert_refused(
+        "[packs.system_config]\n[packs.system_config.grants]\npacks = [\"Bad Name\"]\n",
+        &["packs.system_config.grants.packs"],
+    );
+    assert_refused(
         "[packs.system_config]\n[packs.system_config.grants]\noutbound = [\"ftp://x\"]\n",
         &["packs.system_config.grants.outbound[0]"],
     );

@@ -74,12 +74,12 @@ fn segment(params: &serde_json::Map<String, Value>, name: &str) -> Result<String
 
 const ACTIONS: &[Action] = &[
     Action {
-        name: "maintenance.get",
+        name: "get_maintenance_state",
         pack: "maintenance",
         call: |_| get("/system/maintenance/state".into()),
     },
     Action {
-        name: "maintenance.set",
+        name: "set_maintenance_state",
         pack: "maintenance",
         call: |p| {
             let mode = segment(p, "mode")?;
@@ -91,32 +91,32 @@ const ACTIONS: &[Action] = &[
         },
     },
     Action {
-        name: "flag.get",
+        name: "get_flag",
         pack: "feature_flags",
         call: |p| get(format!("/system/features/{}", segment(p, "key")?)),
     },
     Action {
-        name: "flag.set",
+        name: "set_flag",
         pack: "feature_flags",
         call: |p| post("/system/features".into(), Some(Value::Object(p.clone()))),
     },
     Action {
-        name: "config.get",
+        name: "get_config",
         pack: "system_config",
         call: |p| get(format!("/system/config/{}", segment(p, "key")?)),
     },
     Action {
-        name: "config.set",
+        name: "set_config",
         pack: "system_config",
         call: |p| post("/system/config".into(), Some(Value::Object(p.clone()))),
     },
     Action {
-        name: "clients.list",
+        name: "list_clients",
         pack: "api_clients",
         call: |_| get("/system/clients".into()),
     },
     Action {
-        name: "client.deactivate",
+        name: "deactivate_client",
         pack: "api_clients",
         call: |p| {
             post(
@@ -126,7 +126,7 @@ const ACTIONS: &[Action] = &[
         },
     },
     Action {
-        name: "ratelimit.rules",
+        name: "list_rate_limit_rules",
         pack: "rate_limits",
         call: |_| get("/system/ratelimits/rules".into()),
     },

@@ -48,8 +48,10 @@ fn pack() -> Pack {
 
 valhalla_sdk::export_pack!(pack);
 
-const COLUMNS: &str = "id, name, description, roles, key_prefix, key_hash, active, created_at, updated_at, rotated_at";
+const COLUMNS: &str = "id, name, description, client_type, roles, key_prefix, key_hash, active, created_at, updated_at, rotated_at";
 const ROLES: [&str; 3] = ["read", "write", "admin"];
+/// Shortest key a caller may choose (generated keys have 192 random bits).
+const MIN_CHOSEN_KEY: usize = 8;
 /// How long an authenticated key is trusted from the cache (writes invalidate at once).
 const AUTH_TTL_MS: u64 = 60_000;
 /// How long an unknown key's refusal is remembered.
@@ -63,9 +65,12 @@ struct Register {
     roles: Vec<String>,
     #[serde(default)]
     description: Option<String>,
-    /// a key of the caller's choosing; generated when absent
-    #[serde(default)]
+    /// a key of the caller's choosing (`api_key` in the seeds); generated when absent
+    #[serde(default, alias = "api_key")]
     key: Option<String>,
+    /// a free-form kind: `service`, `test`, `partner` …
+    #[serde(default)]
+    client_type: Option<String>,
 }
 
 fn read_only() -> Vec<String> {
@@ -84,13 +89,16 @@ impl Validate for Register {
             );
         if let Some(key) = &self.key {
             v.check(
-                (32..=128).contains(&key.len())
+                (MIN_CHOSEN_KEY..=128).contains(&key.len())
                     && key
                         .chars()
                         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')),
                 "key",
-                "32 to 128 letters, digits, `_`, `-` or `.`",
+                "8 to 128 letters, digits, `_`, `-` or `.` (a generated key is stronger: leave it out)",
             );
+        }
+        if let Some(kind) = &self.client_type {
+            v.identifier("client_type", kind, 64);
         }
     }
 }
@@ -100,6 +108,7 @@ struct Client {
     id: String,
     name: String,
     description: Option<String>,
+    client_type: Option<String>,
     roles: Vec<String>,
     key_prefix: String,
     active: bool,
@@ -116,6 +125,7 @@ impl Client {
             id: row.text("id")?,
             name: row.text("name")?,
             description: row.opt_text("description")?,
+            client_type: row.opt_text("client_type")?,
             roles: row
                 .text("roles")?
                 .split(',')
@@ -137,8 +147,15 @@ fn new_key() -> String {
     format!("vk_{}", crypto::random_hex(24))
 }
 
+/// The public start of a key: `vk_` and 8 characters of a generated key, at most a third of a
+/// chosen one.
 fn prefix_of(key: &str) -> String {
-    key.chars().take(11).collect()
+    let n = if key.starts_with("vk_") {
+        11
+    } else {
+        (key.len() / 3).min(8)
+    };
+    key.chars().take(n).collect()
 }
 
 fn auth_cache_key(hash: &str) -> String {
@@ -167,7 +184,7 @@ fn register(req: &Request) -> Result<Response, Problem> {
     let key = body.key.clone().unwrap_or_else(new_key);
     let now = clock::now_rfc3339();
     let sql = format!(
-        "INSERT INTO api_clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) RETURNING {COLUMNS}"
+        "INSERT INTO api_clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) RETURNING {COLUMNS}"
     );
     let row = db::query_one(
         &sql,
@@ -175,6 +192,7 @@ fn register(req: &Request) -> Result<Response, Problem> {
             clock::new_id(),
             body.name.as_str(),
             body.description,
+            body.client_type,
             normalise_roles(&body.roles),
             prefix_of(&key),
             crypto::sha256_hex(key.as_bytes()),

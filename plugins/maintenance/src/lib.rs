@@ -52,6 +52,8 @@ struct State {
     reason: Option<String>,
     changed_by: Option<String>,
     changed_at: Option<String>,
+    /// the same as `changed_at` (the seeds' name for it)
+    updated_at: Option<String>,
     /// the window that set this mode, if one did
     window_id: Option<String>,
     /// when that window ends
@@ -65,6 +67,7 @@ impl State {
             reason: None,
             changed_by: None,
             changed_at: None,
+            updated_at: None,
             window_id: None,
             until: None,
         }
@@ -82,6 +85,7 @@ fn load_state() -> Result<State, Problem> {
             reason: r.opt_text("reason")?,
             changed_by: r.opt_text("changed_by")?,
             changed_at: r.opt_text("changed_at")?,
+            updated_at: r.opt_text("changed_at")?,
             window_id: r.opt_text("window_id")?,
             until: r.opt_text("until_at")?,
         },
@@ -138,11 +142,13 @@ fn set_state(req: &Request) -> Result<Response, Problem> {
     v.max_length("reason", reason.as_deref(), 1024);
     v.finish()?;
     let before = load_state()?;
+    let now = clock::now_rfc3339();
     let next = State {
         mode: mode.to_string(),
         reason,
         changed_by: Some(req.actor().to_string()),
-        changed_at: Some(clock::now_rfc3339()),
+        changed_at: Some(now.clone()),
+        updated_at: Some(now),
         window_id: None,
         until: None,
     };
@@ -322,6 +328,7 @@ fn run_windows() -> Result<String, Problem> {
                 reason: Some(format!("maintenance window {} ended", w.id)),
                 changed_by: Some(format!("window:{}", w.id)),
                 changed_at: Some(now.clone()),
+                updated_at: Some(now.clone()),
                 window_id: None,
                 until: None,
             };
@@ -348,6 +355,7 @@ fn run_windows() -> Result<String, Problem> {
                 .or_else(|| Some(format!("maintenance window {}", w.id))),
             changed_by: Some(format!("window:{}", w.id)),
             changed_at: Some(now.clone()),
+            updated_at: Some(now.clone()),
             window_id: Some(w.id.clone()),
             until: Some(w.ends_at.clone()),
         };
