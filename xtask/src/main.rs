@@ -6,6 +6,8 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 
+mod bench;
+mod load;
 mod postgres;
 
 const USAGE: &str = "\
@@ -15,6 +17,9 @@ usage: cargo xtask <command>
   run [ARGS]     build, then `valhalla serve --config config.toml [ARGS]` on 127.0.0.1:8000
   test [ARGS]    build the packs, start PostgreSQL if needed, run every test of the workspace
   packs          build only the packs
+  bench [--seconds N]
+                 build release, load the real host (and a native axum+sqlx baseline) from
+                 this process, write BENCHMARKS.md
 ";
 
 fn main() -> ExitCode {
@@ -24,6 +29,20 @@ fn main() -> ExitCode {
         Some("run") => build_all().and_then(|()| run(&args[1..])),
         Some("test") => test(&args[1..]),
         Some("packs") => build_packs(),
+        Some("bench") => build_all()
+            .and_then(|()| {
+                let mut c = cargo();
+                c.args([
+                    "build",
+                    "--release",
+                    "-p",
+                    "valhalla",
+                    "--example",
+                    "native_baseline",
+                ]);
+                status(c, "building the native baseline")
+            })
+            .and_then(|()| bench::bench(&root(), &args[1..])),
         _ => {
             eprint!("{USAGE}");
             return ExitCode::from(2);

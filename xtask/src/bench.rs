@@ -1,0 +1,407 @@
+//! `cargo xtask bench`: build release, start the real host with every pack on a fresh SQLite
+//! file, seed data, drive HTTP load from this (separate) process, run the native baseline
+//! against the same database, measure start-up and memory, and write BENCHMARKS.md.
+
+use std::fmt::Write as _;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::load::{self, Target};
+
+const CONCURRENCY: [usize; 3] = [1, 16, 64];
+const ADMIN_KEY: &str = "bench-admin-key-0123456789abcdef";
+const ALL_PACKS: [&str; 11] = [
+    "system_config",
+    "route_index",
+    "feature_flags",
+    "system_log",
+    "deployment_profile",
+    "api_clients",
+    "rate_limits",
+    "maintenance",
+    "read_only_shield",
+    "admin_ops",
+    "faulty",
+];
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A running server process, killed when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Peak resident memory (VmHWM) in MiB.
+    fn peak_rss_mib(&self) -> Option<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let kb: f64 = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()?;
+        Some(kb / 1024.0)
+    }
+}
+
+fn wait_ready(addr: SocketAddr, path: &str, limit: Duration) -> Result<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if let Ok(mut s) = TcpStream::connect(addr) {
+            use std::io::{Read, Write};
+            let _ = write!(
+                s,
+                "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            );
+            let mut buf = String::new();
+            let _ = s.read_to_string(&mut buf);
+            if buf.starts_with("HTTP/1.1 200") {
+                return Ok(started.elapsed());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    bail!("{addr}{path} not ready after {limit:?}")
+}
+
+/// Write a config for the bench and answer its path.
+fn write_config(dir: &Path, root: &Path, cache: &Path, guards: bool) -> Result<PathBuf> {
+    let mut text = format!(
+        "[server]\nguard_order = [\"api_clients\", \"rate_limits\", \"read_only_shield\"]\n\
+         [database]\nurl = \"sqlite://{db}\"\n\
+         [runtime]\npacks_dir = \"{packs}\"\nmigrations_dir = \"{migrations}\"\ncache_dir = \"{cache}\"\n",
+        db = dir.join("bench.db").display(),
+        packs = root.join("target/wasm32-wasip2/pack").display(),
+        migrations = root.join("migrations").display(),
+        cache = cache.display(),
+    );
+    if guards {
+        text.push_str(&format!(
+            "[auth]\nenabled = true\nadmin_key = \"{ADMIN_KEY}\"\n"
+        ));
+    } else {
+        text.push_str("[auth]\nenabled = false\n");
+    }
+    for pack in ALL_PACKS {
+        let on = guards || !matches!(pack, "api_clients" | "rate_limits" | "read_only_shield");
+        text.push_str(&format!("[packs.{pack}]\nenabled = {on}\n"));
+        if pack == "read_only_shield" {
+            text.push_str("[packs.read_only_shield.grants]\npacks = [\"maintenance\"]\n");
+        }
+    }
+    let path = dir.join(if guards { "guards.toml" } else { "plain.toml" });
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+fn start(root: &Path, config: &Path) -> Result<(Server, Duration)> {
+    let port = free_port()?;
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let started = Instant::now();
+    let child = Command::new(root.join("target/release/valhalla"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .args(["--bind", &addr.to_string()])
+        .env("VALHALLA_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("start valhalla")?;
+    let server = Server { child, addr };
+    wait_ready(addr, "/system/health/ready", Duration::from_secs(120))?;
+    Ok((server, started.elapsed()))
+}
+
+/// A setup request that must succeed.
+fn send(addr: SocketAddr, target: &Target) -> Result<()> {
+    let status = load::once(addr, target)?;
+    if !(200..300).contains(&status) {
+        bail!(
+            "setup request {} {} answered {status}",
+            target.method,
+            target.path
+        );
+    }
+    Ok(())
+}
+
+struct Row {
+    scenario: String,
+    concurrency: usize,
+    report: load::Report,
+}
+
+fn drive(
+    rows: &mut Vec<Row>,
+    addr: SocketAddr,
+    scenario: &str,
+    target: &Target,
+    duration: Duration,
+) {
+    for c in CONCURRENCY {
+        let report = load::run(addr, target, c, duration);
+        eprintln!(
+            "bench: {scenario:<40} c={c:<3} {:>9.0} req/s  p50 {:>6} µs  p99 {:>6} µs  errors {}",
+            report.rps, report.p50_us, report.p99_us, report.errors
+        );
+        rows.push(Row {
+            scenario: scenario.into(),
+            concurrency: c,
+            report,
+        });
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{cores} cores, {cpu}, Linux {}", kernel.trim())
+}
+
+fn commit(root: &Path) -> String {
+    Command::new("git")
+        .current_dir(root)
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+pub fn bench(root: &Path, args: &[String]) -> Result<()> {
+    let seconds: u64 = args
+        .iter()
+        .position(|a| a == "--seconds")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let duration = Duration::from_secs(seconds);
+    let dir = tempfile_dir()?;
+    let cache = dir.join("compiled");
+
+    // Start-up: cold (empty compiled-pack cache), then warm.
+    let plain = write_config(&dir, root, &cache, false)?;
+    let (server, cold) = start(root, &plain)?;
+    drop(server);
+    let (server, warm) = start(root, &plain)?;
+    let addr = server.addr;
+    eprintln!("bench: start to ready: cold {cold:?}, warm {warm:?}");
+
+    send(
+        addr,
+        &Target::post_json(
+            "/system/config",
+            r#"{"key":"bench.key","value":"a value of some length"}"#,
+        ),
+    )?;
+    send(
+        addr,
+        &Target::post_json("/system/features", r#"{"key":"bench_flag","enabled":true}"#),
+    )?;
+
+    let mut rows = Vec::new();
+    drive(
+        &mut rows,
+        addr,
+        "GET /system/health/live (host only)",
+        &Target::get("/system/health/live"),
+        duration,
+    );
+    drive(
+        &mut rows,
+        addr,
+        "GET /system/config/{key} (pack + read)",
+        &Target::get("/system/config/bench.key"),
+        duration,
+    );
+    drive(
+        &mut rows,
+        addr,
+        "GET /system/features/{key} (pack + cache)",
+        &Target::get("/system/features/bench_flag"),
+        duration,
+    );
+    drive(
+        &mut rows,
+        addr,
+        "POST /system/config (pack + write)",
+        &Target::post_json("/system/config", r#"{"key":"bench.write","value":"v"}"#),
+        duration,
+    );
+
+    // The native baseline against the same database file, while the host is still up.
+    let native_port = free_port()?;
+    let native_addr: SocketAddr = format!("127.0.0.1:{native_port}").parse()?;
+    let native = Command::new(root.join("target/release/examples/native_baseline"))
+        .arg(format!("sqlite://{}", dir.join("bench.db").display()))
+        .arg(native_addr.to_string())
+        .stdout(Stdio::null())
+        .spawn()
+        .context("start the native baseline")?;
+    let native = Server {
+        child: native,
+        addr: native_addr,
+    };
+    wait_ready(
+        native.addr,
+        "/native/config/bench.key",
+        Duration::from_secs(30),
+    )?;
+    drive(
+        &mut rows,
+        native.addr,
+        "native axum+sqlx GET config (baseline)",
+        &Target::get("/native/config/bench.key"),
+        duration,
+    );
+    drop(native);
+    let rss = server.peak_rss_mib();
+    drop(server);
+
+    // With the guard chain: authentication (api_clients), rate limits, read-only shield.
+    let guarded = write_config(&dir, root, &cache, true)?;
+    let (server, _) = start(root, &guarded)?;
+    let g = server.addr;
+    let key_target = Target::get("/system/config/bench.key").header("x-api-key", ADMIN_KEY);
+    send(
+        g,
+        &Target::post_json("/system/config", r#"{"key":"bench.key","value":"v"}"#)
+            .header("x-api-key", ADMIN_KEY),
+    )?;
+    send(
+        g,
+        &Target::post_json(
+            "/system/ratelimits/rules",
+            r#"{"scope":"ip","key":"*","window_seconds":60,"max_requests":1000000}"#,
+        )
+        .header("x-api-key", ADMIN_KEY),
+    )?;
+    drive(
+        &mut rows,
+        g,
+        "GET /system/config/{key} + guards",
+        &key_target,
+        duration,
+    );
+    drive(
+        &mut rows,
+        g,
+        "POST /system/config + guards",
+        &Target::post_json("/system/config", r#"{"key":"bench.write","value":"v"}"#)
+            .header("x-api-key", ADMIN_KEY),
+        duration,
+    );
+    let rss_guarded = server.peak_rss_mib();
+    drop(server);
+
+    let md = render(root, &rows, cold, warm, rss, rss_guarded, seconds);
+    std::fs::write(root.join("BENCHMARKS.md"), md)?;
+    eprintln!("bench: wrote BENCHMARKS.md");
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn tempfile_dir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("valhalla-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+fn render(
+    root: &Path,
+    rows: &[Row],
+    cold: Duration,
+    warm: Duration,
+    rss: Option<f64>,
+    rss_guarded: Option<f64>,
+    seconds: u64,
+) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# Benchmarks\n");
+    let _ = writeln!(md, "- command: `cargo xtask bench --seconds {seconds}`");
+    let _ = writeln!(md, "- commit: `{}`", commit(root));
+    let _ = writeln!(md, "- machine: {}", machine());
+    let _ = writeln!(
+        md,
+        "- setup: release build, SQLite (WAL) in a temp dir, load generator = `xtask/src/load.rs` \
+         (closed loop, keep-alive, one request in flight per connection) in a separate process on \
+         the same machine, {seconds} s per cell.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| scenario | conns | requests | req/s | p50 µs | p99 µs | errors |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {:.0} | {} | {} | {} |",
+            r.scenario,
+            r.concurrency,
+            r.report.requests,
+            r.report.rps,
+            r.report.p50_us,
+            r.report.p99_us,
+            r.report.errors
+        );
+    }
+    let rps = |name: &str, c: usize| {
+        rows.iter()
+            .find(|r| r.scenario.starts_with(name) && r.concurrency == c)
+            .map(|r| r.report.rps)
+    };
+    let _ = writeln!(md, "\n## Key figures\n");
+    for c in CONCURRENCY {
+        if let (Some(pack), Some(native)) =
+            (rps("GET /system/config/{key} (pack", c), rps("native", c))
+        {
+            let _ = writeln!(
+                md,
+                "- pack route / native baseline at {c} connections: **{:.2}×**",
+                pack / native
+            );
+        }
+    }
+    let _ = writeln!(
+        md,
+        "- start to ready with every pack: cold (no compiled-pack cache) {} ms, warm {} ms",
+        cold.as_millis(),
+        warm.as_millis()
+    );
+    if let Some(r) = rss {
+        let _ = writeln!(
+            md,
+            "- peak RSS after the load scenarios: {r:.1} MiB (guards on: {:.1} MiB)",
+            rss_guarded.unwrap_or(0.0)
+        );
+    }
+    md
+}

@@ -1,0 +1,170 @@
+//! A small closed-loop HTTP/1.1 load generator (std only): N connections, each a thread that
+//! sends a request, reads the whole response, records its latency, and sends the next, for a
+//! fixed time. Keep-alive, one request in flight per connection.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+/// One request to repeat.
+#[derive(Clone)]
+pub struct Target {
+    pub method: &'static str,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+}
+
+impl Target {
+    pub fn get(path: impl Into<String>) -> Self {
+        Self {
+            method: "GET",
+            path: path.into(),
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+
+    pub fn post_json(path: impl Into<String>, body: impl Into<String>) -> Self {
+        Self {
+            method: "POST",
+            path: path.into(),
+            headers: Vec::new(),
+            body: Some(body.into()),
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    fn bytes(&self, host: &str) -> Vec<u8> {
+        let mut req = format!("{} {} HTTP/1.1\r\nHost: {host}\r\n", self.method, self.path);
+        for (n, v) in &self.headers {
+            req.push_str(&format!("{n}: {v}\r\n"));
+        }
+        if let Some(body) = &self.body {
+            req.push_str(&format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ));
+        } else {
+            req.push_str("\r\n");
+        }
+        req.into_bytes()
+    }
+}
+
+/// What a run measured.
+pub struct Report {
+    pub requests: u64,
+    pub errors: u64,
+    pub rps: f64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+}
+
+/// Read one response; answers its status.
+fn read_response(reader: &mut BufReader<TcpStream>) -> std::io::Result<u16> {
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line: {line:?}")))?;
+    let mut length = 0usize;
+    loop {
+        line.clear();
+        reader.read_line(&mut line)?;
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = l.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body)?;
+    Ok(status)
+}
+
+fn connect(addr: SocketAddr) -> std::io::Result<(TcpStream, BufReader<TcpStream>)> {
+    let stream = TcpStream::connect(addr)?;
+    stream.set_nodelay(true)?;
+    let reader = BufReader::new(stream.try_clone()?);
+    Ok((stream, reader))
+}
+
+/// Send `target` once on a new connection; answers the status.
+pub fn once(addr: SocketAddr, target: &Target) -> std::io::Result<u16> {
+    let (mut stream, mut reader) = connect(addr)?;
+    stream.write_all(&target.bytes(&addr.to_string()))?;
+    read_response(&mut reader)
+}
+
+/// Drive `target` on `addr` from `connections` connections for `duration`.
+/// A response outside 2xx counts as an error (so do 429s: measure limits on purpose only).
+pub fn run(addr: SocketAddr, target: &Target, connections: usize, duration: Duration) -> Report {
+    let request = target.bytes(&addr.to_string());
+    let started = Instant::now();
+    let deadline = started + duration;
+    let handles: Vec<_> = (0..connections)
+        .map(|_| {
+            let request = request.clone();
+            std::thread::spawn(move || {
+                let mut latencies = Vec::with_capacity(65_536);
+                let mut errors = 0u64;
+                let mut conn = connect(addr).ok();
+                while Instant::now() < deadline {
+                    let Some((stream, reader)) = conn.as_mut() else {
+                        errors += 1;
+                        conn = connect(addr).ok();
+                        continue;
+                    };
+                    let t = Instant::now();
+                    let outcome = stream
+                        .write_all(&request)
+                        .and_then(|()| read_response(reader));
+                    match outcome {
+                        Ok(status) if (200..300).contains(&status) => {
+                            latencies.push(t.elapsed().as_micros() as u64)
+                        }
+                        Ok(_) => errors += 1,
+                        Err(_) => {
+                            errors += 1;
+                            conn = connect(addr).ok();
+                        }
+                    }
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for h in handles {
+        if let Ok((l, e)) = h.join() {
+            all.extend(l);
+            errors += e;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    Report {
+        requests: all.len() as u64,
+        errors,
+        rps: all.len() as f64 / elapsed,
+        p50_us: pct(0.50),
+        p99_us: pct(0.99),
+    }
+}
