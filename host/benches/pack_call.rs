@@ -1,0 +1,109 @@
+//! Micro-benchmarks of the per-request fixed cost: a fresh store + instance + call of a
+//! near-empty handler, of one guard, and of a handler with one indexed read. Needs the packs
+//! built (`cargo xtask packs`); run with `cargo bench -p valhalla --bench pack_call`.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use valhalla::Config;
+use valhalla::runtime::bindings::{Method, Request};
+use valhalla::runtime::{EpochTicker, LoadedPack, RuntimeEngine};
+use valhalla::services::Services;
+
+fn request(path: &str, route: &str, params: Vec<(String, String)>) -> Request {
+    Request {
+        method: Method::Get,
+        path: path.into(),
+        route: route.into(),
+        params,
+        query: vec![],
+        headers: vec![("host".into(), "bench".into())],
+        body: vec![],
+        request_id: "bench".into(),
+        principal: None,
+        client_ip: "127.0.0.1".into(),
+    }
+}
+
+fn packs(
+    rt: &tokio::runtime::Runtime,
+    dir: &Path,
+) -> (HashMap<String, Arc<LoadedPack>>, EpochTicker) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let text = format!(
+        "[database]\nurl = \"sqlite://{}\"\n[runtime]\npacks_dir = \"{}\"\nmigrations_dir = \"{}\"\ncache_dir = \"{}\"\n\
+         [packs.faulty]\n[packs.api_clients]\n[packs.system_config]\n",
+        dir.join("b.db").display(),
+        root.join("target/wasm32-wasip2/pack").display(),
+        root.join("migrations").display(),
+        root.join("target/valhalla-test-cache").display(),
+    );
+    let config = Config::parse(&text, &dir.join("c.toml")).unwrap();
+    rt.block_on(async {
+        let engine = RuntimeEngine::new(&config.runtime).unwrap();
+        let ticker = EpochTicker::start(engine.engine.clone());
+        let db = valhalla::app::connect(&config).await.unwrap();
+        let owned = valhalla::app::migrate(&config, &db).await.unwrap();
+        db.execute(
+            "INSERT INTO system_config (id, key, value, description, mutable, created_at, updated_at) \
+             VALUES ('1', 'bench.key', 'v', NULL, TRUE, 'now', 'now')",
+            &[],
+        )
+        .await
+        .unwrap();
+        let services = Arc::new(Services::new(db, None));
+        let loaded = valhalla::app::load_packs(&config, &engine, &services, &owned).await.unwrap();
+        (loaded.into_iter().map(|p| (p.name().to_string(), p)).collect(), ticker)
+    })
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (packs, _ticker) = packs(&rt, dir.path());
+
+    let ok = request("/faulty/ok", "/faulty/ok", vec![]);
+    let faulty = Arc::clone(&packs["faulty"]);
+    c.bench_function("fresh instance + near-empty handler", |b| {
+        b.to_async(&rt)
+            .iter(|| async { faulty.handle(&ok).await.unwrap() })
+    });
+
+    let db = faulty.ctx.services.db.clone();
+    let sql = "SELECT id, key, value, description, mutable, created_at, updated_at FROM system_config WHERE key = $1";
+    let params = vec![valhalla::storage::SqlValue::Text(Some("bench.key".into()))];
+    c.bench_function("host store query alone (the same indexed read)", |b| {
+        b.to_async(&rt)
+            .iter(|| async { db.query(sql, &params).await.unwrap() })
+    });
+
+    let guarded = request("/system/config", "", vec![]);
+    let clients = Arc::clone(&packs["api_clients"]);
+    c.bench_function("fresh instance + guard (no credential)", |b| {
+        b.to_async(&rt)
+            .iter(|| async { clients.guard(&guarded).await.unwrap() })
+    });
+
+    let get = request(
+        "/system/config/bench.key",
+        "/system/config/{key}",
+        vec![("key".into(), "bench.key".into())],
+    );
+    let config = Arc::clone(&packs["system_config"]);
+    c.bench_function("fresh instance + config lookup (one indexed read)", |b| {
+        b.to_async(&rt).iter(|| async {
+            let r = config.handle(&get).await.unwrap();
+            assert_eq!(r.status, 200);
+            r
+        })
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
