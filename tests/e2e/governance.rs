@@ -753,5 +753,33 @@ async fn seed_002(engine: Engine) {
     assert_eq!(op["ok"], true);
     assert_eq!(op["data"]["mode"], "normal");
     app.finish().await;
+
+    // curl -X POST /system/ratelimits/rules -d '{"scope": "ip", "key": "192.168.1.1", "max_requests": 100}'
+    let Some(app) = app_with(engine, &["api_clients", "rate_limits"]).await else {
+        return;
+    };
+    let rule = json(
+        app.admin(Method::POST, "/system/ratelimits/rules")
+            .json(&json!({"scope": "ip", "key": "192.168.1.1", "max_requests": 100}))
+            .send()
+            .await
+            .unwrap(),
+        201,
+    )
+    .await;
+    assert_eq!(rule["scope"], "ip");
+    assert_eq!(rule["max_requests"], 100);
+    assert_eq!(rule["window_seconds"], 60);
+    // curl /system/ratelimits/rules → the list
+    let rules = json(
+        app.admin(Method::GET, "/system/ratelimits/rules")
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(rules["total"], 1);
+    app.finish().await;
 }
 on_both_engines!(seed_002_integration_steps, seed_002);

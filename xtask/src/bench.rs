@@ -321,11 +321,64 @@ pub fn bench(root: &Path, args: &[String]) -> Result<()> {
     let rss_guarded = server.peak_rss_mib();
     drop(server);
 
-    let md = render(root, &rows, cold, warm, rss, rss_guarded, seconds);
+    let micro = micro_benchmarks(root)?;
+    let mut md = render(root, &rows, cold, warm, rss, rss_guarded, seconds);
+    md.push_str(&micro);
     std::fs::write(root.join("BENCHMARKS.md"), md)?;
     eprintln!("bench: wrote BENCHMARKS.md");
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// `cargo bench --bench pack_call` (criterion), summarised as a table of medians.
+fn micro_benchmarks(root: &Path) -> Result<String> {
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(root)
+        .args([
+            "bench",
+            "-p",
+            "valhalla",
+            "--bench",
+            "pack_call",
+            "--",
+            "--warm-up-time",
+            "1",
+            "--measurement-time",
+            "3",
+        ])
+        .stderr(Stdio::inherit())
+        .output()
+        .context("cargo bench")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut md = String::from(
+        "\n## Per-request fixed cost (criterion, in process)\n\n\
+         `cargo bench -p valhalla --bench pack_call`: a fresh store + instance from the `InstancePre` \
+         + one call, on a 1-thread tokio runtime.\n\n| measurement | median |\n|---|---:|\n",
+    );
+    let mut name = String::new();
+    for line in text.lines() {
+        let t = line.trim();
+        if let Some(rest) = t.strip_prefix("time:") {
+            // time:   [8.2263 µs 8.2690 µs 8.3186 µs]
+            let parts: Vec<&str> = rest
+                .trim()
+                .trim_matches(['[', ']'])
+                .split_whitespace()
+                .collect();
+            if parts.len() >= 4 {
+                let _ = writeln!(md, "| {} | {} {} |", name.trim(), parts[2], parts[3]);
+            }
+        } else if !t.is_empty()
+            && !t.contains(':')
+            && !t.starts_with("Found")
+            && !t.starts_with("Benchmarking")
+        {
+            name = t.to_string();
+        } else if let Some((n, _)) = t.split_once("time:") {
+            name = n.to_string();
+        }
+    }
+    Ok(md)
 }
 
 fn tempfile_dir() -> Result<PathBuf> {

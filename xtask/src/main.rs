@@ -158,17 +158,9 @@ fn test(args: &[String]) -> Result<()> {
     build_packs()?;
     let server = postgres::for_tests()?;
     let mut c = cargo();
-    c.args([
-        "test",
-        "--release",
-        "-p",
-        "valhalla",
-        "-p",
-        "valhalla-sdk",
-        "-p",
-        "xtask",
-    ])
-    .args(args);
+    // Every workspace member: host (unit + end-to-end), SDK, packs (their unit tests run
+    // natively), xtask.
+    c.args(["test", "--release", "--workspace"]).args(args);
     if let Some(server) = &server {
         c.env("VALHALLA_TEST_POSTGRES_URL", server.url());
     }

@@ -11,6 +11,8 @@ use crate::runtime::bindings::valhalla::pack::cache::{Counter, Host};
 
 /// Entries kept at most; past this, expired entries are swept and new ones skipped.
 const MAX_ENTRIES: usize = 100_000;
+/// Longest counter window (a year).
+const MAX_WINDOW: Duration = Duration::from_secs(366 * 24 * 3600);
 
 struct Entry {
     value: Vec<u8>,
@@ -51,7 +53,7 @@ impl Cache {
                 return;
             }
         }
-        let expires = ttl.map(|d| now + d);
+        let expires = ttl.and_then(|d| now.checked_add(d));
         entries.insert(key, Entry { value, expires });
     }
 
@@ -83,6 +85,8 @@ impl Cache {
     pub fn incr(&self, key: &str, delta: i64, window: Duration) -> Option<(i64, Duration)> {
         let mut counters = self.counters.lock().ok()?;
         let now = Instant::now();
+        // a window past any sensible length is capped rather than overflowing the clock
+        let window = window.min(MAX_WINDOW);
         if counters.len() >= MAX_ENTRIES && !counters.contains_key(key) {
             counters.retain(|_, w| w.resets > now);
         }
@@ -221,6 +225,21 @@ mod tests {
         c.set("q:a".into(), vec![], None);
         assert_eq!(c.delete_prefix("p:"), 2);
         assert!(c.get("q:a").is_some());
+    }
+
+    #[test]
+    fn huge_windows_and_ttls_do_not_overflow() {
+        let c = Cache::default();
+        assert_eq!(
+            c.incr("k", 1, Duration::from_millis(u64::MAX)).unwrap().0,
+            1
+        );
+        assert_eq!(
+            c.incr("k", 1, Duration::from_millis(u64::MAX)).unwrap().0,
+            2
+        );
+        c.set("t".into(), vec![1], Some(Duration::from_millis(u64::MAX)));
+        assert!(c.get("t").is_some());
     }
 
     #[test]

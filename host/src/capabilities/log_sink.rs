@@ -21,9 +21,10 @@ const INSERT: &str = "INSERT INTO system_logs \
     (id, logged_at, level, category, message, correlation_id, user_id, source, context) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
-/// Now, as the system log writes timestamps.
+/// Now, as every pack writes timestamps (RFC 3339 with microseconds: one width, so text order
+/// is time order).
 pub fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 /// One row of `system_logs`.

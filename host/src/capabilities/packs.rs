@@ -19,7 +19,7 @@ impl Host for State {
         pack: String,
         request: CallRequest,
     ) -> Result<Response, CapabilityError> {
-        if !self.pack.callable.iter().any(|p| *p == pack) {
+        if !self.pack.callable.contains(&pack) {
             tracing::warn!(pack = %self.pack.name, target = %pack, "in-process call refused: not granted");
             return Err(CapabilityError::AccessDenied(format!(
                 "pack `{pack}` is not in this pack's grants.packs"

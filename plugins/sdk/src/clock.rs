@@ -7,21 +7,34 @@ pub fn now_ms() -> i64 {
     host_api::now_ms()
 }
 
-/// Now as RFC 3339 UTC with milliseconds: `2026-11-23T08:47:31.123Z`. Fixed width, so the
-/// text sorts in time order.
-pub fn now_rfc3339() -> String {
-    rfc3339(now_ms())
+/// Microseconds since the Unix epoch (the WASI wall clock; the host's ms clock as fallback).
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or_else(|_| now_ms() * 1000)
 }
 
-/// `ms` since the epoch as RFC 3339 UTC with milliseconds.
+/// Now as RFC 3339 UTC with microseconds: `2026-11-23T08:47:31.123456Z`. Every timestamp the
+/// SDK writes has this one fixed width, so the text sorts in time order.
+pub fn now_rfc3339() -> String {
+    rfc3339_us(now_us())
+}
+
+/// `ms` since the epoch as RFC 3339 UTC (microsecond width).
 pub fn rfc3339(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
+    rfc3339_us(ms.saturating_mul(1000))
+}
+
+/// `us` since the epoch as RFC 3339 UTC with microseconds.
+pub fn rfc3339_us(us: i64) -> String {
+    let secs = us.div_euclid(1_000_000);
+    let micros = us.rem_euclid(1_000_000);
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
         rem / 3600,
         (rem % 3600) / 60,
         rem % 60
@@ -159,8 +172,12 @@ mod tests {
 
     #[test]
     fn formats_rfc3339() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339(1_795_423_651_123), "2026-11-23T08:47:31.123Z");
-        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(rfc3339(1_795_423_651_123), "2026-11-23T08:47:31.123000Z");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000000Z");
+        assert_eq!(
+            rfc3339_us(1_795_423_651_123_456),
+            "2026-11-23T08:47:31.123456Z"
+        );
     }
 }
