@@ -4,10 +4,11 @@
 use std::net::TcpListener;
 
 use crate::harness::{Engine, TestApp, TestDb, config, grant, json, problem};
+use crate::on_both_engines;
 
 /// route_index + deployment_profile, allowed to call `http://localhost:*`.
-async fn app(with_route_index: bool) -> TestApp {
-    let db = TestDb::new(Engine::Sqlite).await.unwrap();
+async fn app(engine: Engine, with_route_index: bool) -> Option<TestApp> {
+    let db = TestDb::new(engine).await?;
     let mut packs = vec!["deployment_profile", "system_config"];
     if with_route_index {
         packs.push("route_index");
@@ -20,16 +21,17 @@ async fn app(with_route_index: bool) -> TestApp {
         .unwrap()
         .settings
         .insert("environment".into(), toml::Value::String("staging".into()));
-    TestApp::start(db, cfg).await
+    Some(TestApp::start(db, cfg).await)
 }
 
 fn port(app: &TestApp) -> u16 {
     app.base.rsplit(':').next().unwrap().parse().unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn profile_says_what_is_deployed() {
-    let app = app(true).await;
+async fn profile(engine: Engine) {
+    let Some(app) = app(engine, true).await else {
+        return;
+    };
     // seed: curl /system/deploy/profile?environment=dev → { "environment": "dev", "version": …, "timestamp": … }
     let p = json(app.get("/system/deploy/profile?environment=dev").await, 200).await;
     assert_eq!(p["environment"], "dev");
@@ -59,10 +61,12 @@ async fn profile_says_what_is_deployed() {
     assert_eq!(e["errors"][0]["field"], "environment");
     app.finish().await;
 }
+on_both_engines!(profile_says_what_is_deployed, profile);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn smoke_against_itself_is_all_ok() {
-    let app = app(true).await;
+async fn smoke_self(engine: Engine) {
+    let Some(app) = app(engine, true).await else {
+        return;
+    };
     let base = format!("http://localhost:{}", port(&app));
     let report = json(
         app.get(&format!(
@@ -95,10 +99,12 @@ async fn smoke_against_itself_is_all_ok() {
     }
     app.finish().await;
 }
+on_both_engines!(smoke_against_itself_is_all_ok, smoke_self);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn smoke_reports_a_failing_endpoint() {
-    let app = app(false).await; // no route_index: /debug/routes is a 404
+async fn smoke_failing(engine: Engine) {
+    let Some(app) = app(engine, false).await else {
+        return;
+    }; // no route_index: /debug/routes is a 404
     let base = format!("http://localhost:{}", port(&app));
     let report = json(
         app.get(&format!("/system/deploy/smoke?base_url={base}"))
@@ -131,10 +137,12 @@ async fn smoke_reports_a_failing_endpoint() {
     assert!(report["results"][0]["error"].as_str().is_some());
     app.finish().await;
 }
+on_both_engines!(smoke_reports_a_failing_endpoint, smoke_failing);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn smoke_to_an_ungranted_url_is_refused_without_connecting() {
-    let app = app(true).await;
+async fn smoke_refused(engine: Engine) {
+    let Some(app) = app(engine, true).await else {
+        return;
+    };
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -154,10 +162,15 @@ async fn smoke_to_an_ungranted_url_is_refused_without_connecting() {
     );
     app.finish().await;
 }
+on_both_engines!(
+    smoke_to_an_ungranted_url_is_refused_without_connecting,
+    smoke_refused
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn smoke_validates_base_url() {
-    let app = app(true).await;
+async fn smoke_base_url(engine: Engine) {
+    let Some(app) = app(engine, true).await else {
+        return;
+    };
     for bad in [
         "",
         "?base_url=localhost:8000",
@@ -169,6 +182,7 @@ async fn smoke_validates_base_url() {
     }
     app.finish().await;
 }
+on_both_engines!(smoke_validates_base_url, smoke_base_url);
 
 /// The host enforces the outbound timeout a pack asks for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

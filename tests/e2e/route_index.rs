@@ -1,15 +1,14 @@
 //! route_index (pack TY): the live route table over HTTP.
 
 use crate::harness::{Engine, TestApp, TestDb, config, json};
+use crate::on_both_engines;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lists_every_route_sorted_without_head_or_options() {
-    let app = TestApp::spawn(
-        Engine::Sqlite,
-        &["route_index", "system_config", "feature_flags"],
-    )
-    .await
-    .unwrap();
+async fn lists(engine: Engine) {
+    let Some(app) =
+        TestApp::spawn(engine, &["route_index", "system_config", "feature_flags"]).await
+    else {
+        return;
+    };
     // seed: curl /debug/routes/ | jq .total → a number > 0
     let index = json(app.get("/debug/routes/").await, 200).await;
     let routes = index["routes"].as_array().unwrap();
@@ -54,9 +53,10 @@ async fn lists_every_route_sorted_without_head_or_options() {
     app.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_disabled_pack_disappears_from_the_index() {
-    let db = TestDb::new(Engine::Sqlite).await.unwrap();
+async fn disabled(engine: Engine) {
+    let Some(db) = TestDb::new(engine).await else {
+        return;
+    };
     let mut cfg = config(&db, &["route_index", "system_config", "feature_flags"]);
     cfg.packs.get_mut("feature_flags").unwrap().enabled = false;
     let app = TestApp::start(db, cfg).await;
@@ -71,3 +71,6 @@ async fn a_disabled_pack_disappears_from_the_index() {
     assert!(packs.contains(&"system_config"));
     app.finish().await;
 }
+
+on_both_engines!(lists_every_route_sorted_without_head_or_options, lists);
+on_both_engines!(a_disabled_pack_disappears_from_the_index, disabled);
