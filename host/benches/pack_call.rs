@@ -34,7 +34,7 @@ fn packs(
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let text = format!(
         "[database]\nurl = \"sqlite://{}\"\n[runtime]\npacks_dir = \"{}\"\nmigrations_dir = \"{}\"\ncache_dir = \"{}\"\n\
-         [packs.faulty]\n[packs.api_clients]\n[packs.system_config]\n",
+         [packs.faulty]\n[packs.api_clients]\n[packs.system_config]\n[packs.feature_flags]\n",
         dir.join("b.db").display(),
         root.join("target/wasm32-wasip2/pack").display(),
         root.join("migrations").display(),
@@ -88,6 +88,25 @@ fn bench(c: &mut Criterion) {
     c.bench_function("fresh instance + guard (no credential)", |b| {
         b.to_async(&rt)
             .iter(|| async { clients.guard(&guarded).await.unwrap() })
+    });
+
+    let flags = Arc::clone(&packs["feature_flags"]);
+    let flag = request(
+        "/system/features/bench_flag",
+        "/system/features/{key}",
+        vec![("key".into(), "bench_flag".into())],
+    );
+    flags.ctx.services.cache.set(
+        "feature_flags\u{1f}flag:bench_flag".into(),
+        br#"{"id":"1","key":"bench_flag","enabled":true,"description":null,"group":null,"rollout_percent":100,"created_at":"now","updated_at":"now"}"#.to_vec(),
+        None,
+    );
+    c.bench_function("fresh instance + flag lookup (host cache hit)", |b| {
+        b.to_async(&rt).iter(|| async {
+            let r = flags.handle(&flag).await.unwrap();
+            assert_eq!(r.status, 200);
+            r
+        })
     });
 
     let get = request(
