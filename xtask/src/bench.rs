@@ -338,12 +338,13 @@ const WHERE_THE_TIME_GOES: &str = "
 - Start-up and memory are within target: a warm start maps the cached compiled packs
   (`Component::deserialize_file`) instead of compiling them; the cold start is the compile.
 - The instance itself is cheap: a fresh store + instance + call of a near-empty handler costs
-  about 8 µs, a guard about 9 µs (pooling allocator with `pagemap_scan` keep-resident slots), and
-  a pack route served from the host cache (feature flags) runs at well over the native
-  database baseline.
+  about 8 µs, a guard about 9 µs, a handler answering from the host cache about 11 µs
+  (pooling allocator with `pagemap_scan` keep-resident slots); over HTTP, the pack route served
+  from the host cache (feature flags) runs at or above the native database baseline.
 - The gap to the native baseline is the database read made *from inside* a pack: in process,
-  the same indexed read costs ~36 µs when the host issues it and ~100 µs when a pack issues it
-  through `store.query`. `perf record` of both shows the difference in the kernel
+  compare \"host store query alone\" with \"config lookup\" in the table above — the same
+  indexed read costs 30–60 µs more when a pack issues it through `store.query` than when the
+  host issues it, far more than the instance (8 µs). `perf record` of both shows the difference in the kernel
   (`futex` wake-ups, `finish_task_switch`): sqlx's SQLite driver runs each connection on its own
   thread and answers over a channel; while the wasm fiber waits, the task is parked and woken
   again, and each such hop is a context switch on this 2-core machine. Next steps, not done yet:
