@@ -214,25 +214,16 @@ fn register(req: &Request) -> Result<Response, Problem> {
 }
 
 fn list(req: &Request) -> Result<Response, Problem> {
-    let page = req.page()?;
-    let active = req.query_as::<bool>("active")?;
     let mut filter = db::Filter::new();
-    filter.eq("active", active);
-    let where_sql = filter.sql();
-    let total = db::query_scalar(
-        &format!("SELECT COUNT(*) FROM api_clients{where_sql}"),
-        filter.params(vec![]),
-    )?;
-    let n = filter.next_param();
-    let sql = format!(
-        "SELECT {COLUMNS} FROM api_clients{where_sql} ORDER BY created_at, id LIMIT ${n} OFFSET ${}",
-        n + 1
-    );
-    let items = db::query(&sql, filter.params(params![page.limit, page.offset]))?
-        .iter()
-        .map(Client::from_row)
-        .collect::<Result<Vec<_>, _>>()?;
-    Response::ok(&serde_json::json!({ "total": total, "items": items }))
+    filter.eq("active", req.query_as::<bool>("active")?);
+    db::list_page(
+        "api_clients",
+        COLUMNS,
+        &filter,
+        "created_at, id",
+        req.page()?,
+        Client::from_row,
+    )
 }
 
 fn get(req: &Request) -> Result<Response, Problem> {

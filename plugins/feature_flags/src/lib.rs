@@ -170,24 +170,16 @@ fn upsert(req: &Request) -> Result<Response, Problem> {
 }
 
 fn list(req: &Request) -> Result<Response, Problem> {
-    let page = req.page()?;
     let mut filter = db::Filter::new();
     filter.eq("flag_group", req.query("group"));
-    let where_sql = filter.sql();
-    let total = db::query_scalar(
-        &format!("SELECT COUNT(*) FROM feature_flags{where_sql}"),
-        filter.params(vec![]),
-    )?;
-    let n = filter.next_param();
-    let sql = format!(
-        "SELECT {COLUMNS} FROM feature_flags{where_sql} ORDER BY key LIMIT ${n} OFFSET ${}",
-        n + 1
-    );
-    let items = db::query(&sql, filter.params(params![page.limit, page.offset]))?
-        .iter()
-        .map(Flag::from_row)
-        .collect::<Result<Vec<_>, _>>()?;
-    Response::ok(&serde_json::json!({ "total": total, "items": items }))
+    db::list_page(
+        "feature_flags",
+        COLUMNS,
+        &filter,
+        "key",
+        req.page()?,
+        Flag::from_row,
+    )
 }
 
 fn get(req: &Request) -> Result<Response, Problem> {

@@ -276,21 +276,14 @@ fn list_windows(req: &Request) -> Result<Response, Problem> {
     }
     let mut filter = db::Filter::new();
     filter.eq("status", status);
-    let where_sql = filter.sql();
-    let total = db::query_scalar(
-        &format!("SELECT COUNT(*) FROM maintenance_windows{where_sql}"),
-        filter.params(vec![]),
-    )?;
-    let n = filter.next_param();
-    let sql = format!(
-        "SELECT {WINDOW_COLUMNS} FROM maintenance_windows{where_sql} ORDER BY starts_at, id LIMIT ${n} OFFSET ${}",
-        n + 1
-    );
-    let items = db::query(&sql, filter.params(params![page.limit, page.offset]))?
-        .iter()
-        .map(Window::from_row)
-        .collect::<Result<Vec<_>, _>>()?;
-    Response::ok(&serde_json::json!({ "total": total, "items": items }))
+    db::list_page(
+        "maintenance_windows",
+        WINDOW_COLUMNS,
+        &filter,
+        "starts_at, id",
+        page,
+        Window::from_row,
+    )
 }
 
 fn set_window_status(id: &str, status: &str, now: &str) -> Result<(), Problem> {

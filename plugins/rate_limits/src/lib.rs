@@ -384,26 +384,18 @@ fn create(req: &Request) -> Result<Response, Problem> {
 
 fn list(req: &Request) -> Result<Response, Problem> {
     let page = req.page()?;
-    let scope = scope_query(req)?;
-    let enabled = req.query_as::<bool>("enabled")?;
     let mut filter = db::Filter::new();
-    filter.eq("scope", scope).eq("enabled", enabled);
-    let where_sql = filter.sql();
-    let total = db::query_scalar(
-        &format!("SELECT COUNT(*) FROM rate_limit_rules{where_sql}"),
-        filter.params(vec![]),
-    )?;
-    let n = filter.next_param();
-    let sql = format!(
-        "SELECT {COLUMNS} FROM rate_limit_rules{where_sql} ORDER BY created_at, id \
-         LIMIT ${n} OFFSET ${}",
-        n + 1
-    );
-    let items = db::query(&sql, filter.params(params![page.limit, page.offset]))?
-        .iter()
-        .map(Rule::from_row)
-        .collect::<Result<Vec<_>, _>>()?;
-    Response::ok(&serde_json::json!({ "total": total, "items": items }))
+    filter
+        .eq("scope", scope_query(req)?)
+        .eq("enabled", req.query_as::<bool>("enabled")?);
+    db::list_page(
+        "rate_limit_rules",
+        COLUMNS,
+        &filter,
+        "created_at, id",
+        page,
+        Rule::from_row,
+    )
 }
 
 fn get(req: &Request) -> Result<Response, Problem> {

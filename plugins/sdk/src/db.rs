@@ -117,6 +117,33 @@ impl Filter {
     }
 }
 
+/// A list answer, `{"total": N, "items": [...]}`: one page of `table` (rows matching
+/// `filter`, ordered by `order_by`), each row turned into an item by `item`.
+pub fn list_page<T: serde::Serialize>(
+    table: &str,
+    columns: &str,
+    filter: &Filter,
+    order_by: &str,
+    page: crate::request::Page,
+    item: impl Fn(&Row) -> Result<T, Problem>,
+) -> Result<crate::response::Response, Problem> {
+    let where_sql = filter.sql();
+    let total = query_scalar(
+        &format!("SELECT COUNT(*) FROM {table}{where_sql}"),
+        filter.params(vec![]),
+    )?;
+    let n = filter.next_param();
+    let sql = format!(
+        "SELECT {columns} FROM {table}{where_sql} ORDER BY {order_by} LIMIT ${n} OFFSET ${}",
+        n + 1
+    );
+    let items = query(&sql, filter.params(crate::params![page.limit, page.offset]))?
+        .iter()
+        .map(item)
+        .collect::<Result<Vec<_>, _>>()?;
+    crate::response::Response::ok(&serde_json::json!({ "total": total, "items": items }))
+}
+
 /// A result row; read columns by name.
 pub struct Row {
     columns: Rc<HashMap<String, usize>>,

@@ -144,14 +144,14 @@ fn upsert(req: &Request) -> Result<Response, Problem> {
 }
 
 fn list(req: &Request) -> Result<Response, Problem> {
-    let page = req.page()?;
-    let total = db::query_scalar("SELECT COUNT(*) FROM system_config", params![])?;
-    let sql = format!("SELECT {COLUMNS} FROM system_config ORDER BY key LIMIT $1 OFFSET $2");
-    let items = db::query(&sql, params![page.limit, page.offset])?
-        .iter()
-        .map(Entry::from_row)
-        .collect::<Result<Vec<_>, _>>()?;
-    Response::ok(&serde_json::json!({ "total": total, "items": items }))
+    db::list_page(
+        "system_config",
+        COLUMNS,
+        &db::Filter::new(),
+        "key",
+        req.page()?,
+        Entry::from_row,
+    )
 }
 
 fn get(req: &Request) -> Result<Response, Problem> {

@@ -155,19 +155,12 @@ fn list(req: &Request) -> Result<Response, Problem> {
         .eq("correlation_id", req.query("correlation_id"))
         .eq("source", req.query("source"))
         .push("logged_at", ">=", since);
-    let where_sql = filter.sql();
-    let total = db::query_scalar(
-        &format!("SELECT COUNT(*) FROM system_logs{where_sql}"),
-        filter.params(vec![]),
-    )?;
-    let n = filter.next_param();
-    let sql = format!(
-        "SELECT {COLUMNS} FROM system_logs{where_sql} ORDER BY logged_at DESC, id DESC LIMIT ${n} OFFSET ${}",
-        n + 1
-    );
-    let items = db::query(&sql, filter.params(params![page.limit, page.offset]))?
-        .iter()
-        .map(Entry::from_row)
-        .collect::<Result<Vec<_>, _>>()?;
-    Response::ok(&serde_json::json!({ "total": total, "items": items }))
+    db::list_page(
+        "system_logs",
+        COLUMNS,
+        &filter,
+        "logged_at DESC, id DESC",
+        page,
+        Entry::from_row,
+    )
 }
