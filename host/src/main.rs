@@ -43,9 +43,12 @@ fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VALHALLA_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    // colours only for a person at a terminal, never into files or log collectors
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     if std::env::var("VALHALLA_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().init();
     } else {
