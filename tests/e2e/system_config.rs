@@ -187,80 +187,27 @@ on_both_engines!(
 async fn bad_bodies(engine: Engine) {
     let Some(app) = app(engine).await else { return };
 
-    let p = problem(
-        app.post_json("/system/config", &json!({"key": "k"})).await,
-        422,
-    )
-    .await;
-    assert_eq!(p["errors"][0]["field"], "value", "{p}");
-    let p = problem(
-        app.post_json("/system/config", &json!({"value": "v"}))
-            .await,
-        422,
-    )
-    .await;
-    assert_eq!(p["errors"][0]["field"], "key", "{p}");
-    let p = problem(
-        app.post_json("/system/config", &json!({"key": "k", "value": 5}))
-            .await,
-        422,
-    )
-    .await;
-    assert_eq!(p["errors"][0]["field"], "value", "{p}");
-    let p = problem(
-        app.post_json(
-            "/system/config",
-            &json!({"key": "k", "value": "v", "mutable": "yes"}),
-        )
-        .await,
-        422,
-    )
-    .await;
-    assert_eq!(p["errors"][0]["field"], "mutable", "{p}");
-    let p = problem(
-        app.post_json(
-            "/system/config",
-            &json!({"key": "k", "value": "v", "colour": "red"}),
-        )
-        .await,
-        422,
-    )
-    .await;
-    assert_eq!(p["errors"][0]["field"], "colour", "{p}");
-    let p = problem(
-        app.post_json("/system/config", &json!({"key": "has space", "value": "v"}))
-            .await,
-        422,
-    )
-    .await;
-    assert_eq!(p["errors"][0]["field"], "key", "{p}");
-    let p = problem(
-        app.post_json("/system/config", &json!({"key": "", "value": "v"}))
-            .await,
-        422,
-    )
-    .await;
-    assert_eq!(p["errors"][0]["field"], "key", "{p}");
-    let p = problem(
-        app.post_json(
-            "/system/config",
-            &json!({"key": "k".repeat(129), "value": "v"}),
-        )
-        .await,
-        422,
-    )
-    .await;
-    assert_eq!(p["errors"][0]["field"], "key", "{p}");
-    let p = problem(
-        app.post_json(
-            "/system/config",
-            &json!({"key": "k", "value": "v", "description": "d".repeat(1025)}),
-        )
-        .await,
-        422,
-    )
-    .await;
-    assert_eq!(p["errors"][0]["field"], "description", "{p}");
+    let cases = [
+        (json!({"key": "k"}), "value"),
+        (json!({"value": "v"}), "key"),
+        (json!({"key": "k", "value": 5}), "value"),
+        (
+            json!({"key": "k", "value": "v", "mutable": "yes"}),
+            "mutable",
+        ),
+        (json!({"key": "k", "value": "v", "colour": "red"}), "colour"),
+        (json!({"key": "has space", "value": "v"}), "key"),
+        (json!({"key": "", "value": "v"}), "key"),
+        (json!({"key": "k".repeat(129), "value": "v"}), "key"),
+        (
+            json!({"key": "k", "value": "v", "description": "d".repeat(1025)}),
+            "description",
+        ),
+    ];
+    for (body, field) in cases {
+        let p = problem(app.post_json("/system/config", &body).await, 422).await;
+        assert_eq!(p["errors"][0]["field"], field, "{body} → {p}");
+    }
     problem(
         app.post_json("/system/config", &json!([1, 2, 3])).await,
         422,
@@ -313,43 +260,37 @@ async fn survives_restart(engine: Engine) {
 }
 on_both_engines!(data_survives_a_restart, survives_restart);
 
+/// POST each body to /system/config at once; every answer must be 200.
+async fn post_all_at_once(app: &TestApp, bodies: Vec<serde_json::Value>) {
+    let tasks: Vec<_> = bodies
+        .into_iter()
+        .map(|body| {
+            let request = app.client.post(app.url("/system/config")).json(&body);
+            tokio::spawn(async move { request.send().await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap(), 200);
+    }
+}
+
 async fn concurrent_writes(engine: Engine) {
     let Some(app) = app(engine).await else { return };
-    let mut tasks = Vec::new();
-    for i in 0..40 {
-        let client = app.client.clone();
-        let url = app.url("/system/config");
-        tasks.push(tokio::spawn(async move {
-            let body = json!({"key": format!("k{i}"), "value": "v"});
-            client
-                .post(url)
-                .json(&body)
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
-        }));
-    }
-    for t in tasks {
-        assert_eq!(t.await.unwrap().unwrap(), 200);
-    }
+    post_all_at_once(
+        &app,
+        (0..40)
+            .map(|i| json!({"key": format!("k{i}"), "value": "v"}))
+            .collect(),
+    )
+    .await;
     // and the same key from many writers at once: one entry, no errors
-    let mut tasks = Vec::new();
-    for i in 0..40 {
-        let client = app.client.clone();
-        let url = app.url("/system/config");
-        tasks.push(tokio::spawn(async move {
-            let body = json!({"key": "hot", "value": format!("v{i}")});
-            client
-                .post(url)
-                .json(&body)
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
-        }));
-    }
-    for t in tasks {
-        assert_eq!(t.await.unwrap().unwrap(), 200);
-    }
+    post_all_at_once(
+        &app,
+        (0..40)
+            .map(|i| json!({"key": "hot", "value": format!("v{i}")}))
+            .collect(),
+    )
+    .await;
     let list = json(app.get("/system/config?limit=1000").await, 200).await;
     assert_eq!(list["total"], 41);
     app.finish().await;

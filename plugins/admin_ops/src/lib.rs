@@ -3,7 +3,7 @@
 //! every action is audited.
 
 use serde_json::{Value, json};
-use valhalla_sdk::bindings::valhalla::pack::types::Error as CallError;
+use valhalla_sdk::capability::Error as CallError;
 use valhalla_sdk::prelude::*;
 
 fn pack() -> Pack {
@@ -171,7 +171,7 @@ fn run(req: &Request) -> Result<Response, Problem> {
         Err(e) => (
             false,
             Value::Null,
-            Some(outbound::error_message(&e).to_string()),
+            Some(capability::message(&e).to_string()),
         ),
     };
     log::audit::<(), _>(

@@ -1,7 +1,7 @@
 //! deployment_profile (pack UB): what is deployed (environment, version, build, uptime, packs)
 //! and a smoke test of a deployment's health and route index, through granted outbound HTTP.
 
-use valhalla_sdk::bindings::valhalla::pack::types::Error as CapabilityError;
+use valhalla_sdk::capability::Error as CapabilityError;
 use valhalla_sdk::prelude::*;
 
 fn pack() -> Pack {
@@ -133,7 +133,7 @@ fn smoke(req: &Request) -> Result<Response, Problem> {
                 endpoint,
                 ok: false,
                 status: None,
-                error: Some(outbound::error_message(&e).to_string()),
+                error: Some(capability::message(&e).to_string()),
                 duration_ms,
             },
         };

@@ -155,16 +155,11 @@ fn upsert(req: &Request) -> Result<Response, Problem> {
     .ok_or_else(|| Problem::internal("the upsert returned no row"))?;
     let after = Flag::from_row(&row)?;
     cache::delete(&cache_key(&after.key));
-    let action = if before.is_some() {
-        "flag.update"
-    } else {
-        "flag.create"
-    };
-    log::audit(
-        action,
+    log::audit_upsert(
+        "flag",
         &format!("feature_flags/{}", after.key),
         before.as_ref(),
-        Some(&after),
+        &after,
     );
     Response::ok(&after)
 }

@@ -35,9 +35,7 @@ fn shield(req: &Request) -> Result<guard::Decision, Problem> {
     let state = match packs::get("maintenance", "/system/maintenance/state") {
         Ok(answer) if answer.ok() => answer.json(),
         // no maintenance pack, no maintenance mode
-        Err(valhalla_sdk::bindings::valhalla::pack::types::Error::Unavailable(m))
-            if m.contains("not enabled") =>
-        {
+        Err(capability::Error::Unavailable(m)) if m.contains("not enabled") => {
             return Ok(guard::proceed());
         }
         // the mode cannot be known: refuse writes rather than risk them

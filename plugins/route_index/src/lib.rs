@@ -1,6 +1,6 @@
 //! route_index (pack TY): the live route table, as the host serves it, for discovery.
 
-use valhalla_sdk::pack::method_name;
+use valhalla_sdk::pack::{access_name, method_name};
 use valhalla_sdk::prelude::*;
 
 fn pack() -> Pack {
@@ -21,15 +21,6 @@ struct RouteOut {
     summary: String,
     pack: String,
     access: &'static str,
-}
-
-fn access_name(a: Access) -> &'static str {
-    match a {
-        Access::Public => "public",
-        Access::Read => "read",
-        Access::Write => "write",
-        Access::Admin => "admin",
-    }
 }
 
 /// One entry per route; HEAD and OPTIONS are the host's, not the API's, and are left out.

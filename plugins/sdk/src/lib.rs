@@ -39,6 +39,7 @@ pub mod bindings {
 }
 
 pub mod cache;
+pub mod capability;
 pub mod clock;
 pub mod crypto;
 pub mod db;
@@ -65,7 +66,7 @@ pub mod prelude {
     pub use crate::db::{self, Row};
     pub use crate::{
         Access, FieldError, GuardSpec, Method, Pack, Page, Problem, Request, Response, Validate,
-        Validator, cache, clock, crypto, guard, host, log, outbound, packs, params,
+        Validator, cache, capability, clock, crypto, guard, host, log, outbound, packs, params,
     };
     pub use serde::{Deserialize, Serialize};
 }

@@ -42,3 +42,9 @@ pub fn audit<B: Serialize, A: Serialize>(
         after: after.and_then(|a| serde_json::to_string(a).ok()),
     });
 }
+
+/// Audit an upsert: `{entity}.create` when there was nothing before, `{entity}.update` otherwise.
+pub fn audit_upsert<T: Serialize>(entity: &str, target: &str, before: Option<&T>, after: &T) {
+    let verb = if before.is_some() { "update" } else { "create" };
+    audit(&format!("{entity}.{verb}"), target, before, Some(after));
+}

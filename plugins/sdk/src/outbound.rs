@@ -36,15 +36,3 @@ pub fn send(
         body: response.body,
     })
 }
-
-/// The message inside a capability error.
-pub fn error_message(e: &Error) -> &str {
-    match e {
-        Error::AccessDenied(m)
-        | Error::NotFound(m)
-        | Error::Conflict(m)
-        | Error::Invalid(m)
-        | Error::Unavailable(m)
-        | Error::Internal(m) => m,
-    }
-}

@@ -222,3 +222,13 @@ pub fn method_name(m: Method) -> &'static str {
         Method::Options => "OPTIONS",
     }
 }
+
+/// `public`, `read`, `write`, `admin`.
+pub fn access_name(a: Access) -> &'static str {
+    match a {
+        Access::Public => "public",
+        Access::Read => "read",
+        Access::Write => "write",
+        Access::Admin => "admin",
+    }
+}

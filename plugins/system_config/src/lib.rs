@@ -129,16 +129,11 @@ fn upsert(req: &Request) -> Result<Response, Problem> {
     )?
     .ok_or_else(|| immutable(&body.key))?;
     let after = Entry::from_row(&row)?;
-    let action = if before.is_some() {
-        "config.update"
-    } else {
-        "config.create"
-    };
-    log::audit(
-        action,
+    log::audit_upsert(
+        "config",
         &format!("system_config/{}", after.key),
         before.as_ref(),
-        Some(&after),
+        &after,
     );
     Response::ok(&after)
 }
