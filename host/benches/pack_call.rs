@@ -11,6 +11,7 @@ use valhalla::Config;
 use valhalla::runtime::bindings::{Method, Request};
 use valhalla::runtime::{EpochTicker, LoadedPack, RuntimeEngine};
 use valhalla::services::Services;
+use valhalla::storage::Access;
 
 fn request(path: &str, route: &str, params: Vec<(String, String)>) -> Request {
     Request {
@@ -80,7 +81,7 @@ fn bench(c: &mut Criterion) {
     let params = vec![valhalla::storage::SqlValue::Text(Some("bench.key".into()))];
     c.bench_function("host store query alone (the same indexed read)", |b| {
         b.to_async(&rt)
-            .iter(|| async { db.query(sql, &params).await.unwrap() })
+            .iter(|| async { db.query(sql, &params, Access::Read).await.unwrap() })
     });
 
     let guarded = request("/system/config", "", vec![]);

@@ -5,7 +5,8 @@
 use crate::runtime::State;
 use crate::runtime::bindings::CapabilityError;
 use crate::runtime::bindings::valhalla::pack::store::{Host, Rows, Statement, Value};
-use crate::storage::{self, SqlValue, StorageError};
+use crate::storage::table_access::StatementInfo;
+use crate::storage::{self, Access, SqlValue, StorageError};
 
 fn to_sql(v: Value) -> SqlValue {
     match v {
@@ -28,7 +29,7 @@ fn from_sql(v: SqlValue) -> Value {
 }
 
 impl State {
-    fn check_sql(&self, sql: &str, params: usize) -> Result<(), CapabilityError> {
+    fn check_sql(&self, sql: &str, params: usize) -> Result<StatementInfo, CapabilityError> {
         self.pack.tables.check(sql, params).map_err(|e| {
             tracing::warn!(pack = %self.pack.name, request_id = %self.call.request_id, error = %e, "statement refused");
             match e {
@@ -58,13 +59,18 @@ impl State {
 
 impl Host for State {
     async fn query(&mut self, sql: String, params: Vec<Value>) -> Result<Rows, CapabilityError> {
-        self.check_sql(&sql, params.len())?;
+        let info = self.check_sql(&sql, params.len())?;
+        let access = if info.read_only {
+            Access::Read
+        } else {
+            Access::Write
+        };
         let params: Vec<SqlValue> = params.into_iter().map(to_sql).collect();
         let rows = self
             .pack
             .services
             .db
-            .query(&sql, &params)
+            .query(&sql, &params, access)
             .await
             .map_err(|e| self.storage_error(e))?;
         Ok(Rows {

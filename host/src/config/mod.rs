@@ -77,6 +77,8 @@ impl Default for ServerConfig {
 pub struct DatabaseConfig {
     /// `sqlite://path/to/file.db` (created if missing) or `postgres://user:pass@host/db`.
     pub url: String,
+    /// PostgreSQL: the pool size. SQLite: one writing connection plus the rest (at least
+    /// one) reading.
     pub max_connections: u32,
 }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use sqlx::Executor;
 
-use super::{Db, SqlValue, StorageError};
+use super::{Access, Db, SqlValue, StorageError};
 
 /// The host's own bookkeeping table.
 pub const TABLE: &str = "valhalla_migrations";
@@ -145,6 +145,7 @@ pub async fn apply(
                 "SELECT version, name, checksum FROM {TABLE} WHERE pack = $1 ORDER BY version"
             ),
             &[SqlValue::Text(Some(pack.to_string()))],
+            Access::Write,
         )
         .await?;
     let mut seen = BTreeSet::new();
@@ -233,9 +234,12 @@ async fn apply_one(db: &Db, pack: &str, m: &Migration) -> Result<(), StorageErro
         }};
     }
     match db {
-        Db::Sqlite(pool) => {
-            let mut conn = pool.acquire().await?;
+        Db::Sqlite(lanes) => {
+            let mut lane = lanes.writer().await?;
+            lane.set_in_transaction(true);
+            let conn = lane.conn()?;
             run!(conn, "BEGIN IMMEDIATE");
+            lane.set_in_transaction(false);
         }
         Db::Postgres(pool) => {
             let mut conn = pool.acquire().await?;

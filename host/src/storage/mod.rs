@@ -4,9 +4,10 @@
 mod db;
 mod error;
 pub mod migrations;
+mod sqlite_lanes;
 pub mod table_access;
 mod values;
 
-pub use db::Db;
+pub use db::{Access, Db};
 pub use error::StorageError;
 pub use values::{Rows, SqlValue, Statement};

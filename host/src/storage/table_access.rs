@@ -6,7 +6,9 @@ use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 use std::sync::{Arc, RwLock};
 
-use sqlparser::ast::{Expr, ObjectName, Statement, visit_expressions, visit_relations};
+use sqlparser::ast::{
+    Expr, ObjectName, Statement, visit_expressions, visit_relations, visit_statements,
+};
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 
@@ -32,6 +34,9 @@ pub enum AccessError {
 pub struct StatementInfo {
     /// highest `$N` used
     pub params: usize,
+    /// a query that changes nothing (no INSERT, UPDATE or DELETE anywhere in it), so it may
+    /// run on a read-only connection
+    pub read_only: bool,
 }
 
 /// Functions that reach files, other databases or server settings.
@@ -97,7 +102,7 @@ impl TableAccess {
     }
 
     /// Check `sql` run with `given` parameters.
-    pub fn check(&self, sql: &str, given: usize) -> Result<(), AccessError> {
+    pub fn check(&self, sql: &str, given: usize) -> Result<StatementInfo, AccessError> {
         let cached = self.verdicts.read().ok().and_then(|v| v.get(sql).cloned());
         let verdict = match cached {
             Some(v) => v,
@@ -118,7 +123,7 @@ impl TableAccess {
                 given,
             });
         }
-        Ok(())
+        Ok(info)
     }
 
     fn analyse(&self, sql: &str) -> Result<StatementInfo, AccessError> {
@@ -164,8 +169,23 @@ impl TableAccess {
         }) {
             return Err(e);
         }
-        Ok(StatementInfo { params })
+        Ok(StatementInfo {
+            params,
+            read_only: matches!(statement, Statement::Query(_)) && !writes(statement),
+        })
     }
+}
+
+/// Whether a statement, or any statement nested in it (a data-modifying CTE), writes.
+fn writes(statement: &Statement) -> bool {
+    visit_statements(statement, |s| match s {
+        Statement::Insert(_)
+        | Statement::Update { .. }
+        | Statement::Delete(_)
+        | Statement::Merge { .. } => ControlFlow::Break(()),
+        _ => ControlFlow::Continue(()),
+    })
+    .is_break()
 }
 
 #[cfg(test)]
@@ -202,6 +222,29 @@ mod tests {
             0,
         )
         .unwrap();
+    }
+
+    #[test]
+    fn reads_are_told_from_writes() {
+        let a = access();
+        let read_only = |sql: &str| a.check(sql, 0).unwrap().read_only;
+        assert!(read_only("SELECT key FROM system_config"));
+        assert!(read_only(
+            "WITH x AS (SELECT key FROM system_config) SELECT COUNT(*) FROM x"
+        ));
+        assert!(read_only(
+            "SELECT key FROM system_config UNION SELECT value FROM system_config"
+        ));
+        assert!(!read_only("DELETE FROM system_config"));
+        assert!(!read_only(
+            "UPDATE system_config SET value = 'x' RETURNING key"
+        ));
+        assert!(!read_only(
+            "INSERT INTO system_config (key) SELECT key FROM system_config"
+        ));
+        assert!(!read_only(
+            "WITH gone AS (DELETE FROM system_config RETURNING key) SELECT key FROM gone"
+        ));
     }
 
     #[test]
