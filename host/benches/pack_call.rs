@@ -116,13 +116,25 @@ fn bench(c: &mut Criterion) {
         vec![("key".into(), "bench.key".into())],
     );
     let config = Arc::clone(&packs["system_config"]);
-    c.bench_function("fresh instance + config lookup (one indexed read)", |b| {
+    c.bench_function("fresh instance + config lookup (host cache hit)", |b| {
         b.to_async(&rt).iter(|| async {
             let r = config.handle(&get).await.unwrap();
             assert_eq!(r.status, 200);
             r
         })
     });
+    let cache = &config.ctx.services.cache;
+    c.bench_function(
+        "fresh instance + config lookup (cache miss: one indexed read)",
+        |b| {
+            b.to_async(&rt).iter(|| async {
+                cache.delete("system_config\u{1f}entry:bench.key");
+                let r = config.handle(&get).await.unwrap();
+                assert_eq!(r.status, 200);
+                r
+            })
+        },
+    );
 }
 
 criterion_group!(benches, bench);

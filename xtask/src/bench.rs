@@ -149,13 +149,23 @@ struct Row {
     report: load::Report,
 }
 
-fn drive(
-    rows: &mut Vec<Row>,
-    addr: SocketAddr,
-    scenario: &str,
-    target: &Target,
+/// Which scenarios to run: all, or those whose name contains `--only`'s text.
+struct Plan {
+    only: Option<String>,
     duration: Duration,
-) {
+}
+
+impl Plan {
+    fn wants(&self, scenario: &str) -> bool {
+        self.only.as_deref().is_none_or(|o| scenario.contains(o))
+    }
+}
+
+fn drive(rows: &mut Vec<Row>, addr: SocketAddr, scenario: &str, target: &Target, plan: &Plan) {
+    if !plan.wants(scenario) {
+        return;
+    }
+    let duration = plan.duration;
     for c in CONCURRENCY {
         let report = load::run(addr, target, c, duration);
         eprintln!(
@@ -202,7 +212,14 @@ pub fn bench(root: &Path, args: &[String]) -> Result<()> {
         .and_then(|i| args.get(i + 1))
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
-    let duration = Duration::from_secs(seconds);
+    let plan = Plan {
+        only: args
+            .iter()
+            .position(|a| a == "--only")
+            .and_then(|i| args.get(i + 1))
+            .cloned(),
+        duration: Duration::from_secs(seconds),
+    };
     let dir = tempfile_dir()?;
     let cache = dir.join("compiled");
 
@@ -232,31 +249,64 @@ pub fn bench(root: &Path, args: &[String]) -> Result<()> {
         addr,
         "GET /system/health/live (host only)",
         &Target::get("/system/health/live"),
-        duration,
+        &plan,
     );
     drive(
         &mut rows,
         addr,
         "GET /system/config/{key} (pack + read)",
         &Target::get("/system/config/bench.key"),
-        duration,
+        &plan,
     );
     drive(
         &mut rows,
         addr,
         "GET /system/features/{key} (pack + cache)",
         &Target::get("/system/features/bench_flag"),
-        duration,
+        &plan,
     );
     drive(
         &mut rows,
         addr,
         "POST /system/config (pack + write)",
         &Target::post_json("/system/config", r#"{"key":"bench.write","value":"v"}"#),
-        duration,
+        &plan,
     );
 
     // The native baseline against the same database file, while the host is still up.
+    if plan.wants(NATIVE) {
+        native_baseline(root, &dir, &mut rows, &plan)?;
+    }
+    let rss = server.peak_rss_mib();
+    drop(server);
+
+    // With the guard chain: authentication (api_clients), rate limits, read-only shield.
+    let rss_guarded = if plan.wants(GUARDED_GET) || plan.wants(GUARDED_POST) {
+        guarded(root, &dir, &cache, &mut rows, &plan)?
+    } else {
+        None
+    };
+    if plan.only.is_some() {
+        eprintln!("bench: --only given: BENCHMARKS.md left as it is");
+        let _ = std::fs::remove_dir_all(&dir);
+        return Ok(());
+    }
+
+    let micro = micro_benchmarks(root)?;
+    let mut md = render(root, &rows, cold, warm, rss, rss_guarded, seconds);
+    md.push_str(&micro);
+    md.push_str(WHERE_THE_TIME_GOES);
+    std::fs::write(root.join("BENCHMARKS.md"), md)?;
+    eprintln!("bench: wrote BENCHMARKS.md");
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+const NATIVE: &str = "native axum+sqlx GET config (baseline)";
+const GUARDED_GET: &str = "GET /system/config/{key} + guards";
+const GUARDED_POST: &str = "POST /system/config + guards";
+
+fn native_baseline(root: &Path, dir: &Path, rows: &mut Vec<Row>, plan: &Plan) -> Result<()> {
     let native_port = free_port()?;
     let native_addr: SocketAddr = format!("127.0.0.1:{native_port}").parse()?;
     let native = Command::new(root.join("target/release/examples/native_baseline"))
@@ -275,19 +325,26 @@ pub fn bench(root: &Path, args: &[String]) -> Result<()> {
         Duration::from_secs(30),
     )?;
     drive(
-        &mut rows,
+        rows,
         native.addr,
-        "native axum+sqlx GET config (baseline)",
+        NATIVE,
         &Target::get("/native/config/bench.key"),
-        duration,
+        plan,
     );
     drop(native);
-    let rss = server.peak_rss_mib();
-    drop(server);
+    Ok(())
+}
 
-    // With the guard chain: authentication (api_clients), rate limits, read-only shield.
-    let guarded = write_config(&dir, root, &cache, true)?;
-    let (server, _) = start(root, &guarded)?;
+/// The guarded scenarios on a server with the guard chain on; its peak RSS.
+fn guarded(
+    root: &Path,
+    dir: &Path,
+    cache: &Path,
+    rows: &mut Vec<Row>,
+    plan: &Plan,
+) -> Result<Option<f64>> {
+    let config = write_config(dir, root, cache, true)?;
+    let (server, _) = start(root, &config)?;
     let g = server.addr;
     let key_target = Target::get("/system/config/bench.key").header("x-api-key", ADMIN_KEY);
     send(
@@ -303,32 +360,16 @@ pub fn bench(root: &Path, args: &[String]) -> Result<()> {
         )
         .header("x-api-key", ADMIN_KEY),
     )?;
+    drive(rows, g, GUARDED_GET, &key_target, plan);
     drive(
-        &mut rows,
+        rows,
         g,
-        "GET /system/config/{key} + guards",
-        &key_target,
-        duration,
-    );
-    drive(
-        &mut rows,
-        g,
-        "POST /system/config + guards",
+        GUARDED_POST,
         &Target::post_json("/system/config", r#"{"key":"bench.write","value":"v"}"#)
             .header("x-api-key", ADMIN_KEY),
-        duration,
+        plan,
     );
-    let rss_guarded = server.peak_rss_mib();
-    drop(server);
-
-    let micro = micro_benchmarks(root)?;
-    let mut md = render(root, &rows, cold, warm, rss, rss_guarded, seconds);
-    md.push_str(&micro);
-    md.push_str(WHERE_THE_TIME_GOES);
-    std::fs::write(root.join("BENCHMARKS.md"), md)?;
-    eprintln!("bench: wrote BENCHMARKS.md");
-    let _ = std::fs::remove_dir_all(&dir);
-    Ok(())
+    Ok(server.peak_rss_mib())
 }
 
 /// What the profiles showed (kept with the numbers, so a reader sees both).

@@ -68,8 +68,20 @@ pub struct State {
     pub pack: Arc<PackContext>,
     pub call: CallContext,
     pub limiter: MemoryLimiter,
-    wasi: WasiCtx,
+    /// built on the guest's first WASI call: most calls make none, and building one costs
+    /// a dozen allocations and seeding two random generators
+    wasi: Option<WasiCtx>,
     table: ResourceTable,
+}
+
+/// No preopened directories, no environment, no sockets: std's WASI imports resolve, but
+/// reach nothing.
+fn sandboxed_wasi() -> WasiCtx {
+    WasiCtx::builder()
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .build()
 }
 
 impl State {
@@ -81,13 +93,7 @@ impl State {
                 limit: memory_limit,
                 exceeded: false,
             },
-            // No preopened directories, no environment, no sockets: std's WASI imports
-            // resolve, but reach nothing.
-            wasi: WasiCtx::builder()
-                .allow_tcp(false)
-                .allow_udp(false)
-                .allow_ip_name_lookup(false)
-                .build(),
+            wasi: None,
             table: ResourceTable::new(),
         }
     }
@@ -96,7 +102,7 @@ impl State {
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: self.wasi.get_or_insert_with(sandboxed_wasi),
             table: &mut self.table,
         }
     }

@@ -9,7 +9,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{Executor, PgPool};
 
-use super::sqlite_lanes::Lanes;
+use super::sqlite_lanes::{JobError, Lanes};
 
 use super::values::{decode_pg, decode_sqlite, pg_query, sqlite_query};
 use super::{Rows, SqlValue, Statement, StorageError};
@@ -50,10 +50,10 @@ impl Db {
     /// Connect to `url`; a SQLite file is created if missing and put in WAL mode.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StorageError> {
         if url.starts_with("sqlite:") {
-            let lanes = Lanes::new(sqlite_options(url)?, sqlite_readers(max_connections));
+            let lanes = Lanes::new(sqlite_options(url)?, sqlite_readers(max_connections))?;
             // Open the writer now: it creates the file and switches it to WAL before any
             // reader opens it, and a bad path fails at start rather than on first use.
-            lanes.writer().await?;
+            lanes.write(|_| Box::pin(async { Ok(()) })).await?;
             Ok(Self::Sqlite(Arc::new(lanes)))
         } else {
             let options = PgConnectOptions::from_str(url)
@@ -73,7 +73,7 @@ impl Db {
             Ok(Self::Sqlite(Arc::new(Lanes::new(
                 sqlite_options(url)?,
                 sqlite_readers(max_connections),
-            ))))
+            )?)))
         } else {
             let options = PgConnectOptions::from_str(url)
                 .map_err(|e| StorageError::Invalid(format!("bad PostgreSQL URL: {e}")))?;
@@ -111,48 +111,55 @@ impl Db {
         params: &[SqlValue],
         access: Access,
     ) -> Result<Rows, StorageError> {
-        match self {
-            Self::Sqlite(lanes) => {
-                let mut lane = match access {
-                    Access::Read => lanes.reader().await?,
-                    Access::Write => lanes.writer().await?,
-                };
+        match (self, access) {
+            (Self::Sqlite(lanes), Access::Read) => {
+                let mut lane = lanes.reader().await?;
                 let result = sqlite_query(sql, params).fetch_all(lane.conn()?).await;
                 decode_sqlite(lane.outcome(result)?)
             }
-            Self::Postgres(pool) => decode_pg(pg_query(sql, params).fetch_all(pool).await?),
+            (Self::Sqlite(lanes), Access::Write) => {
+                let (sql, params) = (sql.to_string(), params.to_vec());
+                let rows = lanes
+                    .write(move |conn| {
+                        Box::pin(
+                            async move { Ok(sqlite_query(&sql, &params).fetch_all(conn).await?) },
+                        )
+                    })
+                    .await?;
+                decode_sqlite(rows)
+            }
+            (Self::Postgres(pool), _) => decode_pg(pg_query(sql, params).fetch_all(pool).await?),
         }
     }
 
     pub async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<u64, StorageError> {
-        Ok(match self {
+        match self {
             Self::Sqlite(lanes) => {
-                let mut lane = lanes.writer().await?;
-                let result = sqlite_query(sql, params).execute(lane.conn()?).await;
-                lane.outcome(result)?.rows_affected()
+                let (sql, params) = (sql.to_string(), params.to_vec());
+                lanes
+                    .write(move |conn| {
+                        Box::pin(async move {
+                            let done = sqlite_query(&sql, &params).execute(conn).await?;
+                            Ok(done.rows_affected())
+                        })
+                    })
+                    .await
             }
-            Self::Postgres(pool) => pg_query(sql, params).execute(pool).await?.rows_affected(),
-        })
+            Self::Postgres(pool) => Ok(pg_query(sql, params).execute(pool).await?.rows_affected()),
+        }
     }
 
     /// Run `statements` in one transaction: all or nothing.
     pub async fn batch(&self, statements: &[Statement]) -> Result<Vec<u64>, StorageError> {
-        let mut affected = Vec::with_capacity(statements.len());
         match self {
             Self::Sqlite(lanes) => {
-                let mut lane = lanes.writer().await?;
-                // BEGIN IMMEDIATE takes the file's write lock up front (another process may
-                // hold it: then it waits up to busy_timeout).
-                lane.set_in_transaction(true);
-                match sqlite_transaction(lane.conn()?, statements, &mut affected).await {
-                    Ok(()) => lane.set_in_transaction(false),
-                    Err((e, still_open)) => {
-                        lane.set_in_transaction(still_open);
-                        lane.outcome(Err::<(), _>(e))?;
-                    }
-                }
+                let statements = statements.to_vec();
+                lanes
+                    .write(move |conn| Box::pin(sqlite_transaction(conn, statements)))
+                    .await
             }
             Self::Postgres(pool) => {
+                let mut affected = Vec::with_capacity(statements.len());
                 let mut tx = pool.begin().await?;
                 for s in statements {
                     affected.push(
@@ -163,9 +170,9 @@ impl Db {
                     );
                 }
                 tx.commit().await?;
+                Ok(affected)
             }
         }
-        Ok(affected)
     }
 
     pub async fn close(&self) {
@@ -176,18 +183,18 @@ impl Db {
     }
 }
 
-/// BEGIN IMMEDIATE, the statements, COMMIT; on a failure, ROLLBACK and the failure, with
-/// whether the transaction may still be open (the ROLLBACK failed too).
+/// BEGIN IMMEDIATE, the statements, COMMIT; on a failure, ROLLBACK and the failure. A
+/// connection whose transaction cannot be ended is poisoned.
 async fn sqlite_transaction(
     conn: &mut SqliteConnection,
-    statements: &[Statement],
-    affected: &mut Vec<u64>,
-) -> Result<(), (sqlx::Error, bool)> {
-    conn.execute("BEGIN IMMEDIATE")
-        .await
-        .map_err(|e| (e, false))?;
+    statements: Vec<Statement>,
+) -> Result<Vec<u64>, JobError> {
+    // IMMEDIATE takes the file's write lock up front (another process may hold it: then this
+    // waits up to busy_timeout).
+    conn.execute("BEGIN IMMEDIATE").await?;
+    let mut affected = Vec::with_capacity(statements.len());
     let run = async {
-        for s in statements {
+        for s in &statements {
             let done = sqlite_query(&s.sql, &s.params).execute(&mut *conn).await?;
             affected.push(done.rows_affected());
         }
@@ -195,10 +202,10 @@ async fn sqlite_transaction(
     }
     .await;
     match run {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let still_open = conn.execute("ROLLBACK").await.is_err();
-            Err((e, still_open))
+        Ok(()) => Ok(affected),
+        Err(error) => {
+            let poisoned = conn.execute("ROLLBACK").await.is_err();
+            Err(JobError { error, poisoned })
         }
     }
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use sqlx::Executor;
 
+use super::sqlite_lanes::JobError;
 use super::{Access, Db, SqlValue, StorageError};
 
 /// The host's own bookkeeping table.
@@ -208,45 +209,51 @@ async fn apply_one(db: &Db, pack: &str, m: &Migration) -> Result<(), StorageErro
         "INSERT INTO {TABLE} (pack, version, name, checksum, applied_at) VALUES ($1, $2, $3, $4, $5)"
     );
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    // The script and its record in one transaction; evaluates to the failure and whether
+    // the transaction may still be open (its ROLLBACK failed too).
     macro_rules! run {
-        ($conn:expr, $begin:expr) => {{
-            $conn.execute($begin).await?;
-            let result = async {
-                $conn.execute(sqlx::raw_sql(&m.sql)).await?;
-                sqlx::query(&record)
-                    .bind(pack)
-                    .bind(m.version)
-                    .bind(&m.name)
-                    .bind(&m.checksum)
-                    .bind(&now)
-                    .execute(&mut *$conn)
-                    .await?;
-                Ok::<_, sqlx::Error>(())
-            }
-            .await;
-            match result {
-                Ok(()) => $conn.execute("COMMIT").await.map(drop)?,
-                Err(e) => {
-                    let _ = $conn.execute("ROLLBACK").await;
-                    return Err(e.into());
+        ($conn:expr, $begin:expr, $script:expr, $pack:expr, $m:expr) => {{
+            match $conn.execute($begin).await {
+                Err(e) => Err((e, false)),
+                Ok(_) => {
+                    let result = async {
+                        $conn.execute(sqlx::raw_sql($script)).await?;
+                        sqlx::query(&record)
+                            .bind($pack)
+                            .bind($m.version)
+                            .bind(&$m.name)
+                            .bind(&$m.checksum)
+                            .bind(&now)
+                            .execute(&mut *$conn)
+                            .await?;
+                        $conn.execute("COMMIT").await.map(drop)
+                    }
+                    .await;
+                    match result {
+                        Ok(()) => Ok(()),
+                        Err(e) => Err((e, $conn.execute("ROLLBACK").await.is_err())),
+                    }
                 }
             }
         }};
     }
     match db {
         Db::Sqlite(lanes) => {
-            let mut lane = lanes.writer().await?;
-            lane.set_in_transaction(true);
-            let conn = lane.conn()?;
-            run!(conn, "BEGIN IMMEDIATE");
-            lane.set_in_transaction(false);
+            let (pack, m) = (pack.to_string(), m.clone());
+            lanes
+                .write(move |conn| {
+                    Box::pin(async move {
+                        run!(conn, "BEGIN IMMEDIATE", &m.sql, &pack, m)
+                            .map_err(|(error, poisoned)| JobError { error, poisoned })
+                    })
+                })
+                .await
         }
         Db::Postgres(pool) => {
             let mut conn = pool.acquire().await?;
-            run!(conn, "BEGIN");
+            run!(conn, "BEGIN", &m.sql, pack, m).map_err(|(e, _)| e.into())
         }
     }
-    Ok(())
 }
 
 /// Serialise migration runs across replicas (PostgreSQL advisory lock); a no-op on SQLite,

@@ -1,33 +1,67 @@
-//! SQLite connections owned by the host, one lane per connection: a single writer (SQLite lets
-//! one connection write at a time, so writes queue on a mutex here instead of sleeping in
-//! SQLite's busy handler) and a set of `query_only` readers for statements that only read.
+//! SQLite connections owned by the host: one writer and a set of `query_only` readers.
 //!
-//! Why not sqlx's pool: it tests every connection it takes back with a round trip to the
-//! connection's worker thread and spawns a task to do so, which doubles the thread hops of an
-//! indexed read. A lane is a mutex around a connection; a broken connection is dropped and
-//! reopened on next use, and a transaction left open by a cancelled caller is rolled back
-//! before the lane is handed out again.
+//! - **The writer** is a thread of its own (a single-threaded runtime owning the one writing
+//!   connection) that runs write jobs in arrival order. SQLite lets one connection write at a
+//!   time: queueing here means no writer ever sleeps in SQLite's busy handler, and the
+//!   connection is held only while the job runs, never while the requesting task waits for a
+//!   worker thread of the main runtime. A job runs to its end even if its requester is
+//!   cancelled, so a transaction is never left half done.
+//! - **Readers** are lanes: a mutex around a connection, taken by statements the table sandbox
+//!   proved read-only. sqlx's pool would test every connection it takes back with a round trip
+//!   to the connection's thread (and spawn a task to do it), doubling the thread hops of an
+//!   indexed read.
+//!
+//! A broken connection is dropped and reopened by its next user.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
-use sqlx::{ConnectOptions, Connection, Executor};
-use tokio::sync::{Mutex, MutexGuard};
+use sqlx::{ConnectOptions, Connection};
+use tokio::sync::{Mutex, MutexGuard, mpsc, oneshot};
 
 use super::StorageError;
 
-#[derive(Default)]
-struct Slot {
-    conn: Option<SqliteConnection>,
-    /// BEGIN was sent and no COMMIT or ROLLBACK is known to have ended it
-    in_transaction: bool,
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A failed write job; `poisoned` when the connection must not be used again (it broke, or a
+/// transaction on it could not be ended).
+pub struct JobError {
+    pub error: sqlx::Error,
+    pub poisoned: bool,
+}
+
+impl From<sqlx::Error> for JobError {
+    fn from(error: sqlx::Error) -> Self {
+        let poisoned = broken(&error);
+        Self { error, poisoned }
+    }
+}
+
+fn broken(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed | sqlx::Error::Protocol(_)
+    )
+}
+
+/// A write job: given the connection (or why it could not be opened), answers whether the
+/// connection is poisoned.
+type Job = Box<
+    dyn for<'c> FnOnce(Result<&'c mut SqliteConnection, &'c str>) -> BoxFuture<'c, bool> + Send,
+>;
+
+enum Message {
+    Job(Job),
+    Close(oneshot::Sender<()>),
 }
 
 /// The writer and the readers of one SQLite file.
 pub struct Lanes {
     options: SqliteConnectOptions,
-    writer: Mutex<Slot>,
-    readers: Box<[Mutex<Slot>]>,
+    writer: mpsc::UnboundedSender<Message>,
+    readers: Box<[Mutex<Option<SqliteConnection>>]>,
     next: AtomicUsize,
 }
 
@@ -39,25 +73,59 @@ impl std::fmt::Debug for Lanes {
     }
 }
 
-/// One connection, held until dropped.
+/// A reading connection, held until dropped.
 pub struct Lane<'a> {
-    slot: MutexGuard<'a, Slot>,
+    slot: MutexGuard<'a, Option<SqliteConnection>>,
 }
 
 impl Lanes {
-    /// Lanes over `options`; connections open on first use.
-    pub fn new(options: SqliteConnectOptions, readers: usize) -> Self {
-        Self {
-            options,
-            writer: Mutex::default(),
+    /// Lanes over `options`; the writer thread starts now, connections open on first use.
+    pub fn new(options: SqliteConnectOptions, readers: usize) -> Result<Self, StorageError> {
+        let (writer, jobs) = mpsc::unbounded_channel();
+        let writer_options = options.clone();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || write_loop(writer_options, jobs))
+            .map_err(|e| StorageError::Unavailable(format!("cannot start the writer: {e}")))?;
+        Ok(Self {
+            options: options.pragma("query_only", "1"),
+            writer,
             readers: (0..readers.max(1)).map(|_| Mutex::default()).collect(),
             next: AtomicUsize::new(0),
-        }
+        })
     }
 
-    /// The writing connection; callers queue for it.
-    pub async fn writer(&self) -> Result<Lane<'_>, StorageError> {
-        self.ready(self.writer.lock().await, false).await
+    /// Run `job` on the writing connection, after the jobs queued before it.
+    pub async fn write<R, F>(&self, job: F) -> Result<R, StorageError>
+    where
+        R: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<R, JobError>>
+            + Send
+            + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            Box::pin(async move {
+                let conn = match conn {
+                    Ok(conn) => conn,
+                    Err(why) => {
+                        let _ = reply.send(Err(StorageError::Unavailable(format!(
+                            "cannot open the SQLite database: {why}"
+                        ))));
+                        return false;
+                    }
+                };
+                let (result, poisoned) = match job(conn).await {
+                    Ok(value) => (Ok(value), false),
+                    Err(e) => (Err(StorageError::from(e.error)), e.poisoned),
+                };
+                let _ = reply.send(result);
+                poisoned
+            })
+        });
+        let stopped = || StorageError::Unavailable("the SQLite writer has stopped".into());
+        self.writer.send(Message::Job(job)).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 
     /// A reading connection: a free one if there is one, else the next in turn.
@@ -65,53 +133,75 @@ impl Lanes {
         let n = self.readers.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
         let free = (0..n).find_map(|i| self.readers[(start + i) % n].try_lock().ok());
-        let slot = match free {
+        let mut slot = match free {
             Some(slot) => slot,
             None => self.readers[start].lock().await,
         };
-        self.ready(slot, true).await
-    }
-
-    async fn ready<'a>(
-        &self,
-        mut slot: MutexGuard<'a, Slot>,
-        read_only: bool,
-    ) -> Result<Lane<'a>, StorageError> {
-        if slot.in_transaction {
-            // A caller was cancelled between BEGIN and its end: nobody may write inside
-            // its transaction. A connection that cannot roll back is replaced.
-            if let Some(conn) = slot.conn.as_mut()
-                && conn.execute("ROLLBACK").await.is_err()
-            {
-                slot.conn = None;
-            }
-            slot.in_transaction = false;
-        }
-        if slot.conn.is_none() {
-            let options = if read_only {
-                self.options.clone().pragma("query_only", "1")
-            } else {
-                self.options.clone()
-            };
-            slot.conn = Some(options.connect().await?);
+        if slot.is_none() {
+            *slot = Some(self.options.connect().await?);
         }
         Ok(Lane { slot })
     }
 
-    /// Close every open connection, waiting for their current users.
+    /// Close every open connection, after the queued writes and the current reads.
     pub async fn close(&self) {
-        for lane in std::iter::once(&self.writer).chain(self.readers.iter()) {
-            if let Some(conn) = lane.lock().await.conn.take() {
+        let (done, closed) = oneshot::channel();
+        if self.writer.send(Message::Close(done)).is_ok() {
+            let _ = closed.await;
+        }
+        for lane in self.readers.iter() {
+            if let Some(conn) = lane.lock().await.take() {
                 let _ = conn.close().await;
             }
         }
     }
 }
 
+/// The writer thread: open the connection when needed, run jobs in order, drop a poisoned
+/// connection. Ends when every sender is gone.
+fn write_loop(options: SqliteConnectOptions, mut jobs: mpsc::UnboundedReceiver<Message>) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the SQLite writer runtime");
+            return;
+        }
+    };
+    runtime.block_on(async {
+        let mut conn: Option<SqliteConnection> = None;
+        while let Some(message) = jobs.recv().await {
+            match message {
+                Message::Job(job) => {
+                    let mut open_error = String::new();
+                    if conn.is_none() {
+                        match options.connect().await {
+                            Ok(c) => conn = Some(c),
+                            Err(e) => open_error = e.to_string(),
+                        }
+                    }
+                    let target = conn.as_mut().ok_or(open_error.as_str());
+                    if job(target).await {
+                        tracing::warn!("SQLite writer connection dropped; reopening on next use");
+                        conn = None;
+                    }
+                }
+                Message::Close(done) => {
+                    if let Some(c) = conn.take() {
+                        let _ = c.close().await;
+                    }
+                    let _ = done.send(());
+                }
+            }
+        }
+    });
+}
+
 impl Lane<'_> {
     pub fn conn(&mut self) -> Result<&mut SqliteConnection, StorageError> {
         self.slot
-            .conn
             .as_mut()
             .ok_or_else(|| StorageError::Unavailable("the SQLite connection is closed".into()))
     }
@@ -119,16 +209,11 @@ impl Lane<'_> {
     /// The outcome of using the connection; a connection that broke is dropped, to be
     /// reopened by its next user.
     pub fn outcome<T>(&mut self, result: Result<T, sqlx::Error>) -> Result<T, StorageError> {
-        if let Err(sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed | sqlx::Error::Protocol(_)) =
-            &result
+        if let Err(e) = &result
+            && broken(e)
         {
-            self.slot.conn = None;
+            *self.slot = None;
         }
         result.map_err(StorageError::from)
-    }
-
-    /// Mark a transaction as open (`true`) or ended (`false`); see [`Lanes`].
-    pub fn set_in_transaction(&mut self, open: bool) {
-        self.slot.in_transaction = open;
     }
 }

@@ -116,14 +116,7 @@ fn find_in_db(key: &str) -> Result<Option<Flag>, Problem> {
 
 /// The flag, from the cache when it is there.
 fn find(key: &str) -> Result<Option<Flag>, Problem> {
-    if let Some(flag) = cache::get_json::<Flag>(&cache_key(key)) {
-        return Ok(Some(flag));
-    }
-    let flag = find_in_db(key)?;
-    if let Some(f) = &flag {
-        cache::set_json(&cache_key(key), f, Some(CACHE_TTL_MS));
-    }
-    Ok(flag)
+    cache::read_through(&cache_key(key), CACHE_TTL_MS, || find_in_db(key))
 }
 
 fn not_found(key: &str) -> Problem {
@@ -154,7 +147,7 @@ fn upsert(req: &Request) -> Result<Response, Problem> {
     )?
     .ok_or_else(|| Problem::internal("the upsert returned no row"))?;
     let after = Flag::from_row(&row)?;
-    cache::delete(&cache_key(&after.key));
+    cache::invalidate(&cache_key(&after.key));
     log::audit_upsert(
         "flag",
         &format!("feature_flags/{}", after.key),
@@ -186,7 +179,7 @@ fn delete(req: &Request) -> Result<Response, Problem> {
     let key = req.param("key")?;
     let before = find_in_db(key)?.ok_or_else(|| not_found(key))?;
     db::execute("DELETE FROM feature_flags WHERE key = $1", params![key])?;
-    cache::delete(&cache_key(key));
+    cache::invalidate(&cache_key(key));
     log::audit::<Flag, ()>(
         "flag.delete",
         &format!("feature_flags/{key}"),

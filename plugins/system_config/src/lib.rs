@@ -36,6 +36,8 @@ const MAX_KEY: usize = 128;
 const MAX_VALUE: usize = 64 * 1024;
 const MAX_DESCRIPTION: usize = 1024;
 const COLUMNS: &str = "id, key, value, description, mutable, created_at, updated_at";
+/// Bounds how stale another replica's cached entry can be; writes here invalidate at once.
+const CACHE_TTL_MS: u64 = 30_000;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -64,7 +66,7 @@ impl Validate for Upsert {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct Entry {
     id: String,
     key: String,
@@ -89,11 +91,20 @@ impl Entry {
     }
 }
 
-fn find(key: &str) -> Result<Option<Entry>, Problem> {
+fn find_in_db(key: &str) -> Result<Option<Entry>, Problem> {
     let sql = format!("SELECT {COLUMNS} FROM system_config WHERE key = $1");
     db::query_one(&sql, params![key])?
         .map(|row| Entry::from_row(&row))
         .transpose()
+}
+
+fn cache_key(key: &str) -> String {
+    format!("entry:{key}")
+}
+
+/// The entry, from the host cache when it is there: config is read far more than written.
+fn find(key: &str) -> Result<Option<Entry>, Problem> {
+    cache::read_through(&cache_key(key), CACHE_TTL_MS, || find_in_db(key))
 }
 
 fn immutable(key: &str) -> Problem {
@@ -102,7 +113,7 @@ fn immutable(key: &str) -> Problem {
 
 fn upsert(req: &Request) -> Result<Response, Problem> {
     let body: Upsert = req.json()?;
-    let before = find(&body.key)?;
+    let before = find_in_db(&body.key)?;
     if before.as_ref().is_some_and(|e| !e.mutable) {
         return Err(immutable(&body.key));
     }
@@ -129,6 +140,7 @@ fn upsert(req: &Request) -> Result<Response, Problem> {
     )?
     .ok_or_else(|| immutable(&body.key))?;
     let after = Entry::from_row(&row)?;
+    cache::invalidate(&cache_key(&after.key));
     log::audit_upsert(
         "config",
         &format!("system_config/{}", after.key),
@@ -159,7 +171,8 @@ fn get(req: &Request) -> Result<Response, Problem> {
 
 fn delete(req: &Request) -> Result<Response, Problem> {
     let key = req.param("key")?;
-    let entry = find(key)?.ok_or_else(|| Problem::not_found(format!("no config entry `{key}`")))?;
+    let entry =
+        find_in_db(key)?.ok_or_else(|| Problem::not_found(format!("no config entry `{key}`")))?;
     if !entry.mutable {
         return Err(immutable(key));
     }
@@ -167,6 +180,7 @@ fn delete(req: &Request) -> Result<Response, Problem> {
         "DELETE FROM system_config WHERE key = $1 AND mutable = $2",
         params![key, true],
     )?;
+    cache::invalidate(&cache_key(key));
     if deleted == 0 {
         return Err(immutable(key));
     }
