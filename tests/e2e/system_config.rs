@@ -296,3 +296,52 @@ async fn concurrent_writes(engine: Engine) {
     app.finish().await;
 }
 on_both_engines!(concurrent_writes_all_land, concurrent_writes);
+
+/// Entries are read through the host cache: every answered write is visible to the next read,
+/// even while other readers are filling the cache with what they read before the write.
+async fn cached_reads_follow_writes(engine: Engine) {
+    let Some(app) = app(engine).await else { return };
+    let set = |value: String| {
+        let request = app
+            .client
+            .post(app.url("/system/config"))
+            .json(&json!({"key": "hot.read", "value": value}));
+        async move { assert_eq!(request.send().await.unwrap().status(), 200) }
+    };
+    set("v0".into()).await;
+    assert_eq!(
+        json(app.get("/system/config/hot.read").await, 200).await["value"],
+        "v0"
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..8)
+        .map(|_| {
+            let request = app.client.get(app.url("/system/config/hot.read"));
+            let stop = std::sync::Arc::clone(&stop);
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let r = request.try_clone().unwrap().send().await.unwrap();
+                    assert_eq!(r.status(), 200);
+                }
+            })
+        })
+        .collect();
+    for i in 1..=30 {
+        set(format!("v{i}")).await;
+        let got = json(app.get("/system/config/hot.read").await, 200).await;
+        assert_eq!(got["value"], format!("v{i}"), "a read after write {i}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        r.await.unwrap();
+    }
+    assert_eq!(app.delete("/system/config/hot.read").await.status(), 204);
+    problem(app.get("/system/config/hot.read").await, 404).await;
+    set("again".into()).await;
+    assert_eq!(
+        json(app.get("/system/config/hot.read").await, 200).await["value"],
+        "again"
+    );
+    app.finish().await;
+}
+on_both_engines!(cached_reads_follow_every_write, cached_reads_follow_writes);

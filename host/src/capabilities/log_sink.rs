@@ -16,10 +16,36 @@ const BATCH: usize = 200;
 /// How long a record may wait for companions before it is written.
 const LINGER: Duration = Duration::from_millis(100);
 
-/// The table the system_log pack's migrations create; the host writes pack logs into it.
-const INSERT: &str = "INSERT INTO system_logs \
-    (id, logged_at, level, category, message, correlation_id, user_id, source, context) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+/// Rows per INSERT statement: a batch is a few multi-row statements, not a statement per row
+/// (each statement is a round trip to the database's thread while writers wait).
+const ROWS_PER_INSERT: usize = 50;
+/// Columns of a row.
+const COLUMNS: usize = 9;
+
+/// `INSERT` of `rows` rows into the table the system_log pack's migrations create; the host
+/// writes pack logs into it.
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO system_logs \
+         (id, logged_at, level, category, message, correlation_id, user_id, source, context) \
+         VALUES ",
+    );
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..COLUMNS {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(r * COLUMNS + c + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
 
 /// Now, as every pack writes timestamps (RFC 3339 with microseconds: one width, so text order
 /// is time order).
@@ -125,23 +151,42 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Message>) {
 async fn write(db: &Db, records: &[LogRecord]) {
     let text = |s: &str| SqlValue::Text(Some(s.to_string()));
     let statements: Vec<Statement> = records
-        .iter()
-        .map(|r| Statement {
-            sql: INSERT.to_string(),
-            params: vec![
-                text(&uuid::Uuid::now_v7().to_string()),
-                text(&r.at),
-                text(r.level),
-                text(&r.category),
-                text(&r.message),
-                SqlValue::Text(r.correlation_id.clone()),
-                SqlValue::Text(r.user_id.clone()),
-                text(&r.source),
-                text(&r.context),
-            ],
+        .chunks(ROWS_PER_INSERT)
+        .map(|chunk| Statement {
+            sql: insert_sql(chunk.len()),
+            params: chunk
+                .iter()
+                .flat_map(|r| {
+                    [
+                        text(&uuid::Uuid::now_v7().to_string()),
+                        text(&r.at),
+                        text(r.level),
+                        text(&r.category),
+                        text(&r.message),
+                        SqlValue::Text(r.correlation_id.clone()),
+                        SqlValue::Text(r.user_id.clone()),
+                        text(&r.source),
+                        text(&r.context),
+                    ]
+                })
+                .collect(),
         })
         .collect();
     if let Err(e) = db.batch(&statements).await {
         tracing::error!(error = %e, records = records.len(), "cannot write to system_logs");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_row_inserts_number_every_parameter() {
+        let sql = insert_sql(2);
+        assert!(sql.ends_with(
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9), \
+             ($10, $11, $12, $13, $14, $15, $16, $17, $18)"
+        ));
     }
 }

@@ -209,3 +209,118 @@ async fn sqlite_transaction(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn sqlite() -> (tempfile::TempDir, String, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let db = Db::connect(&url, 4).await.unwrap();
+        db.execute(
+            "CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER NOT NULL)",
+            &[],
+        )
+        .await
+        .unwrap();
+        (dir, url, db)
+    }
+
+    fn text(s: &str) -> SqlValue {
+        SqlValue::Text(Some(s.to_string()))
+    }
+
+    fn insert(k: &str) -> Statement {
+        Statement {
+            sql: "INSERT INTO t (k, v) VALUES ($1, 1)".into(),
+            params: vec![text(k)],
+        }
+    }
+
+    async fn count(db: &Db) -> i64 {
+        let rows = db
+            .query("SELECT COUNT(*) AS n FROM t", &[], Access::Read)
+            .await
+            .unwrap();
+        match rows.rows[0][0] {
+            SqlValue::Int(Some(n)) => n,
+            ref other => panic!("not a count: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn reading_connections_refuse_writes() {
+        let (_dir, _, db) = sqlite().await;
+        let write = db
+            .query(
+                "INSERT INTO t (k, v) VALUES ('a', 1) RETURNING k",
+                &[],
+                Access::Read,
+            )
+            .await;
+        assert!(write.is_err(), "{write:?}");
+        assert_eq!(count(&db).await, 0);
+        let written = db
+            .query(
+                "INSERT INTO t (k, v) VALUES ('a', 1) RETURNING k",
+                &[],
+                Access::Write,
+            )
+            .await
+            .unwrap();
+        assert_eq!(written.rows, vec![vec![text("a")]]);
+        assert_eq!(count(&db).await, 1, "a committed write is seen by readers");
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_leaves_nothing_and_the_writer_goes_on() {
+        let (_dir, _, db) = sqlite().await;
+        let failed = db.batch(&[insert("a"), insert("b"), insert("a")]).await;
+        assert!(
+            matches!(failed, Err(StorageError::Conflict(_))),
+            "{failed:?}"
+        );
+        assert_eq!(count(&db).await, 0);
+        assert_eq!(db.batch(&[insert("a"), insert("b")]).await.unwrap(), [1, 1]);
+        assert_eq!(db.execute("DELETE FROM t", &[]).await.unwrap(), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_all_land() {
+        let (_dir, _, db) = sqlite().await;
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let db = db.clone();
+                tokio::spawn(async move { db.batch(&[insert(&format!("k{i}"))]).await })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        assert_eq!(count(&db).await, 200);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_batch_is_done_whole_and_later_writes_persist() {
+        let (_dir, url, db) = sqlite().await;
+        let batch: Vec<Statement> = (0..50).map(|i| insert(&format!("b{i}"))).collect();
+        tokio::select! {
+            biased;
+            _ = db.batch(&batch) => {}
+            _ = tokio::task::yield_now() => {}
+        }
+        db.execute("INSERT INTO t (k, v) VALUES ('after', 2)", &[])
+            .await
+            .unwrap();
+        db.close().await;
+        let db = Db::connect(&url, 2).await.unwrap();
+        let after = db
+            .query("SELECT v FROM t WHERE k = 'after'", &[], Access::Read)
+            .await
+            .unwrap();
+        assert_eq!(after.rows.len(), 1, "the later write was committed");
+        let n = count(&db).await;
+        assert!(n == 1 || n == 51, "the batch is all or nothing: {n} rows");
+    }
+}

@@ -82,10 +82,13 @@ impl Lanes {
     /// Lanes over `options`; the writer thread starts now, connections open on first use.
     pub fn new(options: SqliteConnectOptions, readers: usize) -> Result<Self, StorageError> {
         let (writer, jobs) = mpsc::unbounded_channel();
-        let writer_options = options.clone();
+        // Commits never checkpoint (that would stall the queue on an fsync): a task beside
+        // the writer does, on a connection of its own.
+        let writer_options = options.clone().pragma("wal_autocheckpoint", "0");
+        let checkpoint_options = options.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || write_loop(writer_options, jobs))
+            .spawn(move || write_loop(writer_options, checkpoint_options, jobs))
             .map_err(|e| StorageError::Unavailable(format!("cannot start the writer: {e}")))?;
         Ok(Self {
             options: options.pragma("query_only", "1"),
@@ -157,9 +160,38 @@ impl Lanes {
     }
 }
 
+/// How often the write-ahead log is copied back into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Checkpoint the write-ahead log now and then, without blocking writers (PASSIVE), so it
+/// neither grows without bound nor makes a commit wait for the disk.
+async fn checkpoints(options: SqliteConnectOptions) {
+    let mut conn: Option<SqliteConnection> = None;
+    let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if conn.is_none() {
+            conn = options.connect().await.ok();
+        }
+        if let Some(c) = conn.as_mut()
+            && let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(c)
+                .await
+        {
+            tracing::warn!(error = %e, "SQLite checkpoint failed");
+            conn = None;
+        }
+    }
+}
+
 /// The writer thread: open the connection when needed, run jobs in order, drop a poisoned
-/// connection. Ends when every sender is gone.
-fn write_loop(options: SqliteConnectOptions, mut jobs: mpsc::UnboundedReceiver<Message>) {
+/// connection; checkpoints beside. Ends when every sender is gone.
+fn write_loop(
+    options: SqliteConnectOptions,
+    checkpoint_options: SqliteConnectOptions,
+    mut jobs: mpsc::UnboundedReceiver<Message>,
+) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -171,6 +203,7 @@ fn write_loop(options: SqliteConnectOptions, mut jobs: mpsc::UnboundedReceiver<M
         }
     };
     runtime.block_on(async {
+        let checkpointer = tokio::spawn(checkpoints(checkpoint_options));
         let mut conn: Option<SqliteConnection> = None;
         while let Some(message) = jobs.recv().await {
             match message {
@@ -189,6 +222,7 @@ fn write_loop(options: SqliteConnectOptions, mut jobs: mpsc::UnboundedReceiver<M
                     }
                 }
                 Message::Close(done) => {
+                    checkpointer.abort();
                     if let Some(c) = conn.take() {
                         let _ = c.close().await;
                     }
