@@ -125,7 +125,7 @@ fn bench(c: &mut Criterion) {
     });
     let cache = &config.ctx.services.cache;
     c.bench_function(
-        "fresh instance + config lookup (cache miss: one indexed read)",
+        "fresh instance + config lookup, cache miss (one indexed read)",
         |b| {
             b.to_async(&rt).iter(|| async {
                 cache.delete("system_config\u{1f}entry:bench.key");

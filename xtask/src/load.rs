@@ -13,6 +13,8 @@ pub struct Target {
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: Option<String>,
+    /// the status that counts as success; any 2xx when `None`
+    pub expect: Option<u16>,
 }
 
 impl Target {
@@ -22,6 +24,7 @@ impl Target {
             path: path.into(),
             headers: Vec::new(),
             body: None,
+            expect: None,
         }
     }
 
@@ -31,7 +34,19 @@ impl Target {
             path: path.into(),
             headers: Vec::new(),
             body: Some(body.into()),
+            expect: None,
         }
+    }
+
+    /// Count `status` (and only it) as success.
+    pub fn expecting(mut self, status: u16) -> Self {
+        self.expect = Some(status);
+        self
+    }
+
+    fn succeeded(&self, status: u16) -> bool {
+        self.expect
+            .map_or((200..300).contains(&status), |s| s == status)
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Self {
@@ -116,6 +131,7 @@ pub fn run(addr: SocketAddr, target: &Target, connections: usize, duration: Dura
     let handles: Vec<_> = (0..connections)
         .map(|_| {
             let request = request.clone();
+            let target = target.clone();
             std::thread::spawn(move || {
                 let mut latencies = Vec::with_capacity(65_536);
                 let mut errors = 0u64;
@@ -131,7 +147,7 @@ pub fn run(addr: SocketAddr, target: &Target, connections: usize, duration: Dura
                         .write_all(&request)
                         .and_then(|()| read_response(reader));
                     match outcome {
-                        Ok(status) if (200..300).contains(&status) => {
+                        Ok(status) if target.succeeded(status) => {
                             latencies.push(t.elapsed().as_micros() as u64)
                         }
                         Ok(_) => errors += 1,
