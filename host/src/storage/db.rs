@@ -250,6 +250,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_panicking_write_job_does_not_stop_the_writer() {
+        let (_dir, _, db) = sqlite().await;
+        let Db::Sqlite(lanes) = &db else {
+            unreachable!("a SQLite database")
+        };
+        let lost = lanes
+            .write(|_| {
+                Box::pin(async {
+                    if std::hint::black_box(true) {
+                        panic!("a job that panics");
+                    }
+                    Ok(())
+                })
+            })
+            .await;
+        assert!(
+            matches!(lost, Err(StorageError::Unavailable(_))),
+            "{lost:?}"
+        );
+        db.batch(&[insert("after")]).await.unwrap();
+        assert_eq!(count(&db).await, 1);
+    }
+
+    #[tokio::test]
     async fn reading_connections_refuse_writes() {
         let (_dir, _, db) = sqlite().await;
         let write = db

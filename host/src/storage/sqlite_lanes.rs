@@ -14,6 +14,7 @@
 //! A broken connection is dropped and reopened by its next user.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -167,7 +168,10 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(5
 /// neither grows without bound nor makes a commit wait for the disk.
 async fn checkpoints(options: SqliteConnectOptions) {
     let mut conn: Option<SqliteConnection> = None;
-    let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+    let mut every = tokio::time::interval_at(
+        tokio::time::Instant::now() + CHECKPOINT_EVERY,
+        CHECKPOINT_EVERY,
+    );
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
@@ -202,35 +206,66 @@ fn write_loop(
             return;
         }
     };
-    runtime.block_on(async {
-        let checkpointer = tokio::spawn(checkpoints(checkpoint_options));
-        let mut conn: Option<SqliteConnection> = None;
-        while let Some(message) = jobs.recv().await {
-            match message {
-                Message::Job(job) => {
-                    let mut open_error = String::new();
-                    if conn.is_none() {
-                        match options.connect().await {
-                            Ok(c) => conn = Some(c),
-                            Err(e) => open_error = e.to_string(),
-                        }
-                    }
-                    let target = conn.as_mut().ok_or(open_error.as_str());
-                    if job(target).await {
-                        tracing::warn!("SQLite writer connection dropped; reopening on next use");
-                        conn = None;
+    // Checkpoints start once the writer has opened (and so created) the database: a lazily
+    // opened database that is never written is never touched.
+    let mut checkpointer = Checkpointer {
+        options: checkpoint_options,
+        task: None,
+    };
+    // A job that panics loses its own answer (its caller hears the writer stopped), not the
+    // writer: serving starts again, with a new connection.
+    while std::panic::catch_unwind(AssertUnwindSafe(|| {
+        runtime.block_on(serve(&options, &mut jobs, &mut checkpointer));
+    }))
+    .is_err()
+    {
+        tracing::error!("a SQLite write job panicked; the writer goes on with a new connection");
+    }
+}
+
+/// The checkpoint task beside the writer, once started.
+struct Checkpointer {
+    options: SqliteConnectOptions,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+async fn serve(
+    options: &SqliteConnectOptions,
+    jobs: &mut mpsc::UnboundedReceiver<Message>,
+    checkpointer: &mut Checkpointer,
+) {
+    let mut conn: Option<SqliteConnection> = None;
+    while let Some(message) = jobs.recv().await {
+        match message {
+            Message::Job(job) => {
+                let mut open_error = String::new();
+                if conn.is_none() {
+                    match options.connect().await {
+                        Ok(c) => conn = Some(c),
+                        Err(e) => open_error = e.to_string(),
                     }
                 }
-                Message::Close(done) => {
-                    checkpointer.abort();
-                    if let Some(c) = conn.take() {
-                        let _ = c.close().await;
-                    }
-                    let _ = done.send(());
+                if conn.is_some() && checkpointer.task.is_none() {
+                    checkpointer.task =
+                        Some(tokio::spawn(checkpoints(checkpointer.options.clone())));
+                }
+                let target = conn.as_mut().ok_or(open_error.as_str());
+                if job(target).await {
+                    tracing::warn!("SQLite writer connection dropped; reopening on next use");
+                    conn = None;
                 }
             }
+            Message::Close(done) => {
+                if let Some(task) = checkpointer.task.take() {
+                    task.abort();
+                }
+                if let Some(c) = conn.take() {
+                    let _ = c.close().await;
+                }
+                let _ = done.send(());
+            }
         }
-    });
+    }
 }
 
 impl Lane<'_> {
