@@ -13,10 +13,6 @@ use axum::routing::get;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Row, SqlitePool};
 
-/// The same allocator as the server, so the comparison is of the request path alone.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 async fn lookup(State(pool): State<SqlitePool>, Path(key): Path<String>) -> Response {
     let row = sqlx::query(
         "SELECT id, key, value, description, mutable, created_at, updated_at FROM system_config WHERE key = $1",

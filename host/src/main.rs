@@ -6,11 +6,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use valhalla::{Application, Config, app};
 
-/// mimalloc: a request allocates and frees many small buffers across worker threads, where
-/// glibc's malloc spent ~10 % of the server's CPU (profile in BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "valhalla",
