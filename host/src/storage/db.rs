@@ -273,6 +273,53 @@ mod tests {
         assert_eq!(count(&db).await, 1);
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_past_the_queue_are_refused_not_queued_without_bound() {
+        let (_dir, _, db) = sqlite().await;
+        let Db::Sqlite(lanes) = &db else {
+            unreachable!("a SQLite database")
+        };
+        // hold the writer until released
+        let (release, held) = tokio::sync::oneshot::channel::<()>();
+        let blocker = {
+            let lanes = Arc::clone(lanes);
+            tokio::spawn(async move {
+                lanes
+                    .write(|_| {
+                        Box::pin(async move {
+                            let _ = held.await;
+                            Ok(())
+                        })
+                    })
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let queued: Vec<_> = (0..1024)
+            .map(|i| {
+                let db = db.clone();
+                tokio::spawn(async move { db.batch(&[insert(&format!("q{i}"))]).await })
+            })
+            .collect();
+        let full = tokio::time::timeout(Duration::from_secs(20), async {
+            while lanes.write_room() > 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        full.await.expect("the queue fills");
+        let refused = db.batch(&[insert("one too many")]).await;
+        assert!(
+            matches!(refused, Err(StorageError::Unavailable(_))),
+            "{refused:?}"
+        );
+        let _ = release.send(());
+        blocker.await.unwrap().unwrap();
+        for q in queued {
+            q.await.unwrap().unwrap();
+        }
+        assert_eq!(count(&db).await, 1024);
+    }
+
     #[tokio::test]
     async fn reading_connections_refuse_writes() {
         let (_dir, _, db) = sqlite().await;

@@ -58,10 +58,16 @@ enum Message {
     Close(oneshot::Sender<()>),
 }
 
+/// Writes that may wait for the writer; past them, a write waits up to [`QUEUE_WAIT`] for a
+/// place and is then refused as unavailable (the caller answers 503) rather than queue without
+/// bound under overload.
+const QUEUED_WRITES: usize = 1024;
+const QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The writer and the readers of one SQLite file.
 pub struct Lanes {
     options: SqliteConnectOptions,
-    writer: mpsc::UnboundedSender<Message>,
+    writer: mpsc::Sender<Message>,
     readers: Box<[Mutex<Option<SqliteConnection>>]>,
     next: AtomicUsize,
 }
@@ -82,7 +88,7 @@ pub struct Lane<'a> {
 impl Lanes {
     /// Lanes over `options`; the writer thread starts now, connections open on first use.
     pub fn new(options: SqliteConnectOptions, readers: usize) -> Result<Self, StorageError> {
-        let (writer, jobs) = mpsc::unbounded_channel();
+        let (writer, jobs) = mpsc::channel(QUEUED_WRITES);
         // Commits never checkpoint (that would stall the queue on an fsync): a task beside
         // the writer does, on a connection of its own.
         let writer_options = options.clone().pragma("wal_autocheckpoint", "0");
@@ -128,8 +134,22 @@ impl Lanes {
             })
         });
         let stopped = || StorageError::Unavailable("the SQLite writer has stopped".into());
-        self.writer.send(Message::Job(job)).map_err(|_| stopped())?;
+        match tokio::time::timeout(QUEUE_WAIT, self.writer.send(Message::Job(job))).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(stopped()),
+            Err(_) => {
+                return Err(StorageError::Unavailable(format!(
+                    "{QUEUED_WRITES} writes are already waiting for the database"
+                )));
+            }
+        }
         answer.await.map_err(|_| stopped())?
+    }
+
+    /// Places left in the write queue.
+    #[cfg(test)]
+    pub fn write_room(&self) -> usize {
+        self.writer.capacity()
     }
 
     /// A reading connection: a free one if there is one, else the next in turn.
@@ -150,7 +170,7 @@ impl Lanes {
     /// Close every open connection, after the queued writes and the current reads.
     pub async fn close(&self) {
         let (done, closed) = oneshot::channel();
-        if self.writer.send(Message::Close(done)).is_ok() {
+        if self.writer.send(Message::Close(done)).await.is_ok() {
             let _ = closed.await;
         }
         for lane in self.readers.iter() {
@@ -194,7 +214,7 @@ async fn checkpoints(options: SqliteConnectOptions) {
 fn write_loop(
     options: SqliteConnectOptions,
     checkpoint_options: SqliteConnectOptions,
-    mut jobs: mpsc::UnboundedReceiver<Message>,
+    mut jobs: mpsc::Receiver<Message>,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -231,7 +251,7 @@ struct Checkpointer {
 
 async fn serve(
     options: &SqliteConnectOptions,
-    jobs: &mut mpsc::UnboundedReceiver<Message>,
+    jobs: &mut mpsc::Receiver<Message>,
     checkpointer: &mut Checkpointer,
 ) {
     let mut conn: Option<SqliteConnection> = None;
