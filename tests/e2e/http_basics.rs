@@ -108,15 +108,21 @@ async fn oversize_bodies_get_413() {
     assert!(p["detail"].as_str().unwrap().contains("65536"), "{p}");
     // without a Content-Length (chunked), the limit still holds
     let stream = futures_stream(big.into_bytes());
-    let resp = app
+    let sent = app
         .client
         .post(app.url("/system/config"))
         .header("content-type", "application/json")
         .body(reqwest::Body::wrap_stream(stream))
         .send()
-        .await
-        .unwrap();
-    problem(resp, 413).await;
+        .await;
+    // The server answers 413 as soon as the limit is passed; a client still sending the rest
+    // may see the connection close before it reads that answer. Either way nothing is stored.
+    match sent {
+        Ok(resp) => {
+            problem(resp, 413).await;
+        }
+        Err(e) => assert!(e.is_request(), "{e}"),
+    }
     problem(app.get("/system/config/big").await, 404).await;
     app.finish().await;
 }
