@@ -238,6 +238,20 @@ mod tests {
         }
     }
 
+    /// `n` single-row inserts (keys `{prefix}0`…), each its own task, all at once.
+    fn spawn_inserts(
+        db: &Db,
+        prefix: &str,
+        n: usize,
+    ) -> Vec<tokio::task::JoinHandle<Result<Vec<u64>, StorageError>>> {
+        (0..n)
+            .map(|i| {
+                let (db, key) = (db.clone(), format!("{prefix}{i}"));
+                tokio::spawn(async move { db.batch(&[insert(&key)]).await })
+            })
+            .collect()
+    }
+
     async fn count(db: &Db) -> i64 {
         let rows = db
             .query("SELECT COUNT(*) AS n FROM t", &[], Access::Read)
@@ -295,12 +309,7 @@ mod tests {
             })
         };
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let queued: Vec<_> = (0..1024)
-            .map(|i| {
-                let db = db.clone();
-                tokio::spawn(async move { db.batch(&[insert(&format!("q{i}"))]).await })
-            })
-            .collect();
+        let queued = spawn_inserts(&db, "q", 1024);
         let full = tokio::time::timeout(Duration::from_secs(20), async {
             while lanes.write_room() > 0 {
                 tokio::time::sleep(Duration::from_millis(5)).await;
@@ -360,13 +369,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_writes_all_land() {
         let (_dir, _, db) = sqlite().await;
-        let tasks: Vec<_> = (0..200)
-            .map(|i| {
-                let db = db.clone();
-                tokio::spawn(async move { db.batch(&[insert(&format!("k{i}"))]).await })
-            })
-            .collect();
-        for t in tasks {
+        for t in spawn_inserts(&db, "k", 200) {
             t.await.unwrap().unwrap();
         }
         assert_eq!(count(&db).await, 200);
