@@ -46,11 +46,20 @@ fn sqlite_readers(max_connections: u32) -> usize {
     (max_connections.saturating_sub(1) as usize).max(1)
 }
 
+/// SQLite lanes for `url`, with one inline reader per core (a tokio worker each).
+fn sqlite_lanes(url: &str, max_connections: u32) -> Result<Lanes, StorageError> {
+    let options = sqlite_options(url)?;
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    let path = (!in_memory).then(|| options.get_filename().to_path_buf());
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    Lanes::new(options, sqlite_readers(max_connections), path, cores)
+}
+
 impl Db {
     /// Connect to `url`; a SQLite file is created if missing and put in WAL mode.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StorageError> {
         if url.starts_with("sqlite:") {
-            let lanes = Lanes::new(sqlite_options(url)?, sqlite_readers(max_connections))?;
+            let lanes = sqlite_lanes(url, max_connections)?;
             // Open the writer now: it creates the file and switches it to WAL before any
             // reader opens it, and a bad path fails at start rather than on first use.
             lanes.write(|_| Box::pin(async { Ok(()) })).await?;
@@ -70,10 +79,7 @@ impl Db {
     /// A database that connects on first use (for commands that may not need it).
     pub fn connect_lazy(url: &str, max_connections: u32) -> Result<Self, StorageError> {
         if url.starts_with("sqlite:") {
-            Ok(Self::Sqlite(Arc::new(Lanes::new(
-                sqlite_options(url)?,
-                sqlite_readers(max_connections),
-            )?)))
+            Ok(Self::Sqlite(Arc::new(sqlite_lanes(url, max_connections)?)))
         } else {
             let options = PgConnectOptions::from_str(url)
                 .map_err(|e| StorageError::Invalid(format!("bad PostgreSQL URL: {e}")))?;
@@ -112,11 +118,10 @@ impl Db {
         access: Access,
     ) -> Result<Rows, StorageError> {
         match (self, access) {
-            (Self::Sqlite(lanes), Access::Read) => {
-                let mut lane = lanes.reader().await?;
-                let result = sqlite_query(sql, params).fetch_all(lane.conn()?).await;
-                decode_sqlite(lane.outcome(result)?)
-            }
+            (Self::Sqlite(lanes), Access::Read) => match lanes.read_inline(sql, params) {
+                Some(rows) => Ok(rows),
+                None => read_on_lane(lanes, sql, params).await,
+            },
             (Self::Sqlite(lanes), Access::Write) => {
                 let (sql, params) = (sql.to_string(), params.to_vec());
                 let rows = lanes
@@ -181,6 +186,13 @@ impl Db {
             Self::Postgres(pool) => pool.close().await,
         }
     }
+}
+
+/// A read on a reader lane (off-thread, waiting for locks up to the busy timeout).
+async fn read_on_lane(lanes: &Lanes, sql: &str, params: &[SqlValue]) -> Result<Rows, StorageError> {
+    let mut lane = lanes.reader().await?;
+    let result = sqlite_query(sql, params).fetch_all(lane.conn()?).await;
+    decode_sqlite(lane.outcome(result)?)
 }
 
 /// BEGIN IMMEDIATE, the statements, COMMIT; on a failure, ROLLBACK and the failure. A
@@ -261,6 +273,103 @@ mod tests {
             SqlValue::Int(Some(n)) => n,
             ref other => panic!("not a count: {other:?}"),
         }
+    }
+
+    fn lanes(db: &Db) -> &Lanes {
+        match db {
+            Db::Sqlite(lanes) => lanes,
+            Db::Postgres(_) => unreachable!("a SQLite database"),
+        }
+    }
+
+    #[tokio::test]
+    async fn inline_and_lane_reads_decode_alike() {
+        let (_dir, _, db) = sqlite().await;
+        db.execute(
+            "CREATE TABLE typed (b BOOLEAN, i BIGINT, n INTEGER, t TEXT, r REAL, x BLOB, \
+             d DATETIME, v VARCHAR(20))",
+            &[],
+        )
+        .await
+        .unwrap();
+        db.execute(
+            "INSERT INTO typed VALUES (TRUE, 7, -3, 'seven', 0.5, x'00ff', '2026-11-23', 'v'), \
+             (FALSE, 8, NULL, NULL, NULL, NULL, NULL, NULL), (NULL, NULL, 1, '', 2.0, x'', 5, 6)",
+            &[],
+        )
+        .await
+        .unwrap();
+        let queries: &[(&str, Vec<SqlValue>)] = &[
+            ("SELECT * FROM typed ORDER BY i", vec![]),
+            (
+                "SELECT COUNT(*) AS c, MAX(i) + 1 AS m, NULL AS z, 1.5 AS f, 'a' || t AS s \
+                 FROM typed WHERE t IS NOT NULL GROUP BY t ORDER BY t",
+                vec![],
+            ),
+            (
+                "SELECT t, i FROM typed WHERE i = $2 OR t = $1 OR (b = $3 AND $2 > 0)",
+                vec![
+                    text("seven"),
+                    SqlValue::Int(Some(8)),
+                    SqlValue::Boolean(Some(false)),
+                ],
+            ),
+            (
+                "SELECT i FROM typed WHERE n = ? OR r = ?",
+                vec![SqlValue::Int(Some(1)), SqlValue::Float(Some(0.5))],
+            ),
+            (
+                "SELECT i FROM typed WHERE x = $1",
+                vec![SqlValue::Blob(Some(vec![0, 255]))],
+            ),
+            (
+                "SELECT i FROM typed WHERE t = $1",
+                vec![SqlValue::Text(None)],
+            ),
+            ("SELECT * FROM typed WHERE i = 99", vec![]),
+        ];
+        for (sql, params) in queries {
+            let inline = lanes(&db)
+                .read_inline(sql, params)
+                .unwrap_or_else(|| panic!("read inline: {sql}"));
+            let lane = read_on_lane(lanes(&db), sql, params).await.unwrap();
+            assert_eq!(inline, lane, "{sql}");
+        }
+        let all = lanes(&db)
+            .read_inline("SELECT b, i, x FROM typed ORDER BY i", &[])
+            .unwrap();
+        assert_eq!(
+            all.rows[2],
+            vec![
+                SqlValue::Boolean(Some(false)),
+                SqlValue::Int(Some(8)),
+                SqlValue::Blob(None)
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn inline_reads_decline_what_they_cannot_answer_and_the_lanes_do() {
+        let (_dir, _, db) = sqlite().await;
+        let slow = "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c \
+                    WHERE n < 2000000) SELECT COUNT(*) AS n FROM c";
+        assert_eq!(lanes(&db).read_inline(slow, &[]), None, "over the budget");
+        assert_eq!(
+            lanes(&db).read_inline(slow, &[]),
+            None,
+            "remembered as slow"
+        );
+        let rows = db.query(slow, &[], Access::Read).await.unwrap();
+        assert_eq!(rows.rows, vec![vec![SqlValue::Int(Some(2_000_000))]]);
+        // errors are reported by the lanes, with their mapping
+        let missing = "SELECT nope FROM t";
+        assert_eq!(lanes(&db).read_inline(missing, &[]), None);
+        let error = db.query(missing, &[], Access::Read).await;
+        assert!(matches!(error, Err(StorageError::Invalid(_))), "{error:?}");
+        let unbound = "SELECT k FROM t WHERE k = $2";
+        assert_eq!(lanes(&db).read_inline(unbound, &[text("a")]), None);
+        // quick reads still run inline
+        assert!(lanes(&db).read_inline("SELECT k FROM t", &[]).is_some());
     }
 
     #[tokio::test]

@@ -4,6 +4,7 @@
 mod db;
 mod error;
 pub mod migrations;
+mod sqlite_inline;
 mod sqlite_lanes;
 pub mod table_access;
 mod values;

@@ -11,6 +11,9 @@
 //!   to the connection's thread (and spawn a task to do it), doubling the thread hops of an
 //!   indexed read.
 //!
+//! - **Inline readers** (`sqlite_inline`) come before the reader lanes: a read that finds one
+//!   free runs on the calling thread, within a small time budget.
+//!
 //! A broken connection is dropped and reopened by its next user.
 
 use std::future::Future;
@@ -22,7 +25,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, Connection};
 use tokio::sync::{Mutex, MutexGuard, mpsc, oneshot};
 
-use super::StorageError;
+use super::sqlite_inline::InlineReaders;
+use super::{Rows, SqlValue, StorageError};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -70,6 +74,7 @@ pub struct Lanes {
     writer: mpsc::Sender<Message>,
     readers: Box<[Mutex<Option<SqliteConnection>>]>,
     next: AtomicUsize,
+    inline: InlineReaders,
 }
 
 impl std::fmt::Debug for Lanes {
@@ -87,7 +92,13 @@ pub struct Lane<'a> {
 
 impl Lanes {
     /// Lanes over `options`; the writer thread starts now, connections open on first use.
-    pub fn new(options: SqliteConnectOptions, readers: usize) -> Result<Self, StorageError> {
+    /// `inline` readers of the file at `path` (none for a database in memory) come first.
+    pub fn new(
+        options: SqliteConnectOptions,
+        readers: usize,
+        path: Option<std::path::PathBuf>,
+        inline: usize,
+    ) -> Result<Self, StorageError> {
         let (writer, jobs) = mpsc::channel(QUEUED_WRITES);
         // Commits never checkpoint (that would stall the queue on an fsync): a task beside
         // the writer does, on a connection of its own.
@@ -102,7 +113,14 @@ impl Lanes {
             writer,
             readers: (0..readers.max(1)).map(|_| Mutex::default()).collect(),
             next: AtomicUsize::new(0),
+            inline: InlineReaders::new(path, inline),
         })
+    }
+
+    /// A read on the calling thread, if an inline reader is free and the read is quick;
+    /// `None` sends it to [`Lanes::reader`].
+    pub fn read_inline(&self, sql: &str, params: &[SqlValue]) -> Option<Rows> {
+        self.inline.read(sql, params)
     }
 
     /// Run `job` on the writing connection, after the jobs queued before it.
@@ -169,6 +187,7 @@ impl Lanes {
 
     /// Close every open connection, after the queued writes and the current reads.
     pub async fn close(&self) {
+        self.inline.close();
         let (done, closed) = oneshot::channel();
         if self.writer.send(Message::Close(done)).await.is_ok() {
             let _ = closed.await;

@@ -62,6 +62,56 @@ fn column_names<R: Row>(row: &R) -> Vec<String> {
     row.columns().iter().map(|c| c.name().to_string()).collect()
 }
 
+/// What a SQLite column's declared type says about its values, by SQLite's affinity rules
+/// plus BOOLEAN (stored as an integer): it tells booleans from integers and types NULLs. An
+/// expression column declares nothing and reads as text when NULL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Declared {
+    Boolean,
+    Int,
+    Float,
+    Blob,
+    Text,
+}
+
+impl Declared {
+    pub fn of(decl: &str) -> Self {
+        let d = decl.to_ascii_uppercase();
+        if d == "BOOLEAN" || d == "BOOL" {
+            Self::Boolean
+        } else if d.contains("INT") {
+            Self::Int
+        } else if d.contains("CHAR") || d.contains("CLOB") || d.contains("TEXT") {
+            Self::Text
+        } else if d.contains("BLOB") {
+            Self::Blob
+        } else if d.contains("REAL") || d.contains("FLOA") || d.contains("DOUB") {
+            Self::Float
+        } else {
+            Self::Text
+        }
+    }
+
+    /// SQL NULL of this column's kind.
+    pub fn null(self) -> SqlValue {
+        match self {
+            Self::Boolean => SqlValue::Boolean(None),
+            Self::Int => SqlValue::Int(None),
+            Self::Float => SqlValue::Float(None),
+            Self::Blob => SqlValue::Blob(None),
+            Self::Text => SqlValue::Text(None),
+        }
+    }
+
+    /// A stored integer: a boolean in a BOOLEAN column, else an integer.
+    pub fn integer(self, n: i64) -> SqlValue {
+        match self {
+            Self::Boolean => SqlValue::Boolean(Some(n != 0)),
+            _ => SqlValue::Int(Some(n)),
+        }
+    }
+}
+
 /// SQLite reports the storage class of each value; the declared column type (when the column
 /// is a plain column) tells booleans from integers and types NULLs.
 pub fn decode_sqlite(rows: Vec<SqliteRow>) -> Result<Rows, StorageError> {
@@ -69,31 +119,21 @@ pub fn decode_sqlite(rows: Vec<SqliteRow>) -> Result<Rows, StorageError> {
         return Ok(Rows::default());
     };
     let columns = column_names(first);
-    let declared: Vec<String> = first
+    let declared: Vec<Declared> = first
         .columns()
         .iter()
-        .map(|c| c.type_info().name().to_ascii_uppercase())
+        .map(|c| Declared::of(c.type_info().name()))
         .collect();
     let mut out = Vec::with_capacity(rows.len());
     for row in &rows {
         let mut values = Vec::with_capacity(columns.len());
         for (i, decl) in declared.iter().enumerate() {
             let raw = row.try_get_raw(i)?;
-            let is_bool = decl == "BOOLEAN" || decl == "BOOL";
             let value = if raw.is_null() {
-                match decl.as_str() {
-                    "BOOLEAN" | "BOOL" => SqlValue::Boolean(None),
-                    "INTEGER" | "BIGINT" | "INT" => SqlValue::Int(None),
-                    "REAL" | "FLOAT" | "DOUBLE" => SqlValue::Float(None),
-                    "BLOB" => SqlValue::Blob(None),
-                    _ => SqlValue::Text(None),
-                }
+                decl.null()
             } else {
                 match raw.type_info().name() {
-                    "INTEGER" | "BOOLEAN" if is_bool => {
-                        SqlValue::Boolean(Some(row.try_get::<i64, _>(i)? != 0))
-                    }
-                    "INTEGER" | "BOOLEAN" | "INT8" => SqlValue::Int(Some(row.try_get(i)?)),
+                    "INTEGER" | "BOOLEAN" | "INT8" => decl.integer(row.try_get(i)?),
                     "REAL" => SqlValue::Float(Some(row.try_get(i)?)),
                     "BLOB" => SqlValue::Blob(Some(row.try_get(i)?)),
                     _ => SqlValue::Text(Some(row.try_get(i)?)),
