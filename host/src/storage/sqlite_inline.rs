@@ -127,6 +127,7 @@ impl InlineReaders {
     }
 
     /// Reads interrupted for outlasting the budget, since start.
+    #[cfg(test)]
     pub fn interrupted(&self) -> u64 {
         self.interrupted.load(Ordering::Relaxed)
     }

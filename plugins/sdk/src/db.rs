@@ -1,7 +1,6 @@
 //! Typed, parameterised SQL through the host's `store`: `$1..$N` parameters built with
 //! [`params!`](crate::params), rows read by column name.
 
-use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::bindings::valhalla::pack::store;
@@ -146,15 +145,19 @@ pub fn list_page<T: serde::Serialize>(
 
 /// A result row; read columns by name.
 pub struct Row {
-    columns: Rc<HashMap<String, usize>>,
+    /// The query's column names, shared by its rows. A handful of names are found faster by
+    /// a scan than by hashing, and a `HashMap` would ask WASI for random keys in every
+    /// fresh instance.
+    columns: Rc<[String]>,
     values: Vec<Value>,
 }
 
 impl Row {
     fn value(&self, column: &str) -> Result<&Value, Problem> {
         self.columns
-            .get(column)
-            .and_then(|&i| self.values.get(i))
+            .iter()
+            .position(|c| c == column)
+            .and_then(|i| self.values.get(i))
             .ok_or_else(|| Problem::internal(format!("query has no column `{column}`")))
     }
 
@@ -230,14 +233,7 @@ impl Row {
 }
 
 fn rows_of(result: store::Rows) -> Vec<Row> {
-    let columns: Rc<HashMap<String, usize>> = Rc::new(
-        result
-            .columns
-            .into_iter()
-            .enumerate()
-            .map(|(i, c)| (c, i))
-            .collect(),
-    );
+    let columns: Rc<[String]> = result.columns.into();
     result
         .rows
         .into_iter()
