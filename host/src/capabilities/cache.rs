@@ -87,6 +87,12 @@ impl Cache {
         let now = Instant::now();
         // a window past any sensible length is capped rather than overflowing the clock
         let window = window.min(MAX_WINDOW);
+        // Adding 0 reads: an absent (or lapsed) counter is 0 and is not created, so reads of
+        // ever-new keys (a write generation checked before loading a missing record) cost
+        // no memory.
+        if delta == 0 && counters.get(key).is_none_or(|w| w.resets <= now) {
+            return Some((0, window));
+        }
         if counters.len() >= MAX_ENTRIES && !counters.contains_key(key) {
             counters.retain(|_, w| w.resets > now);
         }
@@ -240,6 +246,25 @@ mod tests {
         );
         c.set("t".into(), vec![1], Some(Duration::from_millis(u64::MAX)));
         assert!(c.get("t").is_some());
+    }
+
+    #[test]
+    fn adding_zero_reads_without_creating() {
+        let c = Cache::default();
+        let minute = Duration::from_secs(60);
+        for i in 0..1000 {
+            assert_eq!(c.incr(&format!("gen:{i}"), 0, minute).unwrap().0, 0);
+        }
+        assert!(c.counters("gen:", 10).is_empty(), "nothing created");
+        assert_eq!(c.incr("gen:1", 1, minute).unwrap().0, 1);
+        assert_eq!(
+            c.incr("gen:1", 0, minute).unwrap().0,
+            1,
+            "a live counter is read"
+        );
+        assert_eq!(c.counters("gen:", 10).len(), 1);
+        c.incr("lapsed", 5, Duration::from_millis(0)).unwrap();
+        assert_eq!(c.incr("lapsed", 0, minute).unwrap().0, 0);
     }
 
     #[test]
