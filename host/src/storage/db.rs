@@ -275,7 +275,7 @@ mod tests {
         }
     }
 
-    fn lanes(db: &Db) -> &Lanes {
+    fn lanes(db: &Db) -> &Arc<Lanes> {
         match db {
             Db::Sqlite(lanes) => lanes,
             Db::Postgres(_) => unreachable!("a SQLite database"),
@@ -351,8 +351,7 @@ mod tests {
     #[tokio::test]
     async fn inline_reads_decline_what_they_cannot_answer_and_the_lanes_do() {
         let (_dir, _, db) = sqlite().await;
-        let slow = "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c \
-                    WHERE n < 2000000) SELECT COUNT(*) AS n FROM c";
+        let slow = super::super::sqlite_inline::SLOW_READ;
         assert_eq!(lanes(&db).read_inline(slow, &[]), None, "over the budget");
         assert_eq!(
             lanes(&db).read_inline(slow, &[]),
@@ -375,9 +374,7 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_write_job_does_not_stop_the_writer() {
         let (_dir, _, db) = sqlite().await;
-        let Db::Sqlite(lanes) = &db else {
-            unreachable!("a SQLite database")
-        };
+        let lanes = lanes(&db);
         let lost = lanes
             .write(|_| {
                 Box::pin(async {
@@ -399,9 +396,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn writes_past_the_queue_are_refused_not_queued_without_bound() {
         let (_dir, _, db) = sqlite().await;
-        let Db::Sqlite(lanes) = &db else {
-            unreachable!("a SQLite database")
-        };
+        let lanes = lanes(&db);
         // hold the writer until released
         let (release, held) = tokio::sync::oneshot::channel::<()>();
         let blocker = {

@@ -291,12 +291,14 @@ fn query(conn: &Connection, sql: &str, params: &[SqlValue]) -> rusqlite::Result<
     Ok(out)
 }
 
+/// A read far over the budget (it counts to two million), for tests.
+#[cfg(test)]
+pub const SLOW_READ: &str = "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c \
+                             WHERE n < 2000000) SELECT COUNT(*) AS n FROM c";
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const SLOW: &str = "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c \
-                        WHERE n < 2000000) SELECT COUNT(*) AS n FROM c";
 
     #[test]
     fn a_slow_statement_is_sent_elsewhere_for_a_while_then_tried_again() {
@@ -305,12 +307,12 @@ mod tests {
         Connection::open(&path).unwrap();
         let readers =
             InlineReaders::new(Some(path), 1).remembering_slow_for(Duration::from_millis(300));
-        assert_eq!(readers.read(SLOW, &[]), None);
+        assert_eq!(readers.read(SLOW_READ, &[]), None);
         assert_eq!(readers.interrupted(), 1, "run, and interrupted");
-        assert_eq!(readers.read(SLOW, &[]), None);
+        assert_eq!(readers.read(SLOW_READ, &[]), None);
         assert_eq!(readers.interrupted(), 1, "remembered: not run again");
         std::thread::sleep(Duration::from_millis(350));
-        assert_eq!(readers.read(SLOW, &[]), None);
+        assert_eq!(readers.read(SLOW_READ, &[]), None);
         assert_eq!(readers.interrupted(), 2, "forgotten: tried again");
         let quick = readers.read("SELECT 1 AS one", &[]).unwrap();
         assert_eq!(quick.rows, vec![vec![SqlValue::Int(Some(1))]]);
