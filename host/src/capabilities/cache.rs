@@ -138,11 +138,11 @@ impl State {
 }
 
 impl Host for State {
-    async fn get(&mut self, key: String) -> Option<Vec<u8>> {
+    fn get(&mut self, key: String) -> Option<Vec<u8>> {
         self.pack.services.cache.get(&self.cache_key(&key))
     }
 
-    async fn set(&mut self, key: String, value: Vec<u8>, ttl_ms: Option<u64>) {
+    fn set(&mut self, key: String, value: Vec<u8>, ttl_ms: Option<u64>) {
         let k = self.cache_key(&key);
         self.pack
             .services
@@ -150,18 +150,18 @@ impl Host for State {
             .set(k, value, ttl_ms.map(Duration::from_millis));
     }
 
-    async fn delete(&mut self, key: String) {
+    fn delete(&mut self, key: String) {
         self.pack.services.cache.delete(&self.cache_key(&key));
     }
 
-    async fn delete_prefix(&mut self, prefix: String) -> u32 {
+    fn delete_prefix(&mut self, prefix: String) -> u32 {
         self.pack
             .services
             .cache
             .delete_prefix(&self.cache_key(&prefix))
     }
 
-    async fn counters(&mut self, prefix: String, limit: u32) -> Vec<(String, Counter)> {
+    fn counters(&mut self, prefix: String, limit: u32) -> Vec<(String, Counter)> {
         let full = self.cache_key(&prefix);
         let own = self.pack.name.len() + 1;
         self.pack
@@ -182,7 +182,7 @@ impl Host for State {
             .collect()
     }
 
-    async fn incr(
+    fn incr(
         &mut self,
         key: String,
         delta: i64,

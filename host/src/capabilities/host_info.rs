@@ -4,7 +4,7 @@ use crate::runtime::State;
 use crate::runtime::bindings::valhalla::pack::host::{Host, PackInfo, RouteInfo};
 
 impl Host for State {
-    async fn routes(&mut self) -> Vec<RouteInfo> {
+    fn routes(&mut self) -> Vec<RouteInfo> {
         self.pack
             .services
             .catalog()
@@ -20,7 +20,7 @@ impl Host for State {
             .collect()
     }
 
-    async fn packs(&mut self) -> Vec<PackInfo> {
+    fn packs(&mut self) -> Vec<PackInfo> {
         self.pack
             .services
             .catalog()
@@ -34,15 +34,15 @@ impl Host for State {
             .collect()
     }
 
-    async fn settings(&mut self) -> String {
+    fn settings(&mut self) -> String {
         self.pack.settings_json.clone()
     }
 
-    async fn now_ms(&mut self) -> i64 {
+    fn now_ms(&mut self) -> i64 {
         chrono::Utc::now().timestamp_millis()
     }
 
-    async fn build_info(&mut self) -> String {
+    fn build_info(&mut self) -> String {
         self.pack.services.build_info.clone()
     }
 }

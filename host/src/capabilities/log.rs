@@ -36,7 +36,7 @@ fn json_or_text(doc: Option<&str>) -> Value {
 }
 
 impl Host for State {
-    async fn log(&mut self, level: Level, message: String, fields: Vec<(String, String)>) {
+    fn log(&mut self, level: Level, message: String, fields: Vec<(String, String)>) {
         let pack = &self.pack.name;
         let request_id = &self.call.request_id;
         match level {
@@ -74,7 +74,7 @@ impl Host for State {
         }
     }
 
-    async fn audit(&mut self, event: AuditEvent) {
+    fn audit(&mut self, event: AuditEvent) {
         let actor = self.user_id();
         tracing::info!(
             target: "valhalla::audit",

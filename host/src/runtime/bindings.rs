@@ -4,7 +4,26 @@
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "pack",
-    imports: { default: async },
+    // Imports that can wait (the database, outbound HTTP, calls into other packs) are async.
+    // Those that answer from memory (cache, log, host facts) are plain functions: an async
+    // host call boxes a future and polls it through the fiber on every call. A rule's flag
+    // set cannot be empty, so these name each function with the inert `exact`.
+    imports: {
+        "valhalla:pack/cache.get": exact,
+        "valhalla:pack/cache.set": exact,
+        "valhalla:pack/cache.delete": exact,
+        "valhalla:pack/cache.delete-prefix": exact,
+        "valhalla:pack/cache.incr": exact,
+        "valhalla:pack/cache.counters": exact,
+        "valhalla:pack/log.log": exact,
+        "valhalla:pack/log.audit": exact,
+        "valhalla:pack/host.routes": exact,
+        "valhalla:pack/host.packs": exact,
+        "valhalla:pack/host.settings": exact,
+        "valhalla:pack/host.now-ms": exact,
+        "valhalla:pack/host.build-info": exact,
+        default: async,
+    },
     exports: { default: async },
 });
 

@@ -4,10 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Store, Trap};
+use wasmtime::component::{
+    Component, ComponentExportIndex, ComponentNamedList, HasSelf, Instance, InstancePre, Lift,
+    Linker, Lower, TypedFunc,
+};
+use wasmtime::{AsContextMut, Store, Trap};
 
-use super::bindings::{Decision, Manifest, Pack, PackPre, Request, Response};
+use super::bindings::{Decision, Manifest, Pack, Request, Response};
 use super::engine::RuntimeEngine;
 use super::state::{CallContext, PackContext, State};
 use super::{PackError, RuntimeError};
@@ -34,16 +37,109 @@ fn call_context(request: &Request, depth: u8) -> CallContext {
     }
 }
 
+/// The world's four exports, found in the component and type-checked once, on the first
+/// instance. A call then looks up only the export it makes: bindgen's `PackPre` would look
+/// up and type-check all four on every instance.
+struct Exports {
+    manifest: ComponentExportIndex,
+    handle: ComponentExportIndex,
+    guard: ComponentExportIndex,
+    tick: ComponentExportIndex,
+}
+
+impl Exports {
+    /// The exports of `component`, checked against the signatures the getters below use, on
+    /// `instance` (an instance of that component).
+    fn checked(
+        component: &Component,
+        mut store: impl AsContextMut,
+        instance: &Instance,
+    ) -> wasmtime::Result<Self> {
+        let index = |name: &str| {
+            component
+                .get_export_index(None, name)
+                .ok_or_else(|| wasmtime::format_err!("no export `{name}`"))
+        };
+        let exports = Self {
+            manifest: index("manifest")?,
+            handle: index("handle")?,
+            guard: index("guard")?,
+            tick: index("tick")?,
+        };
+        instance.get_typed_func::<(), (Manifest,)>(&mut store, &exports.manifest)?;
+        instance.get_typed_func::<(&Request,), (Response,)>(&mut store, &exports.handle)?;
+        instance.get_typed_func::<(&Request,), (Decision,)>(&mut store, &exports.guard)?;
+        instance.get_typed_func::<(), (Result<String, String>,)>(&mut store, &exports.tick)?;
+        Ok(exports)
+    }
+
+    fn manifest(&self, store: &mut Store<State>, instance: &Instance) -> Export<(), (Manifest,)> {
+        // SAFETY: `checked` verified this signature for this export of the same component.
+        unsafe { typed(store, instance, &self.manifest) }
+    }
+
+    fn handle<'a>(
+        &self,
+        store: &mut Store<State>,
+        instance: &Instance,
+    ) -> Export<(&'a Request,), (Response,)> {
+        // SAFETY: as above.
+        unsafe { typed(store, instance, &self.handle) }
+    }
+
+    fn guard<'a>(
+        &self,
+        store: &mut Store<State>,
+        instance: &Instance,
+    ) -> Export<(&'a Request,), (Decision,)> {
+        // SAFETY: as above.
+        unsafe { typed(store, instance, &self.guard) }
+    }
+
+    fn tick(
+        &self,
+        store: &mut Store<State>,
+        instance: &Instance,
+    ) -> Export<(), (Result<String, String>,)> {
+        // SAFETY: as above.
+        unsafe { typed(store, instance, &self.tick) }
+    }
+}
+
+type Export<P, R> = wasmtime::Result<TypedFunc<P, R>>;
+
+/// Export `index` of `instance` as a function of type `(P) -> R`, without a type check.
+///
+/// # Safety
+/// `(P, R)` must be the export's type, checked on an instance of the same component: every
+/// instance of one `InstancePre` has the same export types.
+unsafe fn typed<P, R>(
+    store: &mut Store<State>,
+    instance: &Instance,
+    index: &ComponentExportIndex,
+) -> Export<P, R>
+where
+    P: ComponentNamedList + Lower,
+    R: ComponentNamedList + Lift,
+{
+    let func = instance
+        .get_func(store, index)
+        .ok_or_else(|| wasmtime::format_err!("the pack's export is missing"))?;
+    // SAFETY: the caller guarantees the type, as stated above.
+    Ok(unsafe { TypedFunc::new_unchecked(func) })
+}
+
 /// A pack ready to serve.
 pub struct LoadedPack {
     pub manifest: Manifest,
     pub ctx: Arc<PackContext>,
-    pre: PackPre<State>,
-    engine: RuntimeEngine,
+    instances: Instances,
+    exports: Exports,
 }
 
 impl LoadedPack {
-    /// Link `component` against the host capabilities and read its manifest.
+    /// Link `component` against the host capabilities, check its exports and read its
+    /// manifest.
     pub async fn load(
         engine: &RuntimeEngine,
         component: &Component,
@@ -53,39 +149,37 @@ impl LoadedPack {
             pack: ctx.name.clone(),
             message: format!("{e:#}"),
         };
+        let manifest_err = |e: PackError| RuntimeError::Manifest {
+            pack: ctx.name.clone(),
+            message: e.to_string(),
+        };
         let mut linker: Linker<State> = Linker::new(&engine.engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link_err)?;
         Pack::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s).map_err(link_err)?;
-        let pre =
-            PackPre::new(linker.instantiate_pre(component).map_err(link_err)?).map_err(link_err)?;
-        let mut pack = Self {
-            manifest: Manifest {
-                name: ctx.name.clone(),
-                version: String::new(),
-                description: String::new(),
-                routes: Vec::new(),
-                guard: None,
-                schedule: None,
-            },
-            ctx,
-            pre,
+        let instances = Instances {
+            pre: linker.instantiate_pre(component).map_err(link_err)?,
             engine: engine.clone(),
+            ctx: Arc::clone(&ctx),
         };
-        let manifest = async {
-            let (mut store, instance, deadline) = pack
-                .instantiate(CallKind::Manifest, CallContext::default())
-                .await?;
-            let result =
-                tokio::time::timeout(backstop(deadline), instance.call_manifest(&mut store)).await;
-            pack.finish(result, &store, deadline)
-        }
-        .await
-        .map_err(|e: PackError| RuntimeError::Manifest {
-            pack: pack.ctx.name.clone(),
-            message: e.to_string(),
-        })?;
-        pack.manifest = manifest;
-        Ok(pack)
+        let (mut store, instance, deadline) = instances
+            .instantiate(CallKind::Manifest, CallContext::default())
+            .await
+            .map_err(manifest_err)?;
+        let exports = Exports::checked(component, &mut store, &instance).map_err(link_err)?;
+        let call = async {
+            let f = exports.manifest(&mut store, &instance)?;
+            f.call_async(&mut store, ()).await
+        };
+        let result = tokio::time::timeout(backstop(deadline), call).await;
+        let (manifest,) = instances
+            .finish(result, &store, deadline)
+            .map_err(manifest_err)?;
+        Ok(Self {
+            manifest,
+            ctx,
+            instances,
+            exports,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -100,42 +194,66 @@ impl LoadedPack {
     /// Serve a request made by another pack, `depth` calls deep.
     pub async fn handle_at(&self, request: &Request, depth: u8) -> Result<Response, PackError> {
         let (mut store, instance, deadline) = self
+            .instances
             .instantiate(CallKind::Handle, call_context(request, depth))
             .await?;
-        let result = tokio::time::timeout(
-            backstop(deadline),
-            instance.call_handle(&mut store, request),
-        )
-        .await;
-        self.finish(result, &store, deadline)
+        let call = async {
+            let f = self.exports.handle(&mut store, &instance)?;
+            f.call_async(&mut store, (request,)).await
+        };
+        let result = tokio::time::timeout(backstop(deadline), call).await;
+        self.instances
+            .finish(result, &store, deadline)
+            .map(|(r,)| r)
     }
 
     /// Ask the guard about a request.
     pub async fn guard(&self, request: &Request) -> Result<Decision, PackError> {
         let (mut store, instance, deadline) = self
+            .instances
             .instantiate(CallKind::Guard, call_context(request, 0))
             .await?;
-        let result =
-            tokio::time::timeout(backstop(deadline), instance.call_guard(&mut store, request))
-                .await;
-        self.finish(result, &store, deadline)
+        let call = async {
+            let f = self.exports.guard(&mut store, &instance)?;
+            f.call_async(&mut store, (request,)).await
+        };
+        let result = tokio::time::timeout(backstop(deadline), call).await;
+        self.instances
+            .finish(result, &store, deadline)
+            .map(|(d,)| d)
     }
 
     /// Run scheduled work.
     pub async fn tick(&self) -> Result<Result<String, String>, PackError> {
         let (mut store, instance, deadline) = self
+            .instances
             .instantiate(CallKind::Tick, CallContext::default())
             .await?;
-        let result = tokio::time::timeout(backstop(deadline), instance.call_tick(&mut store)).await;
-        self.finish(result, &store, deadline)
+        let call = async {
+            let f = self.exports.tick(&mut store, &instance)?;
+            f.call_async(&mut store, ()).await
+        };
+        let result = tokio::time::timeout(backstop(deadline), call).await;
+        self.instances
+            .finish(result, &store, deadline)
+            .map(|(t,)| t)
     }
+}
 
+/// Fresh instances of one pack, and the classification of their failures.
+struct Instances {
+    pre: InstancePre<State>,
+    engine: RuntimeEngine,
+    ctx: Arc<PackContext>,
+}
+
+impl Instances {
     /// A fresh instance in a new store with the call's deadline and memory cap.
     async fn instantiate(
         &self,
         kind: CallKind,
         call: CallContext,
-    ) -> Result<(Store<State>, Pack, Duration), PackError> {
+    ) -> Result<(Store<State>, Instance, Duration), PackError> {
         let deadline = match kind {
             CallKind::Tick => self.engine.tick_deadline,
             _ => self.ctx.deadline.unwrap_or(self.engine.deadline),
