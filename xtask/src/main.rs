@@ -17,9 +17,10 @@ usage: cargo xtask <command>
   run [ARGS]     build, then `valhalla serve --config config.toml [ARGS]` on 127.0.0.1:8000
   test [ARGS]    build the packs, start PostgreSQL if needed, run every test of the workspace
   packs          build only the packs
-  bench [--seconds N] [--only TEXT]
+  bench [--seconds N] [--rounds N] [--only TEXT]
                  build release, load the real host (and a native axum+sqlx baseline) from
-                 this process, write BENCHMARKS.md
+                 this process, then alternate each pack route with its native twin for
+                 N rounds (default 5); write BENCHMARKS.md
 ";
 
 fn main() -> ExitCode {
