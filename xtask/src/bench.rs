@@ -501,11 +501,14 @@ Profiles: `perf record --call-graph dwarf -p <valhalla pid>` during a scenario (
   reader that loaded the old value while a writer committed never leaves it cached
   (`valhalla_sdk::cache::read_through`). The native baseline reads SQLite on every request;
   the criterion table gives both paths of the pack in process (cache hit, cache miss).
-- **The fresh instance is the main fixed cost**: in the server's profile under load,
-  instantiation (store, pool slot, data segments, import wiring) is about 18 % of the server's
-  CPU and dropping the store about 10 % (of which the pool slot's `pagemap_scan` reset 6 %):
-  15–20 µs a request, against 8–13 µs in process where one slot stays hot in cache. A guard is
-  one more instance: with guards on, a GET runs three (api_clients authenticating the client's
+- **The fresh instance is the main fixed cost**: in the server's profile under load (uncached
+  scenario, 64 connections), instantiation (store, pool slot, data segments, import wiring) is
+  about 15 % of the server's CPU and dropping the store about 10 % (of which the pool slot's
+  `pagemap_scan` reset 5 %): 15–20 µs a request, against ~10.5 µs in process where one slot
+  stays hot in cache. A call looks up only the export it makes (types checked once, at load),
+  and the imports that answer from memory (cache, log, host) are plain host functions, not
+  async ones that box a future and poll it through the fiber on every call. A guard is one
+  more instance: with guards on, a GET runs three (api_clients authenticating the client's
   key from its cache, rate_limits counting it, then the route's pack); read_only_shield sees
   writes only.
 - **A SQLite read from a pack runs on the request's own thread**: the statement the table
@@ -514,18 +517,25 @@ Profiles: `perf record --call-graph dwarf -p <valhalla pid>` during a scenario (
   past that, and it is rerun on a sqlx reader lane, off-thread). Before, sqlx ran each
   connection on a thread of its own and every statement paid two cross-thread wake-ups: the
   criterion figures went from ~95 µs to ~26 µs for the pack's cache miss, and from ~35 µs to
-  ~4 µs for the host's read alone. What is left of a read under load is SQLite's own locking:
-  each read transaction takes and drops a shared lock on the file and a read mark in the WAL
-  index (`fcntl`, `unixShmLock`: ~7 % of the server's CPU in the uncached scenario's profile).
+  ~4 µs for the host's read alone. Under load the read is ~10 % of the server's CPU, and most
+  of it is SQLite's own locking, not the query: each read transaction takes and drops a read
+  mark in the WAL index and its shared lock (`unixShmLock`, `fcntl`: ~5 %), which the native
+  baseline pays as well.
 - **The uncached route against native**: both answer the same 404 after one indexed read. The
-  pack's extra work per request is the fresh instance (~12 µs in process; under load ~22 % of
-  the server's CPU for instantiation and store drop) and the guest's own JSON and routing; the
-  HTTP stack and the loopback TCP (a third of the CPU, with the load generator woken on every
-  write) are the same for both.
+  pack's extra work per request is the fresh instance (~10.5 µs in process; under load ~25 % of
+  the server's CPU for instantiation and store drop), the guest's own routing and JSON (the
+  problem+json body, ~4 µs in process with the host calls it makes) and the product's
+  middleware (request id, problem body); the native 404 has an empty body. The HTTP stack and
+  the loopback TCP (writing the response alone is ~23 % of the server's CPU, with the load
+  generator woken on every write) are the same for both.
 - **Writes** serialise on SQLite's single writer; at 64 connections p99 is queueing (64 requests
   in flight / throughput), and each audited write also queues its system-log row.
 - **The machine**: a shared 2-core VM with the load generator on the same cores; absolute figures
-  move by ±25 % between runs, so compare rows of one run (the ratios are measured together).
+  move by ±25 % between runs and within one, so the targets' ratios come from the paired
+  rounds (pack and native alternating), not from two table cells minutes apart. The native
+  baseline itself is bimodal at 64 connections on this VM (about 25k or about 33k req/s from
+  one round to the next, its sqlx connection threads competing with the load generator for
+  the two cores), which is most of the spread of the uncached ratio.
 ";
 
 /// `cargo bench --bench pack_call` (criterion), summarised as a table of medians.
