@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the per-request fixed cost: a fresh store + instance + call of a
-//! near-empty handler, of one guard, and of a handler with one indexed read. Needs the packs
+//! near-empty handler, of one guard, and of a handler with one indexed read (found, and
+//! missing as in the bench's uncached scenario). Needs the packs
 //! built (`cargo xtask packs`); run with `cargo bench -p valhalla --bench pack_call`.
 
 use std::collections::HashMap;
@@ -131,6 +132,22 @@ fn bench(c: &mut Criterion) {
                 cache.delete("system_config\u{1f}entry:bench.key");
                 let r = config.handle(&get).await.unwrap();
                 assert_eq!(r.status, 200);
+                r
+            })
+        },
+    );
+    // The bench's uncached scenario: missing keys are never cached, so every call reads.
+    let missing = request(
+        "/system/config/bench.missing",
+        "/system/config/{key}",
+        vec![("key".into(), "bench.missing".into())],
+    );
+    c.bench_function(
+        "fresh instance + missing key (one indexed read, 404)",
+        |b| {
+            b.to_async(&rt).iter(|| async {
+                let r = config.handle(&missing).await.unwrap();
+                assert_eq!(r.status, 404);
                 r
             })
         },
