@@ -193,49 +193,45 @@ impl LoadedPack {
 
     /// Serve a request made by another pack, `depth` calls deep.
     pub async fn handle_at(&self, request: &Request, depth: u8) -> Result<Response, PackError> {
-        let (mut store, instance, deadline) = self
-            .instances
-            .instantiate(CallKind::Handle, call_context(request, depth))
-            .await?;
-        let call = async {
-            let f = self.exports.handle(&mut store, &instance)?;
-            f.call_async(&mut store, (request,)).await
-        };
-        let result = tokio::time::timeout(backstop(deadline), call).await;
+        let context = call_context(request, depth);
+        let exports = &self.exports;
         self.instances
-            .finish(result, &store, deadline)
+            .call(
+                CallKind::Handle,
+                context,
+                |s, i| exports.handle(s, i),
+                (request,),
+            )
+            .await
             .map(|(r,)| r)
     }
 
     /// Ask the guard about a request.
     pub async fn guard(&self, request: &Request) -> Result<Decision, PackError> {
-        let (mut store, instance, deadline) = self
-            .instances
-            .instantiate(CallKind::Guard, call_context(request, 0))
-            .await?;
-        let call = async {
-            let f = self.exports.guard(&mut store, &instance)?;
-            f.call_async(&mut store, (request,)).await
-        };
-        let result = tokio::time::timeout(backstop(deadline), call).await;
+        let context = call_context(request, 0);
+        let exports = &self.exports;
         self.instances
-            .finish(result, &store, deadline)
+            .call(
+                CallKind::Guard,
+                context,
+                |s, i| exports.guard(s, i),
+                (request,),
+            )
+            .await
             .map(|(d,)| d)
     }
 
     /// Run scheduled work.
     pub async fn tick(&self) -> Result<Result<String, String>, PackError> {
-        let (mut store, instance, deadline) = self
-            .instances
-            .instantiate(CallKind::Tick, CallContext::default())
-            .await?;
-        let call = async {
-            let f = self.exports.tick(&mut store, &instance)?;
-            f.call_async(&mut store, ()).await
-        };
-        let result = tokio::time::timeout(backstop(deadline), call).await;
+        let exports = &self.exports;
         self.instances
-            .finish(result, &store, deadline)
+            .call(
+                CallKind::Tick,
+                CallContext::default(),
+                |s, i| exports.tick(s, i),
+                (),
+            )
+            .await
             .map(|(t,)| t)
     }
 }
@@ -248,6 +244,27 @@ struct Instances {
 }
 
 impl Instances {
+    /// Call the export `func` picks on a fresh instance, within the call's deadline.
+    async fn call<P, R>(
+        &self,
+        kind: CallKind,
+        context: CallContext,
+        func: impl FnOnce(&mut Store<State>, &Instance) -> Export<P, R>,
+        params: P,
+    ) -> Result<R, PackError>
+    where
+        P: ComponentNamedList + Lower + Send + Sync,
+        R: ComponentNamedList + Lift + Send + Sync + 'static,
+    {
+        let (mut store, instance, deadline) = self.instantiate(kind, context).await?;
+        let call = async {
+            let f = func(&mut store, &instance)?;
+            f.call_async(&mut store, params).await
+        };
+        let result = tokio::time::timeout(backstop(deadline), call).await;
+        self.finish(result, &store, deadline)
+    }
+
     /// A fresh instance in a new store with the call's deadline and memory cap.
     async fn instantiate(
         &self,
