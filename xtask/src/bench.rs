@@ -208,7 +208,7 @@ fn commit(root: &Path) -> String {
 }
 
 /// The value after `--name` in `args`.
-fn arg<'a>(args: &'a [String], name: &str) -> Option<&'a String> {
+pub fn arg<'a>(args: &'a [String], name: &str) -> Option<&'a String> {
     args.iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))

@@ -6,6 +6,10 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use anyhow::{Context, Result};
+
+use crate::bench::arg;
+
 /// One request to repeat.
 #[derive(Clone)]
 pub struct Target {
@@ -183,4 +187,39 @@ pub fn run(addr: SocketAddr, target: &Target, connections: usize, duration: Dura
         p50_us: pct(0.50),
         p99_us: pct(0.99),
     }
+}
+
+/// `cargo xtask load ADDR PATH [--connections N] [--seconds N] [--status N]`.
+pub fn command(args: &[String]) -> Result<()> {
+    let (Some(addr), Some(path)) = (args.first(), args.get(1)) else {
+        anyhow::bail!(
+            "usage: cargo xtask load ADDR PATH [--connections N] [--seconds N] [--status N]"
+        );
+    };
+    let addr: SocketAddr = addr.parse().with_context(|| format!("address `{addr}`"))?;
+    let number = |name: &str, default: u64| -> Result<u64> {
+        arg(args, name).map_or(Ok(default), |v| {
+            v.parse().with_context(|| format!("{name} `{v}`"))
+        })
+    };
+    let mut target = Target::get(path.clone());
+    if let Some(status) = arg(args, "--status") {
+        target = target.expecting(
+            status
+                .parse()
+                .with_context(|| format!("--status `{status}`"))?,
+        );
+    }
+    let connections = number("--connections", 64)? as usize;
+    let report = run(
+        addr,
+        &target,
+        connections,
+        Duration::from_secs(number("--seconds", 5)?),
+    );
+    println!(
+        "{path} c={connections}: {:.0} req/s  p50 {} µs  p99 {} µs  errors {}",
+        report.rps, report.p50_us, report.p99_us, report.errors
+    );
+    Ok(())
 }

@@ -21,6 +21,9 @@ usage: cargo xtask <command>
                  build release, load the real host (and a native axum+sqlx baseline) from
                  this process, then alternate each pack route with its native twin for
                  N rounds (default 5); write BENCHMARKS.md
+  load ADDR PATH [--connections N] [--seconds N] [--status N]
+                 drive GET PATH on a running server (e.g. while profiling it) and print
+                 req/s, p50, p99 and errors; success is 2xx, or exactly --status
 ";
 
 fn main() -> ExitCode {
@@ -30,6 +33,7 @@ fn main() -> ExitCode {
         Some("run") => build_all().and_then(|()| run(&args[1..])),
         Some("test") => test(&args[1..]),
         Some("packs") => build_packs(),
+        Some("load") => load::command(&args[1..]),
         Some("bench") => build_all()
             .and_then(|()| {
                 let mut c = cargo();
