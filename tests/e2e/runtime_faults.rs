@@ -1,7 +1,7 @@
 //! A pack that traps, loops or allocates without bound fails only its own request; the
 //! sandbox keeps packs out of other tables, the network and each other's memory.
 
-use crate::harness::{Engine, TestApp, json, problem};
+use crate::harness::{Engine, TestApp, eventually, json, problem};
 
 async fn app() -> TestApp {
     TestApp::spawn(Engine::Sqlite, &["system_config", "faulty"])
@@ -28,6 +28,88 @@ async fn a_trap_is_a_500_for_that_request_only() {
         then_all_is_well(&app).await;
     }
     app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_message_and_place_reach_the_log_not_the_client() {
+    let app = TestApp::spawn(Engine::Sqlite, &["system_config", "system_log", "faulty"])
+        .await
+        .expect("sqlite always runs");
+    let p = problem(app.get("/faulty/trap").await, 500).await;
+    assert!(!p.to_string().contains("on purpose"), "no internals: {p}");
+    let found = eventually(&app, "/system/logs?category=faulty&level=error", |v| {
+        v["total"] == 1
+    })
+    .await;
+    let message = found["items"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("faulty pack traps on purpose"),
+        "{message}"
+    );
+    assert!(message.contains("src/lib.rs"), "where: {message}");
+    then_all_is_well(&app).await;
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secure_random_bytes_and_the_clock_come_from_the_host() {
+    let app = app().await;
+    // more than one host call's worth (4096 bytes): the SDK asks again
+    let a = json(app.get("/faulty/random?bytes=10000").await, 200).await;
+    let b = json(app.get("/faulty/random?bytes=10000").await, 200).await;
+    let hex = a["hex"].as_str().unwrap();
+    assert_eq!(hex.len(), 20_000);
+    assert_ne!(hex, b["hex"].as_str().unwrap());
+    // no run of 64 zero bytes anywhere: every chunk was filled
+    assert!(!hex.contains(&"0".repeat(128)), "{hex}");
+    let none = json(app.get("/faulty/random?bytes=0").await, 200).await;
+    assert_eq!(none["hex"], "");
+    let (us, ms) = (a["now_us"].as_i64().unwrap(), a["now_ms"].as_i64().unwrap());
+    assert!((us / 1000 - ms).abs() < 1000, "one clock: {us} µs, {ms} ms");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    assert!(
+        (now - ms).abs() < 60_000,
+        "the wall clock: {ms} against {now}"
+    );
+    app.finish().await;
+}
+
+/// Packs are `no_std` and take the clock and randomness from the host: a built pack imports
+/// nothing from WASI (every import is wiring the host repeats on each fresh instance).
+#[test]
+fn built_packs_import_nothing_from_wasi() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .join("target/wasm32-wasip2/pack");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("packs are built before the tests") {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "wasm") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        let mut imports = Vec::new();
+        for payload in wasmparser::Parser::new(0).parse_all(&bytes) {
+            if let wasmparser::Payload::ComponentImportSection(section) = payload.unwrap() {
+                for import in section {
+                    imports.push(import.unwrap().name.name.to_string());
+                }
+            }
+        }
+        assert!(
+            imports.iter().any(|i| i.starts_with("valhalla:pack/")),
+            "{}: {imports:?}",
+            path.display()
+        );
+        let wasi: Vec<_> = imports.iter().filter(|i| i.starts_with("wasi:")).collect();
+        assert!(wasi.is_empty(), "{} imports {wasi:?}", path.display());
+        checked += 1;
+    }
+    assert!(checked >= 10, "only {checked} packs in {}", dir.display());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

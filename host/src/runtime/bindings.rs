@@ -21,6 +21,8 @@ wasmtime::component::bindgen!({
         "valhalla:pack/host.packs": exact,
         "valhalla:pack/host.settings": exact,
         "valhalla:pack/host.now-ms": exact,
+        "valhalla:pack/host.now-us": exact,
+        "valhalla:pack/host.random-bytes": trappable,
         "valhalla:pack/host.build-info": exact,
         default: async,
     },

@@ -2,6 +2,8 @@
 //! call other packs in-process. A disabled target pack gives `ok: false` with the reason;
 //! every action is audited.
 
+#![cfg_attr(not(test), no_std)]
+
 use serde_json::{Value, json};
 use valhalla_sdk::capability::Error as CallError;
 use valhalla_sdk::prelude::*;

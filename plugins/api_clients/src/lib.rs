@@ -2,6 +2,8 @@
 //! that turns `X-API-Key` / `Authorization: Bearer` into a principal. A key is shown once, when
 //! it is created or rotated; only its SHA-256 digest is stored.
 
+#![cfg_attr(not(test), no_std)]
+
 use valhalla_sdk::prelude::*;
 
 fn pack() -> Pack {

@@ -1,6 +1,8 @@
 //! deployment_profile (pack UB): what is deployed (environment, version, build, uptime, packs)
 //! and a smoke test of a deployment's health and route index, through granted outbound HTTP.
 
+#![cfg_attr(not(test), no_std)]
+
 use valhalla_sdk::capability::Error as CapabilityError;
 use valhalla_sdk::prelude::*;
 

@@ -1,6 +1,8 @@
 //! feature_flags (pack UA): feature toggles with groups and percentage rollout. Reads are served
 //! from the host cache; every write invalidates the flag's entry, so the next read sees it.
 
+#![cfg_attr(not(test), no_std)]
+
 use valhalla_sdk::prelude::*;
 
 fn pack() -> Pack {

@@ -2,6 +2,8 @@
 //! when and why, and maintenance windows that switch the mode when they start and back when
 //! they end (the host's scheduler ticks this pack every second).
 
+#![cfg_attr(not(test), no_std)]
+
 use valhalla_sdk::prelude::*;
 
 fn pack() -> Pack {

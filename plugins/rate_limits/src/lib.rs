@@ -4,7 +4,9 @@
 //! of its tightest rule. The enabled rules are cached; every write drops the cache, so a change
 //! applies to the very next request.
 
-use std::net::IpAddr;
+#![cfg_attr(not(test), no_std)]
+
+use core::net::IpAddr;
 
 use valhalla_sdk::prelude::*;
 
@@ -617,8 +619,8 @@ fn enforce(req: &Request) -> Result<guard::Decision, Problem> {
         } else if tightest.as_ref().is_none_or(|t| {
             (
                 standing.remaining(),
-                std::cmp::Reverse(standing.reset_seconds),
-            ) < (t.remaining(), std::cmp::Reverse(t.reset_seconds))
+                core::cmp::Reverse(standing.reset_seconds),
+            ) < (t.remaining(), core::cmp::Reverse(t.reset_seconds))
         }) {
             tightest = Some(standing);
         }

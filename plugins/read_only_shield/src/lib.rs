@@ -3,6 +3,8 @@
 //! the maintenance endpoints and admin operations stay open to admins, so an operator can
 //! always switch back.
 
+#![cfg_attr(not(test), no_std)]
+
 use valhalla_sdk::prelude::*;
 
 fn pack() -> Pack {

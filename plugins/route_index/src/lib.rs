@@ -1,5 +1,7 @@
 //! route_index (pack TY): the live route table, as the host serves it, for discovery.
 
+#![cfg_attr(not(test), no_std)]
+
 use valhalla_sdk::pack::{access_name, method_name};
 use valhalla_sdk::prelude::*;
 

@@ -1,5 +1,7 @@
 //! The host's shared cache, with JSON helpers. Keys are private to the pack.
 
+use crate::alloc_prelude::*;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 

@@ -1,5 +1,7 @@
 //! Time and ids: RFC 3339 UTC timestamps from the host clock, UUID v7 ids.
 
+use crate::alloc_prelude::*;
+
 use crate::bindings::valhalla::pack::host as host_api;
 
 /// Milliseconds since the Unix epoch, from the host.
@@ -7,12 +9,9 @@ pub fn now_ms() -> i64 {
     host_api::now_ms()
 }
 
-/// Microseconds since the Unix epoch (the WASI wall clock; the host's ms clock as fallback).
+/// Microseconds since the Unix epoch, from the host.
 pub fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or_else(|_| now_ms() * 1000)
+    host_api::now_us()
 }
 
 /// Now as RFC 3339 UTC with microseconds: `2026-11-23T08:47:31.123456Z`. Every timestamp the

@@ -1,13 +1,24 @@
-//! Secrets: random bytes from the host's secure source (`wasi:random`), SHA-256 digests,
-//! random tokens.
+//! Secrets: random bytes from the host's secure source, SHA-256 digests, random tokens.
+
+use crate::alloc_prelude::*;
 
 use sha2::{Digest, Sha256};
 
-/// Fill `buf` with cryptographically secure random bytes.
+use crate::bindings::valhalla::pack::host as host_api;
+
+/// Fill `buf` with cryptographically secure random bytes (the host traps the call rather
+/// than answer predictable ones).
 pub fn random_bytes(buf: &mut [u8]) {
-    if getrandom::fill(buf).is_err() {
-        // wasi:random cannot fail in this host; never hand out predictable bytes if it did.
-        panic!("no secure random source");
+    let mut filled = 0;
+    while filled < buf.len() {
+        let want = u32::try_from(buf.len() - filled).unwrap_or(u32::MAX);
+        let bytes = host_api::random_bytes(want);
+        if bytes.is_empty() {
+            panic!("the host's random source answered nothing");
+        }
+        let n = bytes.len().min(buf.len() - filled);
+        buf[filled..filled + n].copy_from_slice(&bytes[..n]);
+        filled += n;
     }
 }
 

@@ -1,7 +1,9 @@
 //! Typed, parameterised SQL through the host's `store`: `$1..$N` parameters built with
 //! [`params!`](crate::params), rows read by column name.
 
-use std::rc::Rc;
+use crate::alloc_prelude::*;
+
+use alloc::rc::Rc;
 
 use crate::bindings::valhalla::pack::store;
 use crate::bindings::valhalla::pack::types::Error as StoreError;

@@ -1,6 +1,8 @@
 //! Guard decisions: let a request proceed (as a principal, with extra response headers) or
 //! answer it now.
 
+use crate::alloc_prelude::*;
+
 use crate::bindings::valhalla::pack::types as wit;
 use crate::response::Response;
 

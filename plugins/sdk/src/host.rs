@@ -1,5 +1,7 @@
 //! What the host knows: routes, loaded packs, this pack's settings, build info.
 
+use crate::alloc_prelude::*;
+
 use serde::de::DeserializeOwned;
 
 use crate::bindings::valhalla::pack::host as host_api;

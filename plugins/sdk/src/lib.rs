@@ -27,6 +27,25 @@
 //! valhalla_sdk::export_pack!(pack);
 //! ```
 
+#![no_std]
+
+extern crate alloc;
+// Off wasm (the SDK's and the packs' unit tests), std brings the allocator and panic handler.
+#[cfg(not(target_arch = "wasm32"))]
+extern crate std;
+
+#[cfg(target_arch = "wasm32")]
+mod heap;
+
+/// The `alloc` names std's prelude would give: packs are `no_std`.
+pub mod alloc_prelude {
+    pub use alloc::borrow::ToOwned;
+    pub use alloc::boxed::Box;
+    pub use alloc::string::{String, ToString};
+    pub use alloc::vec::Vec;
+    pub use alloc::{format, vec};
+}
+
 /// Generated bindings of the `valhalla:pack` world (one copy of the WIT, in `wit/`).
 pub mod bindings {
     wit_bindgen::generate!({
@@ -63,6 +82,7 @@ pub use validate::{Validate, Validator};
 
 /// Everything a pack usually needs.
 pub mod prelude {
+    pub use crate::alloc_prelude::*;
     pub use crate::db::{self, Row};
     pub use crate::{
         Access, FieldError, GuardSpec, Method, Pack, Page, Problem, Request, Response, Validate,
@@ -91,7 +111,7 @@ macro_rules! export_pack {
             ) -> $crate::bindings::valhalla::pack::types::Decision {
                 $declare().guard_request(request)
             }
-            fn tick() -> ::core::result::Result<::std::string::String, ::std::string::String> {
+            fn tick() -> ::core::result::Result<$crate::alloc_prelude::String, $crate::alloc_prelude::String> {
                 $declare().tick()
             }
         }

@@ -1,5 +1,7 @@
 //! Structured logs and audit events through the host's `log`.
 
+use crate::alloc_prelude::*;
+
 use serde::Serialize;
 
 use crate::bindings::valhalla::pack::log as host_log;

@@ -1,5 +1,7 @@
 //! Outbound HTTP through the host: only to the URLs the pack's `grants.outbound` allows.
 
+use crate::alloc_prelude::*;
+
 use crate::bindings::valhalla::pack::outbound_http::{self as host_http, OutboundRequest};
 use crate::bindings::valhalla::pack::types::{Error, Method};
 

@@ -1,6 +1,8 @@
 //! The pack declaration: one table of routes that is both the manifest the host reads and the
 //! router that dispatches requests, plus the optional guard and schedule.
 
+use crate::alloc_prelude::*;
+
 use crate::bindings::valhalla::pack::types as wit;
 use crate::problem::Problem;
 use crate::request::Request;

@@ -1,5 +1,7 @@
 //! Calls into other packs through the host (only packs in this pack's `grants.packs`).
 
+use crate::alloc_prelude::*;
+
 use serde::Serialize;
 
 use crate::bindings::valhalla::pack::packs::{self as host_packs, CallRequest};

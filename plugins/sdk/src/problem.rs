@@ -1,5 +1,7 @@
 //! RFC 9457 problem details as a pack returns them: status, title, detail, field errors.
 
+use crate::alloc_prelude::*;
+
 use serde::Serialize;
 
 use crate::response::Response;
@@ -125,13 +127,13 @@ impl Problem {
     }
 }
 
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Display for Problem {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "{} {}: {}", self.status, self.title, self.detail)
     }
 }
 
-impl std::error::Error for Problem {}
+impl core::error::Error for Problem {}
 
 #[cfg(test)]
 mod tests {

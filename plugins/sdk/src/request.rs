@@ -1,5 +1,7 @@
 //! The incoming request as a handler sees it: path params, query, headers and typed JSON bodies.
 
+use crate::alloc_prelude::*;
+
 use serde::de::DeserializeOwned;
 
 use crate::bindings::valhalla::pack::types as wit;
@@ -104,7 +106,7 @@ impl Request {
     }
 
     /// A query value parsed as `T`; a value that does not parse is a 422 naming the parameter.
-    pub fn query_as<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, Problem> {
+    pub fn query_as<T: core::str::FromStr>(&self, name: &str) -> Result<Option<T>, Problem> {
         match self.query(name) {
             None => Ok(None),
             Some(raw) => raw

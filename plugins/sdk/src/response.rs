@@ -1,5 +1,7 @@
 //! Responses a handler returns: JSON bodies, empty answers, extra headers.
 
+use crate::alloc_prelude::*;
+
 use serde::Serialize;
 
 use crate::bindings::valhalla::pack::types as wit;

@@ -1,6 +1,8 @@
 //! Field-level validation of request bodies: a [`Validate`] impl states the rules, the
 //! [`Validator`] collects every broken one into a single 422.
 
+use crate::alloc_prelude::*;
+
 use crate::problem::{FieldError, Problem};
 
 /// Checks beyond what the types already say. The default accepts everything.

@@ -1,6 +1,8 @@
 //! system_config (pack TZ): a registry of non-secret configuration entries. Entries marked
 //! `mutable: false` can be neither changed nor deleted.
 
+#![cfg_attr(not(test), no_std)]
+
 use valhalla_sdk::prelude::*;
 
 fn pack() -> Pack {

@@ -1,6 +1,8 @@
 //! system_log (pack TV): the unified system log and audit trail. Clients write entries; the
 //! host also writes every enabled pack's log lines and audit events into the same table.
 
+#![cfg_attr(not(test), no_std)]
+
 use valhalla_sdk::prelude::*;
 
 fn pack() -> Pack {
