@@ -1,5 +1,6 @@
 //! The benchmark's native baseline (not part of the product): the system_config lookup written
-//! as a plain axum + sqlx handler, against the same SQLite file, same runtime, same pool size.
+//! as a plain axum + sqlx handler, against the same SQLite file, same runtime, same pool size,
+//! answering what the pack answers (the entry as JSON, or a problem+json 404).
 //! `native_baseline <sqlite-url> <bind>` serves `GET /native/config/{key}`.
 
 use std::str::FromStr;
@@ -7,7 +8,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
@@ -33,7 +34,20 @@ async fn lookup(State(pool): State<SqlitePool>, Path(key): Path<String>) -> Resp
             });
             (StatusCode::OK, axum::Json(body)).into_response()
         }
-        Ok(None) => StatusCode::NOT_FOUND.into_response(),
+        // the endpoint's contract, as the pack answers it: an RFC 9457 problem document
+        Ok(None) => (
+            StatusCode::NOT_FOUND,
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            serde_json::json!({
+                "type": "urn:valhalla:problem:not-found",
+                "title": "Not Found",
+                "status": 404,
+                "detail": format!("no config entry `{key}`"),
+                "instance": format!("/system/config/{key}"),
+            })
+            .to_string(),
+        )
+            .into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
