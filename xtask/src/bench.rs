@@ -503,14 +503,20 @@ Profiles: `perf record --call-graph dwarf -p <valhalla pid>` during a scenario (
   the criterion table gives both paths of the pack in process (cache hit, cache miss).
 - **The fresh instance is the main fixed cost**: in the server's profile under load (uncached
   scenario, 64 connections), instantiation (store, pool slot, data segments, import wiring) is
-  about 15 % of the server's CPU and dropping the store about 10 % (of which the pool slot's
-  `pagemap_scan` reset 5 %): 15–20 µs a request, against ~10.5 µs in process where one slot
-  stays hot in cache. A call looks up only the export it makes (types checked once, at load),
-  and the imports that answer from memory (cache, log, host) are plain host functions, not
-  async ones that box a future and poll it through the fiber on every call. A guard is one
-  more instance: with guards on, a GET runs three (api_clients authenticating the client's
-  key from its cache, rate_limits counting it, then the route's pack); read_only_shield sees
-  writes only.
+  about 12 % of the server's CPU and dropping the store about 10 % (of which the pool slot's
+  `pagemap_scan` reset, the ioctl itself, 5 %). Packs are `no_std` and import nothing from
+  WASI: the SDK brings its own allocator (dlmalloc over the module's initial 2 MiB memory, so
+  a call rarely grows memory) and takes the clock and random bytes from the host. A std pack
+  imported ~35 WASI functions and types that every fresh instance wired up and never called;
+  dropping them took the near-empty call from 10.4 to 9.3 µs and the missing-key call from
+  18.1 to 16.3 µs in process. A call looks up only the export it makes (types checked once,
+  at load), and the imports that answer from memory (cache, log, host) are plain host
+  functions, not async ones that box a future and poll it through the fiber on every call. A
+  guard is one more instance: with guards on, a GET runs three (api_clients authenticating
+  the client's key from its cache, rate_limits counting it, then the route's pack);
+  read_only_shield sees writes only. Measured and not kept: copy-on-write memory images
+  (`memory_init_cow`: slower, in process and under load), a smaller stack and initial memory
+  (512 KiB / 1 MiB, to shrink the scanned region: no difference beyond noise).
 - **A SQLite read from a pack runs on the request's own thread**: the statement the table
   sandbox proves read-only takes a free `query_only` rusqlite connection (same libsqlite3 as
   sqlx) by `try_lock` and runs within a 1 ms budget (SQLite's progress handler interrupts it
@@ -521,13 +527,15 @@ Profiles: `perf record --call-graph dwarf -p <valhalla pid>` during a scenario (
   of it is SQLite's own locking, not the query: each read transaction takes and drops a read
   mark in the WAL index and its shared lock (`unixShmLock`, `fcntl`: ~5 %), which the native
   baseline pays as well.
-- **The uncached route against native**: both answer the same 404 after one indexed read. The
-  pack's extra work per request is the fresh instance (~10.5 µs in process; under load ~25 % of
-  the server's CPU for instantiation and store drop), the guest's own routing and JSON (the
-  problem+json body, ~4 µs in process with the host calls it makes) and the product's
-  middleware (request id, problem body); the native 404 has an empty body. The HTTP stack and
-  the loopback TCP (writing the response alone is ~23 % of the server's CPU, with the load
-  generator woken on every write) are the same for both.
+- **The uncached route against native**: both answer the same problem+json 404 after one
+  indexed read (the native baseline answered an empty 404 before; it now writes the body the
+  endpoint's contract asks for, as the pack does). The pack's extra work per request is the
+  fresh instance (~9.3 µs in process; under load ~22 % of the server's CPU for instantiation
+  and store drop), the guest's own routing and JSON with the host calls it makes (~3 µs in
+  process: a cache lookup, the entry's write generation, the read) and the product's
+  middleware (request id). The HTTP stack and the loopback TCP (writing the response alone is
+  ~25 % of the server's CPU, with the load generator woken on every write) are the same for
+  both.
 - **Writes** serialise on SQLite's single writer; at 64 connections p99 is queueing (64 requests
   in flight / throughput), and each audited write also queues its system-log row.
 - **The machine**: a shared 2-core VM with the load generator on the same cores; absolute figures
