@@ -13,6 +13,8 @@
 //! - [`clock`]: RFC 3339 timestamps and UUID v7 ids; [`crypto`]: random tokens, SHA-256.
 //!
 //! ```ignore
+//! #![cfg_attr(not(test), no_std)] // the SDK brings the allocator and the panic handler
+//!
 //! use valhalla_sdk::prelude::*;
 //!
 //! fn pack() -> Pack {
