@@ -118,7 +118,8 @@ static HEAP: Heap = Heap(SingleThreaded(UnsafeCell::new(
 )));
 
 /// The canonical ABI's allocator: the host calls it to place a call's arguments (strings,
-/// lists) in the pack's memory.
+/// lists) in the pack's memory. (wit-bindgen's own, behind its `realloc` feature, is a
+/// prebuilt object that a `no_std` cdylib does not link.)
 ///
 /// # Safety
 /// Called by the host per the component model's canonical ABI.
