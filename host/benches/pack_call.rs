@@ -49,14 +49,16 @@ fn packs(
         let db = valhalla::app::connect(&config).await.unwrap();
         let owned = valhalla::app::migrate(&config, &db).await.unwrap();
         db.execute(
+            &valhalla::storage::Caller::host(),
             "INSERT INTO system_config (id, key, value, description, mutable, created_at, updated_at) \
              VALUES ('1', 'bench.key', 'v', NULL, TRUE, 'now', 'now')",
             &[],
         )
         .await
         .unwrap();
+        let sandboxes = valhalla::app::sandbox_packs(&config, &db, &owned).await.unwrap();
         let services = Arc::new(Services::new(db, None));
-        let loaded = valhalla::app::load_packs(&config, &engine, &services, &owned).await.unwrap();
+        let loaded = valhalla::app::load_packs(&config, &engine, &services, &sandboxes).await.unwrap();
         (loaded.into_iter().map(|p| (p.name().to_string(), p)).collect(), ticker)
     })
 }
@@ -80,9 +82,19 @@ fn bench(c: &mut Criterion) {
     let db = faulty.ctx.services.db.clone();
     let sql = "SELECT id, key, value, description, mutable, created_at, updated_at FROM system_config WHERE key = $1";
     let params = vec![valhalla::storage::SqlValue::Text(Some("bench.key".into()))];
+    let host = valhalla::storage::Caller::host();
     c.bench_function("host store query alone (the same indexed read)", |b| {
         b.to_async(&rt)
-            .iter(|| async { db.query(sql, &params, Access::Read).await.unwrap() })
+            .iter(|| async { db.query(&host, sql, &params, Access::Read).await.unwrap() })
+    });
+    // The same read as the pack that owns the table: tagged SQL, its authorizer scope.
+    let pack = valhalla::storage::Caller::pack(
+        Arc::clone(&packs["system_config"].ctx.sandbox),
+        std::time::Instant::now() + std::time::Duration::from_secs(3600),
+    );
+    c.bench_function("pack store query alone (authorizer, tagged SQL)", |b| {
+        b.to_async(&rt)
+            .iter(|| async { db.query(&pack, sql, &params, Access::Read).await.unwrap() })
     });
 
     let guarded = request("/system/config", "", vec![]);

@@ -22,7 +22,7 @@ use crate::runtime::{
 use crate::services::{Catalog, PackEntry, RouteEntry, Services};
 use crate::storage::migrations::{self, MigrationError};
 use crate::storage::table_access::{TableAccess, created_tables};
-use crate::storage::{Db, StorageError};
+use crate::storage::{Db, PackRoles, PackTables, RoleError, StorageError};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +33,8 @@ pub enum StartupError {
     Database { url: String, source: StorageError },
     #[error(transparent)]
     Migration(#[from] MigrationError),
+    #[error(transparent)]
+    PackRoles(#[from] RoleError),
     #[error("{path}: {message}")]
     MigrationSql { path: String, message: String },
     #[error("table `{table}` is created by the migrations of both `{first}` and `{second}`")]
@@ -141,12 +143,55 @@ pub async fn migrate(
     Ok(owned)
 }
 
+/// Each enabled pack's table sandbox; on PostgreSQL its role and pool too (see
+/// `storage::pg_sandbox`), unless `database.pack_roles` is off.
+pub async fn sandbox_packs(
+    config: &Config,
+    db: &Db,
+    owned: &HashMap<String, Vec<String>>,
+) -> Result<HashMap<String, Arc<PackTables>>, StartupError> {
+    let sandboxes: HashMap<String, Arc<PackTables>> = config
+        .enabled_packs()
+        .map(|(name, _)| {
+            let tables = owned.get(name).cloned().unwrap_or_default();
+            (name.clone(), Arc::new(PackTables::new(name, tables)))
+        })
+        .collect();
+    let Db::Postgres(host) = db else {
+        return Ok(sandboxes);
+    };
+    if !config.database.pack_roles {
+        tracing::warn!(
+            "database.pack_roles is off: on PostgreSQL the table sandbox is only the host's SQL \
+             check; every pack's SQL runs as the host's database user"
+        );
+        return Ok(sandboxes);
+    }
+    let packs: Vec<PackRoles<'_>> = config
+        .enabled_packs()
+        .filter_map(|(name, pack)| {
+            Some(PackRoles {
+                tables: sandboxes.get(name)?,
+                deadline: Duration::from_millis(pack.deadline_ms.unwrap_or(config.runtime.deadline_ms)),
+            })
+        })
+        .collect();
+    PackRoles::ensure(
+        host,
+        &config.database.url,
+        &packs,
+        config.database.pack_max_connections,
+    )
+    .await?;
+    Ok(sandboxes)
+}
+
 /// Compile (or load from cache) and link every enabled pack, reading its manifest.
 pub async fn load_packs(
     config: &Config,
     engine: &RuntimeEngine,
     services: &Arc<Services>,
-    owned: &HashMap<String, Vec<String>>,
+    sandboxes: &HashMap<String, Arc<PackTables>>,
 ) -> Result<Vec<Arc<LoadedPack>>, StartupError> {
     let cache_dir = config.resolve(&config.runtime.cache_dir);
     let mut packs = Vec::new();
@@ -166,10 +211,15 @@ pub async fn load_packs(
             .iter()
             .filter_map(|p| UrlPattern::parse(p).ok())
             .collect();
+        let sandbox = sandboxes
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| Arc::new(PackTables::new(name, [])));
         let ctx = Arc::new(PackContext {
             name: name.clone(),
             settings_json,
-            tables: TableAccess::new(owned.get(name).cloned().unwrap_or_default()),
+            tables: TableAccess::new(sandbox.tables().map(String::from)),
+            sandbox,
             outbound,
             callable: pack.grants.packs.clone(),
             deadline: pack.deadline_ms.map(Duration::from_millis),
@@ -299,13 +349,14 @@ impl Application {
         let ticker = EpochTicker::start(engine.engine.clone());
         let db = connect(&config).await?;
         let owned = migrate(&config, &db).await?;
+        let sandboxes = sandbox_packs(&config, &db, &owned).await?;
         // With the system_log pack on, pack logs and audit events also go to its table.
         let log_sink = config
             .enabled_packs()
             .any(|(name, _)| name == "system_log")
             .then(|| LogSink::start(db.clone()));
         let services = Arc::new(Services::new(db, log_sink));
-        let packs = load_packs(&config, &engine, &services, &owned).await?;
+        let packs = load_packs(&config, &engine, &services, &sandboxes).await?;
         let routes = build_routes(&packs)?;
         let _ = services.catalog.set(catalog(&packs, &routes));
         let addr = config.bind_addr()?;

@@ -172,7 +172,7 @@ async fn write(db: &Db, records: &[LogRecord]) {
                 .collect(),
         })
         .collect();
-    if let Err(e) = db.batch(&statements).await {
+    if let Err(e) = db.batch(&crate::storage::Caller::host(), &statements).await {
         tracing::error!(error = %e, records = records.len(), "cannot write to system_logs");
     }
 }

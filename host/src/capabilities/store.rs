@@ -1,12 +1,13 @@
-//! `store`: parameterised SQL on the pack's own tables. The statement is checked against the
-//! pack's table sandbox first; database errors reach the guest as typed WIT errors, with
-//! internals kept in the host log.
+//! `store`: parameterised SQL on the pack's own tables. The host's SQL check gives the first,
+//! friendly refusal; the database then enforces the sandbox itself (SQLite's authorizer, the
+//! pack's PostgreSQL role), within the call's deadline. Database errors reach the guest as
+//! typed WIT errors, with internals kept in the host log.
 
 use crate::runtime::State;
 use crate::runtime::bindings::CapabilityError;
 use crate::runtime::bindings::valhalla::pack::store::{Host, Rows, Statement, Value};
 use crate::storage::table_access::StatementInfo;
-use crate::storage::{self, Access, SqlValue, StorageError};
+use crate::storage::{self, Access, Caller, SqlValue, StorageError};
 
 fn to_sql(v: Value) -> SqlValue {
     match v {
@@ -41,8 +42,20 @@ impl State {
         })
     }
 
+    /// Who the statements are for: this pack, until this call's deadline.
+    fn caller(&self) -> Caller {
+        Caller::pack(std::sync::Arc::clone(&self.pack.sandbox), self.deadline)
+    }
+
     fn storage_error(&self, e: StorageError) -> CapabilityError {
         match e {
+            StorageError::Denied(m) => {
+                tracing::warn!(pack = %self.pack.name, request_id = %self.call.request_id, error = %m, "the database refused a statement");
+                CapabilityError::AccessDenied(format!("refused by the table sandbox: {m}"))
+            }
+            StorageError::Deadline => CapabilityError::Unavailable(
+                "the statement ran past the call's deadline and was stopped".into(),
+            ),
             StorageError::Conflict(m) => CapabilityError::Conflict(m),
             StorageError::Invalid(m) => CapabilityError::Invalid(m),
             StorageError::Unavailable(m) => {
@@ -57,6 +70,18 @@ impl State {
     }
 }
 
+/// `work` on the database, given up when the call's deadline passes (the database stops the
+/// statement there too).
+async fn within<T>(
+    deadline: std::time::Instant,
+    work: impl Future<Output = Result<T, StorageError>>,
+) -> Result<T, StorageError> {
+    match tokio::time::timeout_at(deadline.into(), work).await {
+        Ok(result) => result,
+        Err(_) => Err(StorageError::Deadline),
+    }
+}
+
 impl Host for State {
     async fn query(&mut self, sql: String, params: Vec<Value>) -> Result<Rows, CapabilityError> {
         let info = self.check_sql(&sql, params.len())?;
@@ -66,11 +91,9 @@ impl Host for State {
             Access::Write
         };
         let params: Vec<SqlValue> = params.into_iter().map(to_sql).collect();
-        let rows = self
-            .pack
-            .services
-            .db
-            .query(&sql, &params, access)
+        let (caller, pack) = (self.caller(), std::sync::Arc::clone(&self.pack));
+        let db = &pack.services.db;
+        let rows = within(self.deadline, db.query(&caller, &sql, &params, access))
             .await
             .map_err(|e| self.storage_error(e))?;
         Ok(Rows {
@@ -86,10 +109,9 @@ impl Host for State {
     async fn execute(&mut self, sql: String, params: Vec<Value>) -> Result<u64, CapabilityError> {
         self.check_sql(&sql, params.len())?;
         let params: Vec<SqlValue> = params.into_iter().map(to_sql).collect();
-        self.pack
-            .services
-            .db
-            .execute(&sql, &params)
+        let (caller, pack) = (self.caller(), std::sync::Arc::clone(&self.pack));
+        let db = &pack.services.db;
+        within(self.deadline, db.execute(&caller, &sql, &params))
             .await
             .map_err(|e| self.storage_error(e))
     }
@@ -103,10 +125,9 @@ impl Host for State {
                 params: s.params.into_iter().map(to_sql).collect(),
             });
         }
-        self.pack
-            .services
-            .db
-            .batch(&checked)
+        let (caller, pack) = (self.caller(), std::sync::Arc::clone(&self.pack));
+        let db = &pack.services.db;
+        within(self.deadline, db.batch(&caller, &checked))
             .await
             .map_err(|e| self.storage_error(e))
     }

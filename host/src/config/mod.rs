@@ -80,6 +80,13 @@ pub struct DatabaseConfig {
     /// PostgreSQL: the pool size. SQLite: one writing connection plus the rest (at least
     /// one) reading.
     pub max_connections: u32,
+    /// PostgreSQL: run each pack's SQL as a login role of its own (created by the host),
+    /// so that the database refuses what is not the pack's. `false` leaves the sandbox to the
+    /// host's SQL check alone (logged at every start).
+    pub pack_roles: bool,
+    /// PostgreSQL: connections each pack's pool may open (opened on demand, closed after a
+    /// minute idle).
+    pub pack_max_connections: u32,
 }
 
 impl Default for DatabaseConfig {
@@ -87,6 +94,8 @@ impl Default for DatabaseConfig {
         Self {
             url: "sqlite://valhalla.db".into(),
             max_connections: 16,
+            pack_roles: true,
+            pack_max_connections: 3,
         }
     }
 }
@@ -269,6 +278,9 @@ impl Config {
         }
         if self.database.max_connections == 0 {
             return Err(self.invalid("database.max_connections", "must be greater than 0"));
+        }
+        if self.database.pack_max_connections == 0 {
+            return Err(self.invalid("database.pack_max_connections", "must be greater than 0"));
         }
         let rt = &self.runtime;
         if !(1..=600_000).contains(&rt.deadline_ms) {

@@ -275,7 +275,12 @@ impl Instances {
             CallKind::Tick => self.engine.tick_deadline,
             _ => self.ctx.deadline.unwrap_or(self.engine.deadline),
         };
-        let state = State::new(Arc::clone(&self.ctx), call, self.engine.memory_limit_bytes);
+        let state = State::new(
+            Arc::clone(&self.ctx),
+            call,
+            self.engine.memory_limit_bytes,
+            std::time::Instant::now() + deadline,
+        );
         let mut store = Store::new(&self.engine.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(RuntimeEngine::ticks(deadline));

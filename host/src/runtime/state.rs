@@ -17,7 +17,10 @@ pub struct PackContext {
     pub name: String,
     /// `[packs.<name>.settings]` as a JSON object.
     pub settings_json: String,
+    /// the parser's check: a friendly first error, not the boundary
     pub tables: TableAccess,
+    /// the database's side of the sandbox (the boundary)
+    pub sandbox: Arc<crate::storage::PackTables>,
     pub outbound: Vec<UrlPattern>,
     /// packs this one may call in-process
     pub callable: Vec<String>,
@@ -67,6 +70,8 @@ impl ResourceLimiter for MemoryLimiter {
 pub struct State {
     pub pack: Arc<PackContext>,
     pub call: CallContext,
+    /// when this call's deadline passes; its statements stop then too
+    pub deadline: std::time::Instant,
     pub limiter: MemoryLimiter,
     /// built on the guest's first WASI call: most calls make none, and building one costs
     /// a dozen allocations and seeding two random generators
@@ -85,10 +90,16 @@ fn sandboxed_wasi() -> WasiCtx {
 }
 
 impl State {
-    pub fn new(pack: Arc<PackContext>, call: CallContext, memory_limit: usize) -> Self {
+    pub fn new(
+        pack: Arc<PackContext>,
+        call: CallContext,
+        memory_limit: usize,
+        deadline: std::time::Instant,
+    ) -> Self {
         Self {
             pack,
             call,
+            deadline,
             limiter: MemoryLimiter {
                 limit: memory_limit,
                 exceeded: false,

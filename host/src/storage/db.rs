@@ -6,10 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{Executor, PgPool};
 
-use super::sqlite_lanes::{JobError, Lanes};
+use super::caller::Caller;
+use super::pg_sandbox;
+use super::sqlite_lanes::{Guarded, JobError, Lanes};
 
 use super::values::{decode_pg, decode_sqlite, pg_query, sqlite_query};
 use super::{Rows, SqlValue, Statement, StorageError};
@@ -62,7 +64,9 @@ impl Db {
             let lanes = sqlite_lanes(url, max_connections)?;
             // Open the writer now: it creates the file and switches it to WAL before any
             // reader opens it, and a bad path fails at start rather than on first use.
-            lanes.write(|_| Box::pin(async { Ok(()) })).await?;
+            lanes
+                .write(&Caller::host(), |_| Box::pin(async { Ok(()) }))
+                .await?;
             Ok(Self::Sqlite(Arc::new(lanes)))
         } else {
             let options = PgConnectOptions::from_str(url)
@@ -103,79 +107,113 @@ impl Db {
         match self {
             Self::Sqlite(lanes) => {
                 let mut lane = lanes.reader().await?;
-                let result = lane.conn()?.execute("SELECT 1").await;
+                let guarded = lane.conn()?;
+                let _host = Arc::clone(&guarded.sandbox);
+                let _entered = _host.enter(&Caller::host());
+                let result = guarded.conn.execute("SELECT 1").await;
                 lane.outcome(result).map(drop)
             }
             Self::Postgres(pool) => pool.execute("SELECT 1").await.map(drop).map_err(Into::into),
         }
     }
 
-    /// Run a statement that returns rows; `access` picks a SQLite reader or the writer.
+    /// Run a statement for `caller` that returns rows; `access` picks a SQLite reader or the
+    /// writer.
     pub async fn query(
         &self,
+        caller: &Caller,
         sql: &str,
         params: &[SqlValue],
         access: Access,
     ) -> Result<Rows, StorageError> {
         match (self, access) {
-            (Self::Sqlite(lanes), Access::Read) => match lanes.read_inline(sql, params) {
-                Some(rows) => Ok(rows),
-                None => read_on_lane(lanes, sql, params).await,
-            },
+            (Self::Sqlite(lanes), Access::Read) => {
+                let sql = caller.tag(sql);
+                match lanes.read_inline(caller, &sql, params) {
+                    Some(rows) => Ok(rows),
+                    None => read_on_lane(lanes, caller, &sql, params).await,
+                }
+            }
             (Self::Sqlite(lanes), Access::Write) => {
-                let (sql, params) = (sql.to_string(), params.to_vec());
+                let (sql, params, who) = (caller.tag(sql), params.to_vec(), caller.clone());
                 let rows = lanes
-                    .write(move |conn| {
-                        Box::pin(
-                            async move { Ok(sqlite_query(&sql, &params).fetch_all(conn).await?) },
-                        )
+                    .write(caller, move |g| {
+                        Box::pin(async move {
+                            g.check(&who, &sql).await?;
+                            Ok(sqlite_query(&sql, &params).fetch_all(&mut g.conn).await?)
+                        })
                     })
                     .await?;
                 decode_sqlite(rows)
             }
-            (Self::Postgres(pool), _) => decode_pg(pg_query(sql, params).fetch_all(pool).await?),
+            (Self::Postgres(host), _) => {
+                let pool = pg_sandbox::pool_for(host, caller);
+                let rows = pg_sandbox::watched(host, caller, pg_query(sql, params).fetch_all(pool));
+                decode_pg(rows.await?)
+            }
         }
     }
 
-    pub async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<u64, StorageError> {
+    pub async fn execute(
+        &self,
+        caller: &Caller,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<u64, StorageError> {
         match self {
             Self::Sqlite(lanes) => {
-                let (sql, params) = (sql.to_string(), params.to_vec());
+                let (sql, params, who) = (caller.tag(sql), params.to_vec(), caller.clone());
                 lanes
-                    .write(move |conn| {
+                    .write(caller, move |g| {
                         Box::pin(async move {
-                            let done = sqlite_query(&sql, &params).execute(conn).await?;
+                            g.check(&who, &sql).await?;
+                            let done = sqlite_query(&sql, &params).execute(&mut g.conn).await?;
                             Ok(done.rows_affected())
                         })
                     })
                     .await
             }
-            Self::Postgres(pool) => Ok(pg_query(sql, params).execute(pool).await?.rows_affected()),
+            Self::Postgres(host) => {
+                let pool = pg_sandbox::pool_for(host, caller);
+                let done = pg_sandbox::watched(host, caller, pg_query(sql, params).execute(pool));
+                Ok(done.await?.rows_affected())
+            }
         }
     }
 
-    /// Run `statements` in one transaction: all or nothing.
-    pub async fn batch(&self, statements: &[Statement]) -> Result<Vec<u64>, StorageError> {
+    /// Run `statements` for `caller` in one transaction: all or nothing.
+    pub async fn batch(
+        &self,
+        caller: &Caller,
+        statements: &[Statement],
+    ) -> Result<Vec<u64>, StorageError> {
         match self {
             Self::Sqlite(lanes) => {
-                let statements = statements.to_vec();
+                let statements: Vec<Statement> = statements
+                    .iter()
+                    .map(|s| Statement {
+                        sql: caller.tag(&s.sql),
+                        params: s.params.clone(),
+                    })
+                    .collect();
+                let who = caller.clone();
                 lanes
-                    .write(move |conn| Box::pin(sqlite_transaction(conn, statements)))
+                    .write(caller, move |g| Box::pin(sqlite_transaction(g, who, statements)))
                     .await
             }
-            Self::Postgres(pool) => {
-                let mut affected = Vec::with_capacity(statements.len());
-                let mut tx = pool.begin().await?;
-                for s in statements {
-                    affected.push(
-                        pg_query(&s.sql, &s.params)
-                            .execute(&mut *tx)
-                            .await?
-                            .rows_affected(),
-                    );
-                }
-                tx.commit().await?;
-                Ok(affected)
+            Self::Postgres(host) => {
+                let pool = pg_sandbox::pool_for(host, caller);
+                let run = async {
+                    let mut affected = Vec::with_capacity(statements.len());
+                    let mut tx = pool.begin().await?;
+                    for s in statements {
+                        let done = pg_query(&s.sql, &s.params).execute(&mut *tx).await?;
+                        affected.push(done.rows_affected());
+                    }
+                    tx.commit().await?;
+                    Ok(affected)
+                };
+                Ok(pg_sandbox::watched(host, caller, run).await?)
             }
         }
     }
@@ -189,30 +227,58 @@ impl Db {
 }
 
 /// A read on a reader lane (off-thread, waiting for locks up to the busy timeout).
-async fn read_on_lane(lanes: &Lanes, sql: &str, params: &[SqlValue]) -> Result<Rows, StorageError> {
+async fn read_on_lane(
+    lanes: &Lanes,
+    caller: &Caller,
+    sql: &str,
+    params: &[SqlValue],
+) -> Result<Rows, StorageError> {
     let mut lane = lanes.reader().await?;
-    let result = sqlite_query(sql, params).fetch_all(lane.conn()?).await;
+    let guarded = lane.conn()?;
+    let sandbox = Arc::clone(&guarded.sandbox);
+    let _entered = sandbox.enter(caller);
+    let result = async {
+        guarded.check(caller, sql).await?;
+        sqlite_query(sql, params).fetch_all(&mut guarded.conn).await
+    }
+    .await;
     decode_sqlite(lane.outcome(result)?)
 }
 
 /// BEGIN IMMEDIATE, the statements, COMMIT; on a failure, ROLLBACK and the failure. A
 /// connection whose transaction cannot be ended is poisoned.
 async fn sqlite_transaction(
-    conn: &mut SqliteConnection,
+    guarded: &mut Guarded,
+    caller: Caller,
     statements: Vec<Statement>,
 ) -> Result<Vec<u64>, JobError> {
+    for s in &statements {
+        guarded.check(&caller, &s.sql).await?;
+    }
+    // BEGIN, COMMIT and ROLLBACK are the host's; the statements between them the caller's.
+    let (sandbox, host) = (Arc::clone(&guarded.sandbox), Caller::host());
+    let conn = &mut guarded.conn;
     // IMMEDIATE takes the file's write lock up front (another process may hold it: then this
     // waits up to busy_timeout).
-    conn.execute("BEGIN IMMEDIATE").await?;
+    {
+        let _host = sandbox.enter(&host);
+        conn.execute("BEGIN IMMEDIATE").await?;
+    }
     let mut affected = Vec::with_capacity(statements.len());
     let run = async {
+        let _caller = sandbox.enter(&caller);
         for s in &statements {
             let done = sqlite_query(&s.sql, &s.params).execute(&mut *conn).await?;
             affected.push(done.rows_affected());
         }
-        conn.execute("COMMIT").await.map(drop)
+        Ok::<(), sqlx::Error>(())
     }
     .await;
+    let _host = sandbox.enter(&host);
+    let run = match run {
+        Ok(()) => conn.execute("COMMIT").await.map(drop),
+        Err(e) => Err(e),
+    };
     match run {
         Ok(()) => Ok(affected),
         Err(error) => {
@@ -226,12 +292,15 @@ async fn sqlite_transaction(
 mod tests {
     use super::*;
 
+    fn h() -> Caller {
+        Caller::host()
+    }
+
     async fn sqlite() -> (tempfile::TempDir, String, Db) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
         let db = Db::connect(&url, 4).await.unwrap();
-        db.execute(
-            "CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER NOT NULL)",
+        db.execute(&h(), "CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER NOT NULL)",
             &[],
         )
         .await
@@ -259,14 +328,14 @@ mod tests {
         (0..n)
             .map(|i| {
                 let (db, key) = (db.clone(), format!("{prefix}{i}"));
-                tokio::spawn(async move { db.batch(&[insert(&key)]).await })
+                tokio::spawn(async move { db.batch(&h(), &[insert(&key)]).await })
             })
             .collect()
     }
 
     async fn count(db: &Db) -> i64 {
         let rows = db
-            .query("SELECT COUNT(*) AS n FROM t", &[], Access::Read)
+            .query(&h(), "SELECT COUNT(*) AS n FROM t", &[], Access::Read)
             .await
             .unwrap();
         match rows.rows[0][0] {
@@ -285,15 +354,13 @@ mod tests {
     #[tokio::test]
     async fn inline_and_lane_reads_decode_alike() {
         let (_dir, _, db) = sqlite().await;
-        db.execute(
-            "CREATE TABLE typed (b BOOLEAN, i BIGINT, n INTEGER, t TEXT, r REAL, x BLOB, \
+        db.execute(&h(), "CREATE TABLE typed (b BOOLEAN, i BIGINT, n INTEGER, t TEXT, r REAL, x BLOB, \
              d DATETIME, v VARCHAR(20))",
             &[],
         )
         .await
         .unwrap();
-        db.execute(
-            "INSERT INTO typed VALUES (TRUE, 7, -3, 'seven', 0.5, x'00ff', '2026-11-23', 'v'), \
+        db.execute(&h(), "INSERT INTO typed VALUES (TRUE, 7, -3, 'seven', 0.5, x'00ff', '2026-11-23', 'v'), \
              (FALSE, 8, NULL, NULL, NULL, NULL, NULL, NULL), (NULL, NULL, 1, '', 2.0, x'', 5, 6)",
             &[],
         )
@@ -330,13 +397,13 @@ mod tests {
         ];
         for (sql, params) in queries {
             let inline = lanes(&db)
-                .read_inline(sql, params)
+                .read_inline(&h(), sql, params)
                 .unwrap_or_else(|| panic!("read inline: {sql}"));
-            let lane = read_on_lane(lanes(&db), sql, params).await.unwrap();
+            let lane = read_on_lane(lanes(&db), &h(), sql, params).await.unwrap();
             assert_eq!(inline, lane, "{sql}");
         }
         let all = lanes(&db)
-            .read_inline("SELECT b, i, x FROM typed ORDER BY i", &[])
+            .read_inline(&h(), "SELECT b, i, x FROM typed ORDER BY i", &[])
             .unwrap();
         assert_eq!(
             all.rows[2],
@@ -352,23 +419,23 @@ mod tests {
     async fn inline_reads_decline_what_they_cannot_answer_and_the_lanes_do() {
         let (_dir, _, db) = sqlite().await;
         let slow = super::super::sqlite_inline::SLOW_READ;
-        assert_eq!(lanes(&db).read_inline(slow, &[]), None, "over the budget");
+        assert_eq!(lanes(&db).read_inline(&h(), slow, &[]), None, "over the budget");
         assert_eq!(
-            lanes(&db).read_inline(slow, &[]),
+            lanes(&db).read_inline(&h(), slow, &[]),
             None,
             "remembered as slow"
         );
-        let rows = db.query(slow, &[], Access::Read).await.unwrap();
+        let rows = db.query(&h(), slow, &[], Access::Read).await.unwrap();
         assert_eq!(rows.rows, vec![vec![SqlValue::Int(Some(2_000_000))]]);
         // errors are reported by the lanes, with their mapping
         let missing = "SELECT nope FROM t";
-        assert_eq!(lanes(&db).read_inline(missing, &[]), None);
-        let error = db.query(missing, &[], Access::Read).await;
+        assert_eq!(lanes(&db).read_inline(&h(), missing, &[]), None);
+        let error = db.query(&h(), missing, &[], Access::Read).await;
         assert!(matches!(error, Err(StorageError::Invalid(_))), "{error:?}");
         let unbound = "SELECT k FROM t WHERE k = $2";
-        assert_eq!(lanes(&db).read_inline(unbound, &[text("a")]), None);
+        assert_eq!(lanes(&db).read_inline(&h(), unbound, &[text("a")]), None);
         // quick reads still run inline
-        assert!(lanes(&db).read_inline("SELECT k FROM t", &[]).is_some());
+        assert!(lanes(&db).read_inline(&h(), "SELECT k FROM t", &[]).is_some());
     }
 
     #[tokio::test]
@@ -376,7 +443,7 @@ mod tests {
         let (_dir, _, db) = sqlite().await;
         let lanes = lanes(&db);
         let lost = lanes
-            .write(|_| {
+            .write(&h(), |_| {
                 Box::pin(async {
                     if std::hint::black_box(true) {
                         panic!("a job that panics");
@@ -389,7 +456,7 @@ mod tests {
             matches!(lost, Err(StorageError::Unavailable(_))),
             "{lost:?}"
         );
-        db.batch(&[insert("after")]).await.unwrap();
+        db.batch(&h(), &[insert("after")]).await.unwrap();
         assert_eq!(count(&db).await, 1);
     }
 
@@ -403,7 +470,7 @@ mod tests {
             let lanes = Arc::clone(lanes);
             tokio::spawn(async move {
                 lanes
-                    .write(|_| {
+                    .write(&h(), |_| {
                         Box::pin(async move {
                             let _ = held.await;
                             Ok(())
@@ -420,7 +487,7 @@ mod tests {
             }
         });
         full.await.expect("the queue fills");
-        let refused = db.batch(&[insert("one too many")]).await;
+        let refused = db.batch(&h(), &[insert("one too many")]).await;
         assert!(
             matches!(refused, Err(StorageError::Unavailable(_))),
             "{refused:?}"
@@ -437,8 +504,7 @@ mod tests {
     async fn reading_connections_refuse_writes() {
         let (_dir, _, db) = sqlite().await;
         let write = db
-            .query(
-                "INSERT INTO t (k, v) VALUES ('a', 1) RETURNING k",
+            .query(&h(), "INSERT INTO t (k, v) VALUES ('a', 1) RETURNING k",
                 &[],
                 Access::Read,
             )
@@ -446,8 +512,7 @@ mod tests {
         assert!(write.is_err(), "{write:?}");
         assert_eq!(count(&db).await, 0);
         let written = db
-            .query(
-                "INSERT INTO t (k, v) VALUES ('a', 1) RETURNING k",
+            .query(&h(), "INSERT INTO t (k, v) VALUES ('a', 1) RETURNING k",
                 &[],
                 Access::Write,
             )
@@ -460,14 +525,14 @@ mod tests {
     #[tokio::test]
     async fn a_failed_batch_leaves_nothing_and_the_writer_goes_on() {
         let (_dir, _, db) = sqlite().await;
-        let failed = db.batch(&[insert("a"), insert("b"), insert("a")]).await;
+        let failed = db.batch(&h(), &[insert("a"), insert("b"), insert("a")]).await;
         assert!(
             matches!(failed, Err(StorageError::Conflict(_))),
             "{failed:?}"
         );
         assert_eq!(count(&db).await, 0);
-        assert_eq!(db.batch(&[insert("a"), insert("b")]).await.unwrap(), [1, 1]);
-        assert_eq!(db.execute("DELETE FROM t", &[]).await.unwrap(), 2);
+        assert_eq!(db.batch(&h(), &[insert("a"), insert("b")]).await.unwrap(), [1, 1]);
+        assert_eq!(db.execute(&h(), "DELETE FROM t", &[]).await.unwrap(), 2);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -483,18 +548,19 @@ mod tests {
     async fn a_cancelled_batch_is_done_whole_and_later_writes_persist() {
         let (_dir, url, db) = sqlite().await;
         let batch: Vec<Statement> = (0..50).map(|i| insert(&format!("b{i}"))).collect();
+        let host = h();
         tokio::select! {
             biased;
-            _ = db.batch(&batch) => {}
+            _ = db.batch(&host, &batch) => {}
             _ = tokio::task::yield_now() => {}
         }
-        db.execute("INSERT INTO t (k, v) VALUES ('after', 2)", &[])
+        db.execute(&h(), "INSERT INTO t (k, v) VALUES ('after', 2)", &[])
             .await
             .unwrap();
         db.close().await;
         let db = Db::connect(&url, 2).await.unwrap();
         let after = db
-            .query("SELECT v FROM t WHERE k = 'after'", &[], Access::Read)
+            .query(&h(), "SELECT v FROM t WHERE k = 'after'", &[], Access::Read)
             .await
             .unwrap();
         assert_eq!(after.rows.len(), 1, "the later write was committed");

@@ -7,6 +7,13 @@ pub enum StorageError {
     /// A uniqueness, foreign-key or check constraint refused the write.
     #[error("constraint violated: {0}")]
     Conflict(String),
+    /// The table sandbox refused the statement (a foreign table, a forbidden function or
+    /// statement kind, more than one statement).
+    #[error("refused by the table sandbox: {0}")]
+    Denied(String),
+    /// The statement ran past its caller's deadline and was stopped.
+    #[error("the statement ran past the call's deadline and was stopped")]
+    Deadline,
     /// The statement or its parameters are wrong.
     #[error("invalid statement: {0}")]
     Invalid(String),
@@ -21,6 +28,21 @@ impl From<sqlx::Error> for StorageError {
     fn from(err: sqlx::Error) -> Self {
         use sqlx::error::ErrorKind;
         match err {
+            sqlx::Error::InvalidArgument(m) if m.starts_with(super::sqlite_lanes::REFUSED) => {
+                Self::Denied(m[super::sqlite_lanes::REFUSED.len()..].to_string())
+            }
+            sqlx::Error::Database(db) if sqlite_code(&*db) == Some(SQLITE_AUTH) => {
+                Self::Denied(db.message().to_string())
+            }
+            sqlx::Error::Database(db) if sqlite_code(&*db) == Some(SQLITE_INTERRUPT) => {
+                Self::Deadline
+            }
+            // PostgreSQL: insufficient_privilege, and query_canceled (statement_timeout or
+            // the host's cancel at the deadline)
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("42501") => {
+                Self::Denied(db.message().to_string())
+            }
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("57014") => Self::Deadline,
             sqlx::Error::Database(db) => match db.kind() {
                 ErrorKind::UniqueViolation | ErrorKind::ForeignKeyViolation => {
                     Self::Conflict(db.message().to_string())
@@ -47,4 +69,13 @@ impl From<sqlx::Error> for StorageError {
             other => Self::Internal(other.to_string()),
         }
     }
+}
+
+const SQLITE_AUTH: i32 = 23;
+const SQLITE_INTERRUPT: i32 = 9;
+
+/// The primary result code of a SQLite error (sqlx reports the extended code as text).
+fn sqlite_code(db: &dyn sqlx::error::DatabaseError) -> Option<i32> {
+    db.try_downcast_ref::<sqlx::sqlite::SqliteError>()?;
+    db.code()?.parse::<i32>().ok().map(|c| c & 0xff)
 }

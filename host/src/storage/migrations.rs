@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use sqlx::Executor;
 
 use super::sqlite_lanes::JobError;
-use super::{Access, Db, SqlValue, StorageError};
+use super::{Access, Caller, Db, SqlValue, StorageError};
 
 /// The host's own bookkeeping table.
 pub const TABLE: &str = "valhalla_migrations";
@@ -128,7 +128,7 @@ pub async fn ensure_table(db: &Db) -> Result<(), MigrationError> {
          name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at TEXT NOT NULL, \
          PRIMARY KEY (pack, version))"
     );
-    db.execute(&sql, &[]).await?;
+    db.execute(&Caller::host(), &sql, &[]).await?;
     Ok(())
 }
 
@@ -142,6 +142,7 @@ pub async fn apply(
 ) -> Result<Vec<i64>, MigrationError> {
     let applied = db
         .query(
+            &Caller::host(),
             &format!(
                 "SELECT version, name, checksum FROM {TABLE} WHERE pack = $1 ORDER BY version"
             ),
@@ -241,8 +242,9 @@ async fn apply_one(db: &Db, pack: &str, m: &Migration) -> Result<(), StorageErro
         Db::Sqlite(lanes) => {
             let (pack, m) = (pack.to_string(), m.clone());
             lanes
-                .write(move |conn| {
+                .write(&Caller::host(), move |g| {
                     Box::pin(async move {
+                        let conn = &mut g.conn;
                         run!(conn, "BEGIN IMMEDIATE", &m.sql, &pack, m)
                             .map_err(|(error, poisoned)| JobError { error, poisoned })
                     })

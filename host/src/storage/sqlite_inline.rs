@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
+use super::caller::Caller;
+use super::sqlite_sandbox::{ConnSandbox, check_single};
 use super::values::Declared;
 use super::{Rows, SqlValue};
 
@@ -60,6 +62,7 @@ struct Reader {
     epoch: Instant,
     /// When each was last interrupted.
     slow: HashMap<Box<str>, Instant>,
+    sandbox: Arc<ConnSandbox>,
 }
 
 impl InlineReaders {
@@ -83,8 +86,9 @@ impl InlineReaders {
         self
     }
 
-    /// The rows of `sql`, read here and now; `None` when declined (see the module).
-    pub fn read(&self, sql: &str, params: &[SqlValue]) -> Option<Rows> {
+    /// The rows of `sql` (tagged for `caller`), read here and now; `None` when declined (see
+    /// the module).
+    pub fn read(&self, caller: &Caller, sql: &str, params: &[SqlValue]) -> Option<Rows> {
         let path = self.path.as_ref()?;
         let n = self.slots.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
@@ -107,9 +111,9 @@ impl InlineReaders {
             );
         }
         let reader = slot.as_mut()?;
-        match reader.read(sql, params, self.slow_for) {
+        match reader.read(caller, sql, params, self.slow_for) {
             Ok(Read::Rows(rows)) => Some(rows),
-            Ok(Read::Slow) => None,
+            Ok(Read::Slow | Read::Refused) => None,
             Ok(Read::Interrupted) => {
                 self.interrupted.fetch_add(1, Ordering::Relaxed);
                 None
@@ -148,6 +152,8 @@ enum Read {
     Slow,
     /// Run, and stopped at the budget.
     Interrupted,
+    /// Not run: the sandbox refused it (the lanes report why).
+    Refused,
 }
 
 impl Reader {
@@ -160,6 +166,8 @@ impl Reader {
         conn.busy_timeout(Duration::ZERO)?;
         conn.pragma_update(None, "query_only", 1)?;
         conn.set_prepared_statement_cache_capacity(PREPARED);
+        // SAFETY: the connection is open and this thread's alone.
+        let sandbox = unsafe { ConnSandbox::install(raw(&conn)?) };
         let deadline = Arc::new(AtomicU64::new(u64::MAX));
         let epoch = Instant::now();
         let running = Arc::clone(&deadline);
@@ -172,11 +180,13 @@ impl Reader {
             deadline,
             epoch,
             slow: HashMap::new(),
+            sandbox,
         })
     }
 
     fn read(
         &mut self,
+        caller: &Caller,
         sql: &str,
         params: &[SqlValue],
         slow_for: Duration,
@@ -188,6 +198,14 @@ impl Reader {
                 return Ok(Read::Slow);
             }
             self.slow.remove(sql);
+        }
+        let _entered = self.sandbox.enter(caller);
+        if caller.needs_single_check(sql) {
+            // SAFETY: the connection is open and used by this thread alone while we hold it.
+            let checked = unsafe { check_single(raw(&self.conn)?, caller, sql) };
+            if checked.is_err() {
+                return Ok(Read::Refused);
+            }
         }
         let budget = u64::try_from(READ_BUDGET.as_nanos()).unwrap_or(u64::MAX);
         self.deadline.store(
@@ -209,6 +227,13 @@ impl Reader {
             Err(e) => Err(e),
         }
     }
+}
+
+/// The raw handle of a rusqlite connection.
+fn raw(conn: &Connection) -> rusqlite::Result<std::ptr::NonNull<rusqlite::ffi::sqlite3>> {
+    // SAFETY: only the pointer is read; the connection stays open while it is used.
+    std::ptr::NonNull::new(unsafe { conn.handle() })
+        .ok_or_else(|| rusqlite::Error::InvalidQuery)
 }
 
 fn nanos_since(epoch: Instant) -> u64 {
@@ -307,23 +332,23 @@ mod tests {
         Connection::open(&path).unwrap();
         let readers =
             InlineReaders::new(Some(path), 1).remembering_slow_for(Duration::from_millis(300));
-        assert_eq!(readers.read(SLOW_READ, &[]), None);
+        assert_eq!(readers.read(&Caller::host(), SLOW_READ, &[]), None);
         assert_eq!(readers.interrupted(), 1, "run, and interrupted");
-        assert_eq!(readers.read(SLOW_READ, &[]), None);
+        assert_eq!(readers.read(&Caller::host(), SLOW_READ, &[]), None);
         assert_eq!(readers.interrupted(), 1, "remembered: not run again");
         std::thread::sleep(Duration::from_millis(350));
-        assert_eq!(readers.read(SLOW_READ, &[]), None);
+        assert_eq!(readers.read(&Caller::host(), SLOW_READ, &[]), None);
         assert_eq!(readers.interrupted(), 2, "forgotten: tried again");
-        let quick = readers.read("SELECT 1 AS one", &[]).unwrap();
+        let quick = readers.read(&Caller::host(), "SELECT 1 AS one", &[]).unwrap();
         assert_eq!(quick.rows, vec![vec![SqlValue::Int(Some(1))]]);
     }
 
     #[test]
     fn in_memory_databases_and_missing_files_are_declined() {
-        assert_eq!(InlineReaders::new(None, 2).read("SELECT 1", &[]), None);
+        assert_eq!(InlineReaders::new(None, 2).read(&Caller::host(), "SELECT 1", &[]), None);
         let dir = tempfile::tempdir().unwrap();
         let readers = InlineReaders::new(Some(dir.path().join("absent.db")), 1);
-        assert_eq!(readers.read("SELECT 1", &[]), None);
+        assert_eq!(readers.read(&Caller::host(), "SELECT 1", &[]), None);
         assert!(
             !dir.path().join("absent.db").exists(),
             "a reader creates nothing"

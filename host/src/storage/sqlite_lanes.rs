@@ -19,13 +19,16 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, Connection};
 use tokio::sync::{Mutex, MutexGuard, mpsc, oneshot};
 
+use super::caller::Caller;
 use super::sqlite_inline::InlineReaders;
+use super::sqlite_sandbox::{ConnSandbox, PROGRESS_STEPS, check_single};
 use super::{Rows, SqlValue, StorageError};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -53,12 +56,11 @@ fn broken(error: &sqlx::Error) -> bool {
 
 /// A write job: given the connection (or why it could not be opened), answers whether the
 /// connection is poisoned.
-type Job = Box<
-    dyn for<'c> FnOnce(Result<&'c mut SqliteConnection, &'c str>) -> BoxFuture<'c, bool> + Send,
->;
+type Job =
+    Box<dyn for<'c> FnOnce(Result<&'c mut Guarded, &'c str>) -> BoxFuture<'c, bool> + Send>;
 
 enum Message {
-    Job(Job),
+    Job(Caller, Job),
     Close(oneshot::Sender<()>),
 }
 
@@ -72,7 +74,7 @@ const QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 pub struct Lanes {
     options: SqliteConnectOptions,
     writer: mpsc::Sender<Message>,
-    readers: Box<[Mutex<Option<SqliteConnection>>]>,
+    readers: Box<[Mutex<Option<Guarded>>]>,
     next: AtomicUsize,
     inline: InlineReaders,
 }
@@ -85,9 +87,55 @@ impl std::fmt::Debug for Lanes {
     }
 }
 
-/// A reading connection, held until dropped.
+/// A connection with its table sandbox installed.
+pub struct Guarded {
+    pub conn: SqliteConnection,
+    pub sandbox: Arc<ConnSandbox>,
+}
+
+impl Guarded {
+    /// Open a connection and install the sandbox: the authorizer, no attached databases,
+    /// and a progress handler that stops a statement at its caller's deadline.
+    pub async fn open(options: &SqliteConnectOptions) -> Result<Self, sqlx::Error> {
+        let mut conn = options.connect().await?;
+        let mut handle = conn.lock_handle().await?;
+        // SAFETY: the handle is locked out from the connection's worker thread.
+        let sandbox = unsafe { ConnSandbox::install(handle.as_raw_handle()) };
+        let watched = Arc::clone(&sandbox);
+        handle.set_progress_handler(PROGRESS_STEPS, move || !watched.past_deadline());
+        drop(handle);
+        Ok(Self { conn, sandbox })
+    }
+
+    /// Prove `sql` a single statement for `caller` on this connection, unless known.
+    pub async fn check(&mut self, caller: &Caller, sql: &str) -> Result<(), sqlx::Error> {
+        if !caller.needs_single_check(sql) {
+            return Ok(());
+        }
+        let mut handle = self.conn.lock_handle().await?;
+        // SAFETY: the handle is locked out from the connection's worker thread.
+        unsafe { check_single(handle.as_raw_handle(), caller, sql) }
+            .map_err(|refusal| sqlx::Error::InvalidArgument(format!("{REFUSED}{refusal}")))
+    }
+}
+
+/// The prefix of a sandbox refusal carried through a `sqlx::Error` (see `StorageError`).
+pub const REFUSED: &str = "valhalla sandbox: ";
+
+/// A reading connection, held until dropped. A lane dropped mid-statement (its caller went
+/// away) drops its connection: the statement stops at its deadline, on a connection no one
+/// else will use.
 pub struct Lane<'a> {
-    slot: MutexGuard<'a, Option<SqliteConnection>>,
+    slot: MutexGuard<'a, Option<Guarded>>,
+    busy: bool,
+}
+
+impl Drop for Lane<'_> {
+    fn drop(&mut self) {
+        if self.busy {
+            *self.slot = None;
+        }
+    }
 }
 
 impl Lanes {
@@ -119,15 +167,15 @@ impl Lanes {
 
     /// A read on the calling thread, if an inline reader is free and the read is quick;
     /// `None` sends it to [`Lanes::reader`].
-    pub fn read_inline(&self, sql: &str, params: &[SqlValue]) -> Option<Rows> {
-        self.inline.read(sql, params)
+    pub fn read_inline(&self, caller: &Caller, sql: &str, params: &[SqlValue]) -> Option<Rows> {
+        self.inline.read(caller, sql, params)
     }
 
-    /// Run `job` on the writing connection, after the jobs queued before it.
-    pub async fn write<R, F>(&self, job: F) -> Result<R, StorageError>
+    /// Run `job` for `caller` on the writing connection, after the jobs queued before it.
+    pub async fn write<R, F>(&self, caller: &Caller, job: F) -> Result<R, StorageError>
     where
         R: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<R, JobError>>
+        F: for<'c> FnOnce(&'c mut Guarded) -> BoxFuture<'c, Result<R, JobError>>
             + Send
             + 'static,
     {
@@ -152,7 +200,8 @@ impl Lanes {
             })
         });
         let stopped = || StorageError::Unavailable("the SQLite writer has stopped".into());
-        match tokio::time::timeout(QUEUE_WAIT, self.writer.send(Message::Job(job))).await {
+        let message = Message::Job(caller.clone(), job);
+        match tokio::time::timeout(QUEUE_WAIT, self.writer.send(message)).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return Err(stopped()),
             Err(_) => {
@@ -180,9 +229,9 @@ impl Lanes {
             None => self.readers[start].lock().await,
         };
         if slot.is_none() {
-            *slot = Some(self.options.connect().await?);
+            *slot = Some(Guarded::open(&self.options).await?);
         }
-        Ok(Lane { slot })
+        Ok(Lane { slot, busy: false })
     }
 
     /// Close every open connection, after the queued writes and the current reads.
@@ -193,8 +242,8 @@ impl Lanes {
             let _ = closed.await;
         }
         for lane in self.readers.iter() {
-            if let Some(conn) = lane.lock().await.take() {
-                let _ = conn.close().await;
+            if let Some(guarded) = lane.lock().await.take() {
+                let _ = guarded.conn.close().await;
             }
         }
     }
@@ -273,13 +322,13 @@ async fn serve(
     jobs: &mut mpsc::Receiver<Message>,
     checkpointer: &mut Checkpointer,
 ) {
-    let mut conn: Option<SqliteConnection> = None;
+    let mut conn: Option<Guarded> = None;
     while let Some(message) = jobs.recv().await {
         match message {
-            Message::Job(job) => {
+            Message::Job(caller, job) => {
                 let mut open_error = String::new();
                 if conn.is_none() {
-                    match options.connect().await {
+                    match Guarded::open(options).await {
                         Ok(c) => conn = Some(c),
                         Err(e) => open_error = e.to_string(),
                     }
@@ -288,6 +337,8 @@ async fn serve(
                     checkpointer.task =
                         Some(tokio::spawn(checkpoints(checkpointer.options.clone())));
                 }
+                let sandbox = conn.as_ref().map(|g| Arc::clone(&g.sandbox));
+                let _entered = sandbox.as_ref().map(|s| s.enter(&caller));
                 let target = conn.as_mut().ok_or(open_error.as_str());
                 if job(target).await {
                     tracing::warn!("SQLite writer connection dropped; reopening on next use");
@@ -298,8 +349,8 @@ async fn serve(
                 if let Some(task) = checkpointer.task.take() {
                     task.abort();
                 }
-                if let Some(c) = conn.take() {
-                    let _ = c.close().await;
+                if let Some(g) = conn.take() {
+                    let _ = g.conn.close().await;
                 }
                 let _ = done.send(());
             }
@@ -308,7 +359,9 @@ async fn serve(
 }
 
 impl Lane<'_> {
-    pub fn conn(&mut self) -> Result<&mut SqliteConnection, StorageError> {
+    /// The connection, for one use whose result goes to [`Lane::outcome`].
+    pub fn conn(&mut self) -> Result<&mut Guarded, StorageError> {
+        self.busy = true;
         self.slot
             .as_mut()
             .ok_or_else(|| StorageError::Unavailable("the SQLite connection is closed".into()))
@@ -317,6 +370,7 @@ impl Lane<'_> {
     /// The outcome of using the connection; a connection that broke is dropped, to be
     /// reopened by its next user.
     pub fn outcome<T>(&mut self, result: Result<T, sqlx::Error>) -> Result<T, StorageError> {
+        self.busy = false;
         if let Err(e) = &result
             && broken(e)
         {
