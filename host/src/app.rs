@@ -172,7 +172,9 @@ pub async fn sandbox_packs(
         .filter_map(|(name, pack)| {
             Some(PackRoles {
                 tables: sandboxes.get(name)?,
-                deadline: Duration::from_millis(pack.deadline_ms.unwrap_or(config.runtime.deadline_ms)),
+                deadline: Duration::from_millis(
+                    pack.deadline_ms.unwrap_or(config.runtime.deadline_ms),
+                ),
             })
         })
         .collect();

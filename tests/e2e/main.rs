@@ -11,6 +11,7 @@ mod http_basics;
 mod rate_limits;
 mod route_index;
 mod runtime_faults;
+mod sandbox;
 mod startup;
 mod system_config;
 mod system_log;

@@ -9,6 +9,9 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 /// A server the tests can use; a throwaway one stops when dropped.
+/// The throwaway server's superuser password.
+const PASSWORD: &str = "valhalla-test-password";
+
 pub enum Server {
     External(String),
     Throwaway {
@@ -111,18 +114,26 @@ pub fn for_tests() -> Result<Option<Server>> {
         c.args(["postgres:postgres"]).arg(&data);
         run(c, "chown of the PostgreSQL data directory")?;
     }
+    // Connections over TCP authenticate with a password (SCRAM), as in production, so the
+    // per-pack roles' own logins are tested for real.
+    let pwfile = std::env::temp_dir().join(format!("valhalla-test-pg-{}.pw", std::process::id()));
+    std::fs::write(&pwfile, format!("{PASSWORD}\n"))?;
     let mut init = pg_command(&bin, "initdb", as_postgres);
     init.args([
         "-D",
         &data.to_string_lossy(),
         "-U",
         "valhalla",
-        "--auth=trust",
+        "--auth-local=trust",
+        "--auth-host=scram-sha-256",
+        &format!("--pwfile={}", pwfile.display()),
         "-E",
         "UTF8",
         "--no-sync",
     ]);
-    run(init, "initdb")?;
+    let initialised = run(init, "initdb");
+    let _ = std::fs::remove_file(&pwfile);
+    initialised?;
     let port = free_port()?;
     let options = format!(
         "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=400",
@@ -141,7 +152,7 @@ pub fn for_tests() -> Result<Option<Server>> {
         "start",
     ]);
     let server = Server::Throwaway {
-        url: format!("postgres://valhalla@127.0.0.1:{port}/postgres"),
+        url: format!("postgres://valhalla:{PASSWORD}@127.0.0.1:{port}/postgres"),
         bin: bin.clone(),
         data: data.clone(),
         as_postgres,

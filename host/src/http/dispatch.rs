@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderName, HeaderValue, StatusCode, header};
 
 use super::access::{Auth, Denied, credential};
-use super::guard_chain::{GuardChain, Outcome};
+use super::guard_chain::{GuardChain, Outcome, is_credential};
 use super::health;
 use super::problem::Problem;
 use super::request_id::{self, RequestId};
@@ -172,11 +172,12 @@ async fn dispatch(State(app): State<Arc<AppState>>, request: Request) -> Respons
         .query()
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
-    let headers = parts
+    // The caller's credential goes to the authenticating guards only, never to a route's pack.
+    let (credentials, headers): (Vec<_>, Vec<_>) = parts
         .headers
         .iter()
         .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
-        .collect();
+        .partition(|(n, _)| is_credential(n));
     // The bootstrap admin key stands for itself; guards (api_clients) may attach a principal.
     let principal = app
         .auth
@@ -195,7 +196,7 @@ async fn dispatch(State(app): State<Arc<AppState>>, request: Request) -> Respons
         client_ip,
     };
 
-    let guard_headers = match app.guards.run(&mut wit_request).await {
+    let guard_headers = match app.guards.run(&mut wit_request, &credentials).await {
         Outcome::Proceed(h) => h,
         Outcome::Respond { response, headers } => {
             let mut out = into_http(response, is_head, &path, &request_id, "guard");

@@ -11,6 +11,8 @@ struct Guard {
     pack: Arc<LoadedPack>,
     methods: Vec<Method>,
     prefixes: Vec<String>,
+    /// sees the credential headers (an authenticating guard)
+    credentials: bool,
 }
 
 impl Guard {
@@ -59,6 +61,7 @@ impl GuardChain {
                         pack: Arc::clone(p),
                         methods: spec.methods.clone(),
                         prefixes: spec.path_prefixes.clone(),
+                        credentials: spec.needs_credentials,
                     },
                 ))
             })
@@ -78,14 +81,21 @@ impl GuardChain {
     }
 
     /// Run the guards that apply to `request`; a principal a guard attaches is visible to the
-    /// guards after it and to the route.
-    pub async fn run(&self, request: &mut Request) -> Outcome {
+    /// guards after it and to the route. `credentials` (taken out of the request) are shown
+    /// to the guards that declared they authenticate, and to no other.
+    pub async fn run(&self, request: &mut Request, credentials: &[(String, String)]) -> Outcome {
         let mut headers = Vec::new();
         for guard in &self.guards {
             if !guard.applies(request.method, &request.path) {
                 continue;
             }
-            match guard.pack.guard(request).await {
+            let shown = request.headers.len();
+            if guard.credentials {
+                request.headers.extend_from_slice(credentials);
+            }
+            let decision = guard.pack.guard(request).await;
+            request.headers.truncate(shown);
+            match decision {
                 Ok(Decision::Proceed(p)) => {
                     if let Some(principal) = p.principal {
                         request.principal = Some(principal);
@@ -98,4 +108,12 @@ impl GuardChain {
         }
         Outcome::Proceed(headers)
     }
+}
+
+/// Headers that carry the caller's credential: only authenticating guards see them.
+pub fn is_credential(name: &str) -> bool {
+    matches!(
+        name,
+        "x-api-key" | "authorization" | "proxy-authorization" | "cookie"
+    )
 }

@@ -198,7 +198,9 @@ impl Db {
                     .collect();
                 let who = caller.clone();
                 lanes
-                    .write(caller, move |g| Box::pin(sqlite_transaction(g, who, statements)))
+                    .write(caller, move |g| {
+                        Box::pin(sqlite_transaction(g, who, statements))
+                    })
                     .await
             }
             Self::Postgres(host) => {
@@ -300,7 +302,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
         let db = Db::connect(&url, 4).await.unwrap();
-        db.execute(&h(), "CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER NOT NULL)",
+        db.execute(
+            &h(),
+            "CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER NOT NULL)",
             &[],
         )
         .await
@@ -354,13 +358,17 @@ mod tests {
     #[tokio::test]
     async fn inline_and_lane_reads_decode_alike() {
         let (_dir, _, db) = sqlite().await;
-        db.execute(&h(), "CREATE TABLE typed (b BOOLEAN, i BIGINT, n INTEGER, t TEXT, r REAL, x BLOB, \
+        db.execute(
+            &h(),
+            "CREATE TABLE typed (b BOOLEAN, i BIGINT, n INTEGER, t TEXT, r REAL, x BLOB, \
              d DATETIME, v VARCHAR(20))",
             &[],
         )
         .await
         .unwrap();
-        db.execute(&h(), "INSERT INTO typed VALUES (TRUE, 7, -3, 'seven', 0.5, x'00ff', '2026-11-23', 'v'), \
+        db.execute(
+            &h(),
+            "INSERT INTO typed VALUES (TRUE, 7, -3, 'seven', 0.5, x'00ff', '2026-11-23', 'v'), \
              (FALSE, 8, NULL, NULL, NULL, NULL, NULL, NULL), (NULL, NULL, 1, '', 2.0, x'', 5, 6)",
             &[],
         )
@@ -419,7 +427,11 @@ mod tests {
     async fn inline_reads_decline_what_they_cannot_answer_and_the_lanes_do() {
         let (_dir, _, db) = sqlite().await;
         let slow = super::super::sqlite_inline::SLOW_READ;
-        assert_eq!(lanes(&db).read_inline(&h(), slow, &[]), None, "over the budget");
+        assert_eq!(
+            lanes(&db).read_inline(&h(), slow, &[]),
+            None,
+            "over the budget"
+        );
         assert_eq!(
             lanes(&db).read_inline(&h(), slow, &[]),
             None,
@@ -435,7 +447,11 @@ mod tests {
         let unbound = "SELECT k FROM t WHERE k = $2";
         assert_eq!(lanes(&db).read_inline(&h(), unbound, &[text("a")]), None);
         // quick reads still run inline
-        assert!(lanes(&db).read_inline(&h(), "SELECT k FROM t", &[]).is_some());
+        assert!(
+            lanes(&db)
+                .read_inline(&h(), "SELECT k FROM t", &[])
+                .is_some()
+        );
     }
 
     #[tokio::test]
@@ -504,7 +520,9 @@ mod tests {
     async fn reading_connections_refuse_writes() {
         let (_dir, _, db) = sqlite().await;
         let write = db
-            .query(&h(), "INSERT INTO t (k, v) VALUES ('a', 1) RETURNING k",
+            .query(
+                &h(),
+                "INSERT INTO t (k, v) VALUES ('a', 1) RETURNING k",
                 &[],
                 Access::Read,
             )
@@ -512,7 +530,9 @@ mod tests {
         assert!(write.is_err(), "{write:?}");
         assert_eq!(count(&db).await, 0);
         let written = db
-            .query(&h(), "INSERT INTO t (k, v) VALUES ('a', 1) RETURNING k",
+            .query(
+                &h(),
+                "INSERT INTO t (k, v) VALUES ('a', 1) RETURNING k",
                 &[],
                 Access::Write,
             )
@@ -525,13 +545,18 @@ mod tests {
     #[tokio::test]
     async fn a_failed_batch_leaves_nothing_and_the_writer_goes_on() {
         let (_dir, _, db) = sqlite().await;
-        let failed = db.batch(&h(), &[insert("a"), insert("b"), insert("a")]).await;
+        let failed = db
+            .batch(&h(), &[insert("a"), insert("b"), insert("a")])
+            .await;
         assert!(
             matches!(failed, Err(StorageError::Conflict(_))),
             "{failed:?}"
         );
         assert_eq!(count(&db).await, 0);
-        assert_eq!(db.batch(&h(), &[insert("a"), insert("b")]).await.unwrap(), [1, 1]);
+        assert_eq!(
+            db.batch(&h(), &[insert("a"), insert("b")]).await.unwrap(),
+            [1, 1]
+        );
         assert_eq!(db.execute(&h(), "DELETE FROM t", &[]).await.unwrap(), 2);
     }
 

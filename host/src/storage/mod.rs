@@ -5,8 +5,8 @@ mod caller;
 mod db;
 mod error;
 pub mod migrations;
-mod sqlite_inline;
 mod pg_sandbox;
+mod sqlite_inline;
 mod sqlite_lanes;
 mod sqlite_sandbox;
 pub mod table_access;
@@ -14,6 +14,6 @@ mod values;
 
 pub use caller::{Caller, PackPool, PackTables};
 pub use db::{Access, Db};
-pub use pg_sandbox::{PackRoles, RoleError};
 pub use error::StorageError;
+pub use pg_sandbox::{PackRoles, RoleError};
 pub use values::{Rows, SqlValue, Statement};

@@ -82,7 +82,8 @@ impl PackRoles<'_> {
         .fetch_one(host)
         .await
         .map_err(db_err("*"))?;
-        let (me, db, schema): (String, String, String) = (row.get("me"), row.get("db"), row.get("schema"));
+        let (me, db, schema): (String, String, String) =
+            (row.get("me"), row.get("db"), row.get("schema"));
         if !row.get::<Option<bool>, _>("may").unwrap_or(false) {
             return Err(RoleError::NotPermitted { user: me });
         }
@@ -163,10 +164,12 @@ async fn password_of(host: &PgPool, pack: &str, role: &str) -> Result<String, sq
     .bind(hex::encode(bytes))
     .execute(host)
     .await?;
-    let row = sqlx::query(&format!("SELECT password FROM {ROLES_TABLE} WHERE pack = $1"))
-        .bind(pack)
-        .fetch_one(host)
-        .await?;
+    let row = sqlx::query(&format!(
+        "SELECT password FROM {ROLES_TABLE} WHERE pack = $1"
+    ))
+    .bind(pack)
+    .fetch_one(host)
+    .await?;
     row.try_get("password")
 }
 
@@ -187,7 +190,8 @@ async fn grant(
     let (r, s) = (ident(role), ident(schema));
     // Roles are cluster-wide: two replicas starting at once may both try to create it.
     let mut tx = host.begin().await?;
-    tx.execute("SELECT pg_advisory_xact_lock(7307186521)").await?;
+    tx.execute("SELECT pg_advisory_xact_lock(7307186521)")
+        .await?;
     let exists = sqlx::query("SELECT 1 FROM pg_roles WHERE rolname = $1")
         .bind(role)
         .fetch_optional(&mut *tx)
@@ -204,7 +208,8 @@ async fn grant(
     )
     .await?;
     if !exists {
-        tx.execute(format!("GRANT {r} TO {}", ident(me)).as_str()).await?;
+        tx.execute(format!("GRANT {r} TO {}", ident(me)).as_str())
+            .await?;
     }
     tx.execute(format!("REVOKE ALL ON ALL TABLES IN SCHEMA {s} FROM {r}").as_str())
         .await?;
@@ -242,8 +247,14 @@ async fn grant(
     .fetch_all(&mut *tx)
     .await?;
     for seq in &sequences {
-        tx.execute(format!("GRANT USAGE, SELECT, UPDATE ON SEQUENCE {s}.{} TO {r}", ident(seq)).as_str())
-            .await?;
+        tx.execute(
+            format!(
+                "GRANT USAGE, SELECT, UPDATE ON SEQUENCE {s}.{} TO {r}",
+                ident(seq)
+            )
+            .as_str(),
+        )
+        .await?;
     }
     tx.commit().await
 }
@@ -264,12 +275,16 @@ pub async fn watched<T>(
     caller: &Caller,
     work: impl Future<Output = Result<T, sqlx::Error>>,
 ) -> Result<T, sqlx::Error> {
-    let watch = caller.pack.as_ref().and_then(|p| p.pg.get()).map(|p| Watch {
-        host: host.clone(),
-        pool: p.clone(),
-        started: tokio::time::Instant::now(),
-        done: false,
-    });
+    let watch = caller
+        .pack
+        .as_ref()
+        .and_then(|p| p.pg.get())
+        .map(|p| Watch {
+            host: host.clone(),
+            pool: p.clone(),
+            started: tokio::time::Instant::now(),
+            done: false,
+        });
     let result = work.await;
     if let Some(mut w) = watch {
         w.done = true;

@@ -232,8 +232,7 @@ impl Reader {
 /// The raw handle of a rusqlite connection.
 fn raw(conn: &Connection) -> rusqlite::Result<std::ptr::NonNull<rusqlite::ffi::sqlite3>> {
     // SAFETY: only the pointer is read; the connection stays open while it is used.
-    std::ptr::NonNull::new(unsafe { conn.handle() })
-        .ok_or_else(|| rusqlite::Error::InvalidQuery)
+    std::ptr::NonNull::new(unsafe { conn.handle() }).ok_or_else(|| rusqlite::Error::InvalidQuery)
 }
 
 fn nanos_since(epoch: Instant) -> u64 {
@@ -339,13 +338,18 @@ mod tests {
         std::thread::sleep(Duration::from_millis(350));
         assert_eq!(readers.read(&Caller::host(), SLOW_READ, &[]), None);
         assert_eq!(readers.interrupted(), 2, "forgotten: tried again");
-        let quick = readers.read(&Caller::host(), "SELECT 1 AS one", &[]).unwrap();
+        let quick = readers
+            .read(&Caller::host(), "SELECT 1 AS one", &[])
+            .unwrap();
         assert_eq!(quick.rows, vec![vec![SqlValue::Int(Some(1))]]);
     }
 
     #[test]
     fn in_memory_databases_and_missing_files_are_declined() {
-        assert_eq!(InlineReaders::new(None, 2).read(&Caller::host(), "SELECT 1", &[]), None);
+        assert_eq!(
+            InlineReaders::new(None, 2).read(&Caller::host(), "SELECT 1", &[]),
+            None
+        );
         let dir = tempfile::tempdir().unwrap();
         let readers = InlineReaders::new(Some(dir.path().join("absent.db")), 1);
         assert_eq!(readers.read(&Caller::host(), "SELECT 1", &[]), None);

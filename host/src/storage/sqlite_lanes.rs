@@ -56,8 +56,7 @@ fn broken(error: &sqlx::Error) -> bool {
 
 /// A write job: given the connection (or why it could not be opened), answers whether the
 /// connection is poisoned.
-type Job =
-    Box<dyn for<'c> FnOnce(Result<&'c mut Guarded, &'c str>) -> BoxFuture<'c, bool> + Send>;
+type Job = Box<dyn for<'c> FnOnce(Result<&'c mut Guarded, &'c str>) -> BoxFuture<'c, bool> + Send>;
 
 enum Message {
     Job(Caller, Job),
@@ -175,9 +174,7 @@ impl Lanes {
     pub async fn write<R, F>(&self, caller: &Caller, job: F) -> Result<R, StorageError>
     where
         R: Send + 'static,
-        F: for<'c> FnOnce(&'c mut Guarded) -> BoxFuture<'c, Result<R, JobError>>
-            + Send
-            + 'static,
+        F: for<'c> FnOnce(&'c mut Guarded) -> BoxFuture<'c, Result<R, JobError>> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move |conn| {

@@ -114,7 +114,11 @@ pub struct Entered<'a> {
 impl Drop for Entered<'_> {
     fn drop(&mut self) {
         // The deadline stays: a statement whose caller went away still stops at it.
-        *self.sandbox.active.lock().unwrap_or_else(|p| p.into_inner()) = Active::Idle;
+        *self
+            .sandbox
+            .active
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Active::Idle;
     }
 }
 
@@ -130,8 +134,13 @@ unsafe extern "C" fn authorize(
     // SAFETY: `user_data` is the never-freed sandbox `install` gave SQLite.
     let sandbox = unsafe { &*(user_data as *const ConnSandbox) };
     // SAFETY: SQLite passes NUL-terminated strings or NULL.
-    let text = |p: *const c_char| (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_str().ok()).flatten();
-    let decision = std::panic::catch_unwind(|| sandbox.decide(action, [text(a), text(b), text(c), text(d)]));
+    let text = |p: *const c_char| {
+        (!p.is_null())
+            .then(|| unsafe { CStr::from_ptr(p) }.to_str().ok())
+            .flatten()
+    };
+    let decision =
+        std::panic::catch_unwind(|| sandbox.decide(action, [text(a), text(b), text(c), text(d)]));
     decision.unwrap_or(ffi::SQLITE_DENY)
 }
 
@@ -156,30 +165,139 @@ fn pack_may(tables: &PackTables, action: c_int, [a, b, db, _trigger]: [Option<&s
 fn allowed_function(name: &str) -> bool {
     const ALLOWED: &[&str] = &[
         // core scalar
-        "abs", "changes", "char", "coalesce", "concat", "concat_ws", "format", "glob", "hex",
-        "ifnull", "iif", "instr", "last_insert_rowid", "length", "like", "likelihood", "likely",
-        "lower", "ltrim", "max", "min", "nullif", "octet_length", "printf", "quote", "random",
-        "randomblob", "replace", "round", "rtrim", "sign", "substr", "substring", "total_changes",
-        "trim", "typeof", "unhex", "unicode", "unistr", "unlikely", "upper", "zeroblob",
+        "abs",
+        "changes",
+        "char",
+        "coalesce",
+        "concat",
+        "concat_ws",
+        "format",
+        "glob",
+        "hex",
+        "ifnull",
+        "iif",
+        "instr",
+        "last_insert_rowid",
+        "length",
+        "like",
+        "likelihood",
+        "likely",
+        "lower",
+        "ltrim",
+        "max",
+        "min",
+        "nullif",
+        "octet_length",
+        "printf",
+        "quote",
+        "random",
+        "randomblob",
+        "replace",
+        "round",
+        "rtrim",
+        "sign",
+        "substr",
+        "substring",
+        "total_changes",
+        "trim",
+        "typeof",
+        "unhex",
+        "unicode",
+        "unistr",
+        "unlikely",
+        "upper",
+        "zeroblob",
         // aggregate
-        "avg", "count", "group_concat", "string_agg", "sum", "total",
+        "avg",
+        "count",
+        "group_concat",
+        "string_agg",
+        "sum",
+        "total",
         // window
-        "row_number", "rank", "dense_rank", "percent_rank", "cume_dist", "ntile", "lag", "lead",
-        "first_value", "last_value", "nth_value",
+        "row_number",
+        "rank",
+        "dense_rank",
+        "percent_rank",
+        "cume_dist",
+        "ntile",
+        "lag",
+        "lead",
+        "first_value",
+        "last_value",
+        "nth_value",
         // date and time
-        "date", "time", "datetime", "julianday", "unixepoch", "strftime", "timediff",
-        "current_date", "current_time", "current_timestamp",
+        "date",
+        "time",
+        "datetime",
+        "julianday",
+        "unixepoch",
+        "strftime",
+        "timediff",
+        "current_date",
+        "current_time",
+        "current_timestamp",
         // math
-        "acos", "acosh", "asin", "asinh", "atan", "atan2", "atanh", "ceil", "ceiling", "cos",
-        "cosh", "degrees", "exp", "floor", "ln", "log", "log10", "log2", "mod", "pi", "pow",
-        "power", "radians", "sin", "sinh", "sqrt", "tan", "tanh", "trunc",
+        "acos",
+        "acosh",
+        "asin",
+        "asinh",
+        "atan",
+        "atan2",
+        "atanh",
+        "ceil",
+        "ceiling",
+        "cos",
+        "cosh",
+        "degrees",
+        "exp",
+        "floor",
+        "ln",
+        "log",
+        "log10",
+        "log2",
+        "mod",
+        "pi",
+        "pow",
+        "power",
+        "radians",
+        "sin",
+        "sinh",
+        "sqrt",
+        "tan",
+        "tanh",
+        "trunc",
         // JSON (scalar and aggregate; the table-valued json_each/json_tree read no table)
-        "json", "jsonb", "json_array", "jsonb_array", "json_array_length", "json_error_position",
-        "json_extract", "jsonb_extract", "->", "->>", "json_insert", "jsonb_insert",
-        "json_object", "jsonb_object", "json_patch", "jsonb_patch", "json_pretty", "json_remove",
-        "jsonb_remove", "json_replace", "jsonb_replace", "json_set", "jsonb_set", "json_type",
-        "json_valid", "json_quote", "json_group_array", "jsonb_group_array",
-        "json_group_object", "jsonb_group_object",
+        "json",
+        "jsonb",
+        "json_array",
+        "jsonb_array",
+        "json_array_length",
+        "json_error_position",
+        "json_extract",
+        "jsonb_extract",
+        "->",
+        "->>",
+        "json_insert",
+        "jsonb_insert",
+        "json_object",
+        "jsonb_object",
+        "json_patch",
+        "jsonb_patch",
+        "json_pretty",
+        "json_remove",
+        "jsonb_remove",
+        "json_replace",
+        "jsonb_replace",
+        "json_set",
+        "jsonb_set",
+        "json_type",
+        "json_valid",
+        "json_quote",
+        "json_group_array",
+        "jsonb_group_array",
+        "json_group_object",
+        "jsonb_group_object",
     ];
     let name = name.to_ascii_lowercase();
     ALLOWED.contains(&name.as_str())
@@ -225,7 +343,8 @@ pub unsafe fn check_single(
 
 /// Prepare and finalize the first statement of `sql`; answer what follows it.
 unsafe fn prepare_one(db: NonNull<ffi::sqlite3>, sql: &[u8]) -> Result<&[u8], Refusal> {
-    let len = c_int::try_from(sql.len()).map_err(|_| Refusal::Prepare("the SQL is too long".into()))?;
+    let len =
+        c_int::try_from(sql.len()).map_err(|_| Refusal::Prepare("the SQL is too long".into()))?;
     let mut stmt: *mut ffi::sqlite3_stmt = std::ptr::null_mut();
     let mut tail: *const c_char = std::ptr::null();
     // SAFETY: `sql` is valid for `len` bytes; SQLite writes the two out-pointers.
@@ -248,7 +367,9 @@ unsafe fn prepare_one(db: NonNull<ffi::sqlite3>, sql: &[u8]) -> Result<&[u8], Re
     let used = if tail.is_null() {
         sql.len()
     } else {
-        (tail as usize).saturating_sub(sql.as_ptr() as usize).min(sql.len())
+        (tail as usize)
+            .saturating_sub(sql.as_ptr() as usize)
+            .min(sql.len())
     };
     Ok(&sql[used..])
 }
@@ -271,7 +392,9 @@ unsafe fn prepares_to_nothing(db: NonNull<ffi::sqlite3>, mut rest: &[u8]) -> Res
         let used = if tail.is_null() {
             rest.len()
         } else {
-            (tail as usize).saturating_sub(rest.as_ptr() as usize).min(rest.len())
+            (tail as usize)
+                .saturating_sub(rest.as_ptr() as usize)
+                .min(rest.len())
         };
         if used == 0 {
             return Ok(false);
@@ -309,31 +432,62 @@ mod tests {
         (dir, db, pack)
     }
 
-    async fn read(db: &Db, caller: &Caller, sql: &str) -> Result<crate::storage::Rows, StorageError> {
+    async fn read(
+        db: &Db,
+        caller: &Caller,
+        sql: &str,
+    ) -> Result<crate::storage::Rows, StorageError> {
         db.query(caller, sql, &[], Access::Read).await
     }
 
     #[tokio::test]
     async fn a_pack_reads_and_writes_its_own_tables() {
         let (_dir, db, pack) = db().await;
-        let rows = read(&db, &pack, "SELECT id, upper(note) AS n, count(*) OVER () AS c FROM mine").await.unwrap();
+        let rows = read(
+            &db,
+            &pack,
+            "SELECT id, upper(note) AS n, count(*) OVER () AS c FROM mine",
+        )
+        .await
+        .unwrap();
         assert_eq!(rows.rows[0][0], SqlValue::Text(Some("a".into())));
-        read(&db, &pack, "WITH m AS (SELECT id FROM mine) SELECT json_object('id', id) FROM m").await.unwrap();
+        read(
+            &db,
+            &pack,
+            "WITH m AS (SELECT id FROM mine) SELECT json_object('id', id) FROM m",
+        )
+        .await
+        .unwrap();
         read(&db, &pack, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 10) SELECT count(*) FROM c").await.unwrap();
         let upsert = "INSERT INTO mine (id, note) VALUES ($1, 'n') ON CONFLICT (id) DO UPDATE SET note = excluded.note RETURNING id";
         let params = [SqlValue::Text(Some("a".into()))];
-        db.query(&pack, upsert, &params, Access::Write).await.unwrap();
-        assert_eq!(db.execute(&pack, "DELETE FROM mine WHERE id = 'zz'", &[]).await.unwrap(), 0);
-        let batch = [Statement { sql: "UPDATE mine SET note = 'b'".into(), params: vec![] }];
+        db.query(&pack, upsert, &params, Access::Write)
+            .await
+            .unwrap();
+        assert_eq!(
+            db.execute(&pack, "DELETE FROM mine WHERE id = 'zz'", &[])
+                .await
+                .unwrap(),
+            0
+        );
+        let batch = [Statement {
+            sql: "UPDATE mine SET note = 'b'".into(),
+            params: vec![],
+        }];
         assert_eq!(db.batch(&pack, &batch).await.unwrap(), [1]);
         // the SQL ends with a comment and a semicolon: still one statement
-        read(&db, &pack, "SELECT id FROM mine; -- done").await.unwrap();
+        read(&db, &pack, "SELECT id FROM mine; -- done")
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
     async fn foreign_tables_catalogs_and_side_doors_are_refused_on_every_path() {
         let (dir, db, pack) = db().await;
-        let attach = format!("ATTACH DATABASE '{}' AS evil", dir.path().join("evil.db").display());
+        let attach = format!(
+            "ATTACH DATABASE '{}' AS evil",
+            dir.path().join("evil.db").display()
+        );
         let hostile = [
             "SELECT name, secret FROM theirs",
             "SELECT id, note FROM mine /* /* */ UNION SELECT name, secret FROM theirs -- */",
@@ -356,11 +510,17 @@ mod tests {
         for sql in hostile {
             for access in [Access::Read, Access::Write] {
                 let got = db.query(&pack, sql, &[], access).await;
-                assert!(matches!(got, Err(StorageError::Denied(_) | StorageError::Invalid(_))), "{sql} ({access:?}): {got:?}");
+                assert!(
+                    matches!(got, Err(StorageError::Denied(_) | StorageError::Invalid(_))),
+                    "{sql} ({access:?}): {got:?}"
+                );
             }
             let got = db.execute(&pack, sql, &[]).await;
             assert!(got.is_err(), "{sql}: {got:?}");
-            let batch = [Statement { sql: sql.to_string(), params: vec![] }];
+            let batch = [Statement {
+                sql: sql.to_string(),
+                params: vec![],
+            }];
             assert!(db.batch(&pack, &batch).await.is_err(), "{sql} in a batch");
         }
         let writes = [
@@ -370,14 +530,26 @@ mod tests {
             "DELETE FROM theirs",
         ];
         for sql in writes {
-            assert!(matches!(db.execute(&pack, sql, &[]).await, Err(StorageError::Denied(_))), "{sql}");
+            assert!(
+                matches!(
+                    db.execute(&pack, sql, &[]).await,
+                    Err(StorageError::Denied(_))
+                ),
+                "{sql}"
+            );
         }
         let host = Caller::host();
         let left = read(&db, &host, "SELECT secret FROM theirs").await.unwrap();
-        assert_eq!(left.rows, vec![vec![SqlValue::Text(Some("the-secret".into()))]]);
+        assert_eq!(
+            left.rows,
+            vec![vec![SqlValue::Text(Some("the-secret".into()))]]
+        );
         let mine = read(&db, &host, "SELECT note FROM mine").await.unwrap();
         assert_eq!(mine.rows, vec![vec![SqlValue::Text(Some("mine".into()))]]);
-        assert!(!dir.path().join("evil.db").exists(), "ATTACH created a file");
+        assert!(
+            !dir.path().join("evil.db").exists(),
+            "ATTACH created a file"
+        );
     }
 
     #[tokio::test]
@@ -385,10 +557,19 @@ mod tests {
         let (_dir, db, pack) = db().await;
         let sql = "SELECT secret FROM theirs";
         read(&db, &Caller::host(), sql).await.unwrap();
-        assert!(matches!(read(&db, &pack, sql).await, Err(StorageError::Denied(_))));
-        let owner = Caller::pack(Arc::new(PackTables::new("owner", ["theirs".to_string()])), Instant::now() + Duration::from_secs(60));
+        assert!(matches!(
+            read(&db, &pack, sql).await,
+            Err(StorageError::Denied(_))
+        ));
+        let owner = Caller::pack(
+            Arc::new(PackTables::new("owner", ["theirs".to_string()])),
+            Instant::now() + Duration::from_secs(60),
+        );
         read(&db, &owner, sql).await.unwrap();
-        assert!(matches!(read(&db, &pack, sql).await, Err(StorageError::Denied(_))));
+        assert!(matches!(
+            read(&db, &pack, sql).await,
+            Err(StorageError::Denied(_))
+        ));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -397,14 +578,26 @@ mod tests {
         let runaway = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
         let tables = Arc::clone(pack.pack.as_ref().unwrap());
         for access in [Access::Read, Access::Write] {
-            let caller = Caller::pack(Arc::clone(&tables), Instant::now() + Duration::from_millis(200));
+            let caller = Caller::pack(
+                Arc::clone(&tables),
+                Instant::now() + Duration::from_millis(200),
+            );
             let started = Instant::now();
             let got = db.query(&caller, runaway, &[], access).await;
-            assert!(matches!(got, Err(StorageError::Deadline)), "{access:?}: {got:?}");
-            assert!(started.elapsed() < Duration::from_secs(2), "{access:?}: {:?}", started.elapsed());
+            assert!(
+                matches!(got, Err(StorageError::Deadline)),
+                "{access:?}: {got:?}"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "{access:?}: {:?}",
+                started.elapsed()
+            );
         }
         // the writer and the readers serve on
-        db.execute(&pack, "UPDATE mine SET note = 'after'", &[]).await.unwrap();
+        db.execute(&pack, "UPDATE mine SET note = 'after'", &[])
+            .await
+            .unwrap();
         read(&db, &pack, "SELECT note FROM mine").await.unwrap();
     }
 }

@@ -43,6 +43,7 @@ fn pack() -> Pack {
             order: 0,
             methods: vec![],
             path_prefixes: vec![],
+            needs_credentials: true,
         },
         authenticate,
     )

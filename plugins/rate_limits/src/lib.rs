@@ -57,6 +57,7 @@ fn pack() -> Pack {
             order: 20,
             methods: vec![],
             path_prefixes: vec![],
+            needs_credentials: false,
         },
         enforce,
     )

@@ -18,6 +18,7 @@ fn pack() -> Pack {
             order: 30,
             methods: vec![Method::Post, Method::Put, Method::Patch, Method::Delete],
             path_prefixes: vec![],
+            needs_credentials: false,
         },
         shield,
     )

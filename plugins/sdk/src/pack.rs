@@ -30,6 +30,9 @@ pub struct GuardSpec {
     pub order: i32,
     pub methods: Vec<Method>,
     pub path_prefixes: Vec<String>,
+    /// an authenticating guard: it sees the credential headers, which the host keeps from
+    /// every other guard and every route
+    pub needs_credentials: bool,
 }
 
 /// A pack: name, version, routes, optional guard and schedule.
@@ -153,6 +156,7 @@ impl Pack {
                 order: spec.order,
                 methods: spec.methods.clone(),
                 path_prefixes: spec.path_prefixes.clone(),
+                needs_credentials: spec.needs_credentials,
             }),
             schedule: self
                 .schedule
