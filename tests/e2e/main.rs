@@ -8,6 +8,7 @@ mod feature_flags;
 mod governance;
 mod harness;
 mod http_basics;
+mod pg_roles;
 mod rate_limits;
 mod route_index;
 mod runtime_faults;
