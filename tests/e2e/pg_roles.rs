@@ -7,12 +7,18 @@ use crate::harness::{Engine, TestApp, TestDb, config, json};
 
 /// The test database as the superuser of the test server.
 async fn admin(db: &TestDb) -> sqlx::PgPool {
-    sqlx::PgPool::connect(&db.url).await.expect("connect as admin")
+    sqlx::PgPool::connect(&db.url)
+        .await
+        .expect("connect as admin")
 }
 
 /// `sql` through the hostile fixture pack.
 async fn as_pack(app: &TestApp, sql: &str) -> Value {
-    json(app.post_json("/hostile/sql", &json!({ "sql": sql })).await, 200).await
+    json(
+        app.post_json("/hostile/sql", &json!({ "sql": sql })).await,
+        200,
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -22,7 +28,10 @@ async fn each_pack_runs_as_its_own_role_with_its_own_tables_only() {
     };
     let me = as_pack(&app, "SELECT CAST(current_user AS TEXT) AS u").await;
     let role = me["rows"][0][0].as_str().expect("a role name").to_string();
-    assert!(role.starts_with("vh_") && role.ends_with("_hostile"), "{me}");
+    assert!(
+        role.starts_with("vh_") && role.ends_with("_hostile"),
+        "{me}"
+    );
     let pool = admin(&app.db).await;
     let grants: Vec<(String, String)> = sqlx::query_as(
         "SELECT table_name::text, privilege_type::text FROM information_schema.role_table_grants \
@@ -34,7 +43,11 @@ async fn each_pack_runs_as_its_own_role_with_its_own_tables_only() {
     .unwrap();
     let tables: Vec<&str> = grants.iter().map(|(t, _)| t.as_str()).collect();
     assert!(tables.iter().all(|t| *t == "probe_t"), "{grants:?}");
-    assert_eq!(grants.len(), 4, "SELECT, INSERT, UPDATE, DELETE: {grants:?}");
+    assert_eq!(
+        grants.len(),
+        4,
+        "SELECT, INSERT, UPDATE, DELETE: {grants:?}"
+    );
     let (superuser, createrole): (bool, bool) =
         sqlx::query_as("SELECT rolsuper, rolcreaterole FROM pg_roles WHERE rolname = $1")
             .bind(&role)

@@ -538,6 +538,20 @@ Profiles: `perf record --call-graph dwarf -p <valhalla pid>` during a scenario (
   both.
 - **Writes** serialise on SQLite's single writer; at 64 connections p99 is queueing (64 requests
   in flight / throughput), and each audited write also queues its system-log row.
+- **The table sandbox (issue 13)** costs a pack's read about 0.25 µs on SQLite: the criterion
+  pair "host store query alone" / "pack store query alone" is the same indexed read through
+  the same inline reader, once as the host and once as the pack that owns the table (the SQL
+  tagged with the pack's name, the authorizer's scope entered and left, the single-statement
+  proof looked up); the authorizer itself runs only when a statement is prepared, which the
+  per-pack tagged statement cache makes once per distinct statement. On PostgreSQL each pack
+  logs in as its own role on a pool of its own, and a connection going back to the pool is
+  rolled back and reset (one more round trip, run after the answer is sent). Measured by hand
+  on this VM against a local PostgreSQL 15 (the same release server with
+  only system_config, auth off, `database.pack_roles = true` then `false`, four alternating
+  rounds of `cargo xtask load ADDR /system/config/missing.key --connections 64 --seconds 4
+  --status 404`): 7.8–8.3k req/s with the roles against 10.0–10.8k without (0.78×), p99 about
+  12.5 ms either way; with `pack_max_connections = 16` instead of 3 it was 7.3k, so the cost is
+  the reset's round trip, not the smaller pool.
 - **The machine**: a shared 2-core VM with the load generator on the same cores; absolute figures
   move by ±25 % between runs and within one, so the targets' ratios come from the paired
   rounds (pack and native alternating), not from two table cells minutes apart. The native

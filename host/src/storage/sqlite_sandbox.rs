@@ -163,141 +163,25 @@ fn pack_may(tables: &PackTables, action: c_int, [a, b, db, _trigger]: [Option<&s
 /// math and JSON functions. Not: `load_extension`, `sqlite_*` (build and schema details),
 /// `fts3_tokenizer`, anything an extension adds.
 fn allowed_function(name: &str) -> bool {
+    #[rustfmt::skip]
     const ALLOWED: &[&str] = &[
-        // core scalar
-        "abs",
-        "changes",
-        "char",
-        "coalesce",
-        "concat",
-        "concat_ws",
-        "format",
-        "glob",
-        "hex",
-        "ifnull",
-        "iif",
-        "instr",
-        "last_insert_rowid",
-        "length",
-        "like",
-        "likelihood",
-        "likely",
-        "lower",
-        "ltrim",
-        "max",
-        "min",
-        "nullif",
-        "octet_length",
-        "printf",
-        "quote",
-        "random",
-        "randomblob",
-        "replace",
-        "round",
-        "rtrim",
-        "sign",
-        "substr",
-        "substring",
-        "total_changes",
-        "trim",
-        "typeof",
-        "unhex",
-        "unicode",
-        "unistr",
-        "unlikely",
-        "upper",
-        "zeroblob",
-        // aggregate
-        "avg",
-        "count",
-        "group_concat",
-        "string_agg",
-        "sum",
-        "total",
-        // window
-        "row_number",
-        "rank",
-        "dense_rank",
-        "percent_rank",
-        "cume_dist",
-        "ntile",
-        "lag",
-        "lead",
-        "first_value",
-        "last_value",
-        "nth_value",
-        // date and time
-        "date",
-        "time",
-        "datetime",
-        "julianday",
-        "unixepoch",
-        "strftime",
-        "timediff",
-        "current_date",
-        "current_time",
-        "current_timestamp",
-        // math
-        "acos",
-        "acosh",
-        "asin",
-        "asinh",
-        "atan",
-        "atan2",
-        "atanh",
-        "ceil",
-        "ceiling",
-        "cos",
-        "cosh",
-        "degrees",
-        "exp",
-        "floor",
-        "ln",
-        "log",
-        "log10",
-        "log2",
-        "mod",
-        "pi",
-        "pow",
-        "power",
-        "radians",
-        "sin",
-        "sinh",
-        "sqrt",
-        "tan",
-        "tanh",
-        "trunc",
-        // JSON (scalar and aggregate; the table-valued json_each/json_tree read no table)
-        "json",
-        "jsonb",
-        "json_array",
-        "jsonb_array",
-        "json_array_length",
-        "json_error_position",
-        "json_extract",
-        "jsonb_extract",
-        "->",
-        "->>",
-        "json_insert",
-        "jsonb_insert",
-        "json_object",
-        "jsonb_object",
-        "json_patch",
-        "jsonb_patch",
-        "json_pretty",
-        "json_remove",
-        "jsonb_remove",
-        "json_replace",
-        "jsonb_replace",
-        "json_set",
-        "jsonb_set",
-        "json_type",
-        "json_valid",
-        "json_quote",
-        "json_group_array",
-        "jsonb_group_array",
-        "json_group_object",
-        "jsonb_group_object",
+        "abs", "changes", "char", "coalesce", "concat", "concat_ws", "format", "glob", "hex",
+        "ifnull", "iif", "instr", "last_insert_rowid", "length", "like", "likelihood", "likely",
+        "lower", "ltrim", "max", "min", "nullif", "octet_length", "printf", "quote", "random",
+        "randomblob", "replace", "round", "rtrim", "sign", "substr", "substring", "total_changes",
+        "trim", "typeof", "unhex", "unicode", "unistr", "unlikely", "upper", "zeroblob", "avg",
+        "count", "group_concat", "string_agg", "sum", "total", "row_number", "rank", "dense_rank",
+        "percent_rank", "cume_dist", "ntile", "lag", "lead", "first_value", "last_value",
+        "nth_value", "date", "time", "datetime", "julianday", "unixepoch", "strftime", "timediff",
+        "current_date", "current_time", "current_timestamp", "acos", "acosh", "asin", "asinh",
+        "atan", "atan2", "atanh", "ceil", "ceiling", "cos", "cosh", "degrees", "exp", "floor",
+        "ln", "log", "log10", "log2", "mod", "pi", "pow", "power", "radians", "sin", "sinh",
+        "sqrt", "tan", "tanh", "trunc", "json", "jsonb", "json_array", "jsonb_array",
+        "json_array_length", "json_error_position", "json_extract", "jsonb_extract", "->", "->>",
+        "json_insert", "jsonb_insert", "json_object", "jsonb_object", "json_patch", "jsonb_patch",
+        "json_pretty", "json_remove", "jsonb_remove", "json_replace", "jsonb_replace", "json_set",
+        "jsonb_set", "json_type", "json_valid", "json_quote", "json_group_array",
+        "jsonb_group_array", "json_group_object", "jsonb_group_object",
     ];
     let name = name.to_ascii_lowercase();
     ALLOWED.contains(&name.as_str())
@@ -314,9 +198,9 @@ pub enum Refusal {
     Denied(String),
 }
 
-/// Prove `sql` holds exactly one statement, as SQLite itself splits it: prepare it and
-/// whatever follows it (which must prepare to nothing: whitespace and comments). The
-/// connection's authorizer vets both. Remembered per pack once proved.
+/// Prove `sql` holds exactly one statement, as SQLite itself splits it: prepare it, then
+/// whatever follows it, which must prepare to nothing (whitespace, comments, semicolons). The
+/// connection's authorizer vets what is prepared. Remembered per pack once proved.
 ///
 /// # Safety
 /// `db` must be an open connection that no other thread uses during the call.
@@ -332,17 +216,23 @@ pub unsafe fn check_single(
         return Ok(());
     }
     // SAFETY: the caller's promise.
-    let rest = unsafe { prepare_one(db, sql.as_bytes()) }?;
-    // SAFETY: as above.
-    if !rest.iter().all(u8::is_ascii_whitespace) && !unsafe { prepares_to_nothing(db, rest) }? {
-        return Err(Refusal::MultipleStatements);
+    let (_, mut rest) = unsafe { prepare_first(db, sql.as_bytes()) }?;
+    while !rest.iter().all(u8::is_ascii_whitespace) {
+        // SAFETY: as above.
+        let (found, next) =
+            unsafe { prepare_first(db, rest) }.map_err(|_| Refusal::MultipleStatements)?;
+        if found || next.len() == rest.len() {
+            return Err(Refusal::MultipleStatements);
+        }
+        rest = next;
     }
     tables.remember_single(sql);
     Ok(())
 }
 
-/// Prepare and finalize the first statement of `sql`; answer what follows it.
-unsafe fn prepare_one(db: NonNull<ffi::sqlite3>, sql: &[u8]) -> Result<&[u8], Refusal> {
+/// Prepare (and finalize) the first statement of `sql`: whether there was one, and what
+/// follows it.
+unsafe fn prepare_first(db: NonNull<ffi::sqlite3>, sql: &[u8]) -> Result<(bool, &[u8]), Refusal> {
     let len =
         c_int::try_from(sql.len()).map_err(|_| Refusal::Prepare("the SQL is too long".into()))?;
     let mut stmt: *mut ffi::sqlite3_stmt = std::ptr::null_mut();
@@ -362,6 +252,7 @@ unsafe fn prepare_one(db: NonNull<ffi::sqlite3>, sql: &[u8]) -> Result<&[u8], Re
             Refusal::Prepare(message)
         });
     }
+    let found = !stmt.is_null();
     // SAFETY: `stmt` is ours (or NULL, which finalize accepts).
     unsafe { ffi::sqlite3_finalize(stmt) };
     let used = if tail.is_null() {
@@ -371,37 +262,7 @@ unsafe fn prepare_one(db: NonNull<ffi::sqlite3>, sql: &[u8]) -> Result<&[u8], Re
             .saturating_sub(sql.as_ptr() as usize)
             .min(sql.len())
     };
-    Ok(&sql[used..])
-}
-
-/// Whether `rest` holds no statement at all (only comments, whitespace and semicolons).
-unsafe fn prepares_to_nothing(db: NonNull<ffi::sqlite3>, mut rest: &[u8]) -> Result<bool, Refusal> {
-    while !rest.iter().all(u8::is_ascii_whitespace) {
-        let len = c_int::try_from(rest.len()).map_err(|_| Refusal::MultipleStatements)?;
-        let mut stmt: *mut ffi::sqlite3_stmt = std::ptr::null_mut();
-        let mut tail: *const c_char = std::ptr::null();
-        // SAFETY: as in `prepare_one`.
-        let rc = unsafe {
-            ffi::sqlite3_prepare_v2(db.as_ptr(), rest.as_ptr().cast(), len, &mut stmt, &mut tail)
-        };
-        if rc != ffi::SQLITE_OK || !stmt.is_null() {
-            // SAFETY: ours, or NULL.
-            unsafe { ffi::sqlite3_finalize(stmt) };
-            return Ok(false);
-        }
-        let used = if tail.is_null() {
-            rest.len()
-        } else {
-            (tail as usize)
-                .saturating_sub(rest.as_ptr() as usize)
-                .min(rest.len())
-        };
-        if used == 0 {
-            return Ok(false);
-        }
-        rest = &rest[used..];
-    }
-    Ok(true)
+    Ok((found, &sql[used..]))
 }
 
 #[cfg(test)]
