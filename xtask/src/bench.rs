@@ -539,7 +539,7 @@ Profiles: `perf record --call-graph dwarf -p <valhalla pid>` during a scenario (
 - **Writes** serialise on SQLite's single writer; at 64 connections p99 is queueing (64 requests
   in flight / throughput), and each audited write also queues its system-log row.
 - **The table sandbox (issue 13)** costs a pack's read about 0.25 µs on SQLite: the criterion
-  pair "host store query alone" / "pack store query alone" is the same indexed read through
+  pair `host store query alone` / `pack store query alone` is the same indexed read through
   the same inline reader, once as the host and once as the pack that owns the table (the SQL
   tagged with the pack's name, the authorizer's scope entered and left, the single-statement
   proof looked up); the authorizer itself runs only when a statement is prepared, which the
