@@ -593,22 +593,10 @@ async fn credentials(engine: Engine) {
     assert_eq!(bearer.send().await.unwrap().status(), 200);
     assert_eq!(app.get("/system/config").await.status(), 401);
     let bad = "victim-key-but-not-the-right-one-000000";
-    problem(
-        app.with_key(Method::GET, "/system/config", bad)
-            .send()
-            .await
-            .unwrap(),
-        401,
-    )
-    .await;
-    problem(
-        app.with_key(Method::GET, "/hostile/headers", bad)
-            .send()
-            .await
-            .unwrap(),
-        401,
-    )
-    .await;
+    for path in ["/system/config", "/hostile/headers"] {
+        let refused = app.with_key(Method::GET, path, bad).send().await.unwrap();
+        problem(refused, 401).await;
+    }
     app.finish().await;
 }
 on_both_engines!(route_packs_do_not_see_credentials, credentials);

@@ -108,8 +108,7 @@ impl Db {
             Self::Sqlite(lanes) => {
                 let mut lane = lanes.reader().await?;
                 let guarded = lane.conn()?;
-                let _host = Arc::clone(&guarded.sandbox);
-                let _entered = _host.enter(&Caller::host());
+                let _entered = guarded.sandbox.enter(&Caller::host());
                 let result = guarded.conn.execute("SELECT 1").await;
                 lane.outcome(result).map(drop)
             }
@@ -237,8 +236,7 @@ async fn read_on_lane(
 ) -> Result<Rows, StorageError> {
     let mut lane = lanes.reader().await?;
     let guarded = lane.conn()?;
-    let sandbox = Arc::clone(&guarded.sandbox);
-    let _entered = sandbox.enter(caller);
+    let _entered = guarded.sandbox.enter(caller);
     let result = async {
         guarded.check(caller, sql).await?;
         sqlite_query(sql, params).fetch_all(&mut guarded.conn).await

@@ -24,12 +24,17 @@ pub enum StorageError {
     Internal(String),
 }
 
+use super::sqlite_sandbox::Refusal;
+
 impl From<sqlx::Error> for StorageError {
     fn from(err: sqlx::Error) -> Self {
         use sqlx::error::ErrorKind;
         match err {
-            sqlx::Error::InvalidArgument(m) if m.starts_with(super::sqlite_lanes::REFUSED) => {
-                Self::Denied(m[super::sqlite_lanes::REFUSED.len()..].to_string())
+            sqlx::Error::Configuration(source) if source.is::<Refusal>() => {
+                match source.downcast_ref::<Refusal>() {
+                    Some(Refusal::Prepare(m)) => Self::Invalid(m.clone()),
+                    _ => Self::Denied(source.to_string()),
+                }
             }
             sqlx::Error::Database(db) if sqlite_code(&*db) == Some(SQLITE_AUTH) => {
                 Self::Denied(db.message().to_string())

@@ -106,7 +106,9 @@ impl Guarded {
         Ok(Self { conn, sandbox })
     }
 
-    /// Prove `sql` a single statement for `caller` on this connection, unless known.
+    /// Prove `sql` a single statement for `caller` on this connection, unless known. The
+    /// refusal travels as `sqlx::Error::Configuration` (a connection it does not break) and
+    /// becomes its `StorageError` there.
     pub async fn check(&mut self, caller: &Caller, sql: &str) -> Result<(), sqlx::Error> {
         if !caller.needs_single_check(sql) {
             return Ok(());
@@ -114,12 +116,9 @@ impl Guarded {
         let mut handle = self.conn.lock_handle().await?;
         // SAFETY: the handle is locked out from the connection's worker thread.
         unsafe { check_single(handle.as_raw_handle(), caller, sql) }
-            .map_err(|refusal| sqlx::Error::InvalidArgument(format!("{REFUSED}{refusal}")))
+            .map_err(|refusal| sqlx::Error::Configuration(Box::new(refusal)))
     }
 }
-
-/// The prefix of a sandbox refusal carried through a `sqlx::Error` (see `StorageError`).
-pub const REFUSED: &str = "valhalla sandbox: ";
 
 /// A reading connection, held until dropped. A lane dropped mid-statement (its caller went
 /// away) drops its connection: the statement stops at its deadline, on a connection no one
@@ -334,8 +333,7 @@ async fn serve(
                     checkpointer.task =
                         Some(tokio::spawn(checkpoints(checkpointer.options.clone())));
                 }
-                let sandbox = conn.as_ref().map(|g| Arc::clone(&g.sandbox));
-                let _entered = sandbox.as_ref().map(|s| s.enter(&caller));
+                let _entered = conn.as_ref().map(|g| g.sandbox.enter(&caller));
                 let target = conn.as_mut().ok_or(open_error.as_str());
                 if job(target).await {
                     tracing::warn!("SQLite writer connection dropped; reopening on next use");

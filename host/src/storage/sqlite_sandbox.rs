@@ -69,7 +69,7 @@ impl ConnSandbox {
     }
 
     /// Run the connection's statements for `caller` until the guard drops.
-    pub fn enter(&self, caller: &Caller) -> Entered<'_> {
+    pub fn enter(self: &Arc<Self>, caller: &Caller) -> Entered {
         let active = match &caller.pack {
             Some(p) => Active::Pack(Arc::clone(p)),
             None => Active::Host,
@@ -80,7 +80,9 @@ impl ConnSandbox {
             u64::try_from(after).unwrap_or(u64::MAX)
         });
         self.deadline.store(deadline, Ordering::Relaxed);
-        Entered { sandbox: self }
+        Entered {
+            sandbox: Arc::clone(self),
+        }
     }
 
     /// For the progress handler: the running statement's scope has run out of time.
@@ -107,11 +109,11 @@ impl ConnSandbox {
 }
 
 /// The scope of [`ConnSandbox::enter`]; dropping it makes the connection idle again.
-pub struct Entered<'a> {
-    sandbox: &'a ConnSandbox,
+pub struct Entered {
+    sandbox: Arc<ConnSandbox>,
 }
 
-impl Drop for Entered<'_> {
+impl Drop for Entered {
     fn drop(&mut self) {
         // The deadline stays: a statement whose caller went away still stops at it.
         *self
@@ -336,6 +338,11 @@ mod tests {
             params: vec![],
         }];
         assert_eq!(db.batch(&pack, &batch).await.unwrap(), [1]);
+        // a mistake in the pack's own SQL is invalid, not refused
+        let typo = read(&db, &pack, "SELECT nope FROM mine").await;
+        assert!(matches!(typo, Err(StorageError::Invalid(_))), "{typo:?}");
+        let typo = db.execute(&pack, "UPDATE mine SET nope = 1", &[]).await;
+        assert!(matches!(typo, Err(StorageError::Invalid(_))), "{typo:?}");
         // the SQL ends with a comment and a semicolon: still one statement
         read(&db, &pack, "SELECT id FROM mine; -- done")
             .await
