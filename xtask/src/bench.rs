@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use testkit::ConfigToml;
 
 use crate::load::{self, Target};
 
@@ -83,33 +84,25 @@ fn wait_ready(addr: SocketAddr, path: &str, limit: Duration) -> Result<Duration>
     bail!("{addr}{path} not ready after {limit:?}")
 }
 
-/// Write a config for the bench and answer its path.
+/// Write a config for the bench and answer its path (with `testkit`'s writer, the one the e2e
+/// harness uses; there every test parses what it writes with the host's own config types).
 fn write_config(dir: &Path, root: &Path, cache: &Path, guards: bool) -> Result<PathBuf> {
-    let mut text = format!(
-        "[server]\nguard_order = [\"api_clients\", \"rate_limits\", \"read_only_shield\"]\n\
-         [database]\nurl = \"sqlite://{db}\"\n\
-         [runtime]\npacks_dir = \"{packs}\"\nmigrations_dir = \"{migrations}\"\ncache_dir = \"{cache}\"\n",
-        db = dir.join("bench.db").display(),
-        packs = root.join("target/wasm32-wasip2/pack").display(),
-        migrations = root.join("migrations").display(),
-        cache = cache.display(),
-    );
-    if guards {
-        text.push_str(&format!(
-            "[auth]\nenabled = true\nadmin_key = \"{ADMIN_KEY}\"\n"
-        ));
+    let mut config = ConfigToml::in_workspace(root)
+        .guard_order(&["api_clients", "rate_limits", "read_only_shield"])
+        .database_url(&format!("sqlite://{}", dir.join("bench.db").display()))
+        .cache_dir(cache);
+    config = if guards {
+        config.admin_key(ADMIN_KEY)
     } else {
-        text.push_str("[auth]\nenabled = false\n");
-    }
+        config.auth_off()
+    };
     for pack in ALL_PACKS {
         let on = guards || !matches!(pack, "api_clients" | "rate_limits" | "read_only_shield");
-        text.push_str(&format!("[packs.{pack}]\nenabled = {on}\n"));
-        if pack == "read_only_shield" {
-            text.push_str("[packs.read_only_shield.grants]\npacks = [\"maintenance\"]\n");
-        }
+        config = config.pack(pack, on);
     }
+    config = config.grant_packs("read_only_shield", &["maintenance"]);
     let path = dir.join(if guards { "guards.toml" } else { "plain.toml" });
-    std::fs::write(&path, text)?;
+    config.write(&path)?;
     Ok(path)
 }
 
