@@ -3,35 +3,55 @@
 //!
 //! # Layout
 //! - [`pack`]: the [`Pack`] declaration (routes, guard, schedule) and the export glue;
-//! - [`request`]: the incoming [`Request`] (params, query, typed JSON bodies);
-//! - [`response`]: [`Response`] builders;
+//! - [`handler`] and [`extract`]: handlers take extractors ([`Json`], [`Valid`], [`Path`],
+//!   [`Query`], [`Page`], [`Actor`], the [`Request`]) and return [`IntoResponse`] values
+//!   ([`Json`], [`Created`], [`Accepted`], [`NoContent`]);
+//! - [`schema`]: each route's request and response JSON Schema, from the handler's types;
 //! - [`problem`]: RFC 9457 [`Problem`] errors with field-level details;
-//! - [`validate`]: the [`Validate`] trait and its [`Validator`];
-//! - [`db`]: typed, parameterised SQL through the host's `store`;
+//! - [`validate`]: `#[derive(Validate)]` rules and the [`Validator`] they report to;
+//! - [`db`]: parameterised SQL through the host's `store`, rows decoded by serde;
 //! - [`cache`], [`log`], [`host`], [`outbound`]: the other host capabilities;
 //! - [`guard`]: guard decisions; [`packs`]: calls into other packs;
 //! - [`clock`]: RFC 3339 timestamps and UUID v7 ids; [`crypto`]: random tokens, SHA-256.
 //!
-//! ```ignore
-//! #![cfg_attr(not(test), no_std)] // the SDK brings the allocator and the panic handler
+//! A pack's `lib.rs` starts with `#![cfg_attr(not(test), no_std)]` (the SDK brings the
+//! allocator and the panic handler) and reads like this; its `Cargo.toml` depends on
+//! `valhalla-sdk`, `serde` and `schemars` (the derives name them).
 //!
+//! ```no_run
 //! use valhalla_sdk::prelude::*;
+//!
+//! #[derive(Deserialize, JsonSchema, Validate)]
+//! struct Greeting {
+//!     #[validate(length(min = 1, max = 64))]
+//!     name: String,
+//! }
+//!
+//! #[derive(Serialize, JsonSchema)]
+//! struct Hello {
+//!     hello: String,
+//! }
 //!
 //! fn pack() -> Pack {
 //!     Pack::new("hello", env!("CARGO_PKG_VERSION"), "Says hello")
-//!         .get("/hello/{name}", Access::Public, "Greet someone", hello)
-//! }
-//!
-//! fn hello(req: &Request) -> Result<Response, Problem> {
-//!     Response::ok(&serde_json::json!({ "hello": req.param("name")? }))
+//!         .get("/hello/{name}", Access::Public, "Greet someone", |Path(name): Path<String>| {
+//!             Ok(Json(Hello { hello: name }))
+//!         })
+//!         .post("/hello", Access::Write, "Greet from a body", |Valid(g): Valid<Greeting>| {
+//!             Ok(Created(Hello { hello: g.name }))
+//!         })
 //! }
 //!
 //! valhalla_sdk::export_pack!(pack);
+//! # fn main() {}
 //! ```
 
 #![no_std]
+#![warn(missing_docs)]
 
 extern crate alloc;
+// The derives name `::valhalla_sdk`, which the SDK's own tests use too.
+extern crate self as valhalla_sdk;
 // Off wasm (the SDK's and the packs' unit tests), std brings the allocator and panic handler.
 #[cfg(not(target_arch = "wasm32"))]
 extern crate std;
@@ -49,6 +69,7 @@ pub mod alloc_prelude {
 }
 
 /// Generated bindings of the `valhalla:pack` world (one copy of the WIT, in `wit/`).
+#[allow(missing_docs)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",
@@ -64,30 +85,41 @@ pub mod capability;
 pub mod clock;
 pub mod crypto;
 pub mod db;
+pub mod extract;
 pub mod guard;
+pub mod handler;
 pub mod host;
 pub mod log;
 pub mod outbound;
 pub mod pack;
 pub mod packs;
+mod pairs;
 pub mod problem;
 pub mod request;
 pub mod response;
+pub mod schema;
 pub mod validate;
 
 pub use bindings::valhalla::pack::types::{Access, Method};
+pub use extract::{Actor, FromRequest, Json, Path, Query, Valid, yes};
+pub use handler::{Accepted, Created, Handler, IntoResponse, NoContent};
 pub use pack::{GuardSpec, Pack};
+pub use pairs::PairError;
 pub use problem::{FieldError, Problem};
 pub use request::{Page, Request};
 pub use response::Response;
+pub use schema::JsonSchema;
 pub use validate::{Validate, Validator};
+/// `#[derive(Validate)]`: per-field `#[validate(...)]` rules (see [`valhalla_sdk_macros`]).
+pub use valhalla_sdk_macros::Validate;
 
 /// Everything a pack usually needs.
 pub mod prelude {
     pub use crate::alloc_prelude::*;
     pub use crate::db::{self, Row};
     pub use crate::{
-        Access, FieldError, GuardSpec, Method, Pack, Page, Problem, Request, Response, Validate,
+        Accepted, Access, Actor, Created, FieldError, GuardSpec, Json, JsonSchema, Method,
+        NoContent, Pack, Page, Path, Problem, Query, Request, Response, Valid, Validate,
         Validator, cache, capability, clock, crypto, guard, host, log, outbound, packs, params,
     };
     pub use serde::{Deserialize, Serialize};

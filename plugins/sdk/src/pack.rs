@@ -4,31 +4,38 @@
 use crate::alloc_prelude::*;
 
 use crate::bindings::valhalla::pack::types as wit;
+use crate::handler::Handler;
 use crate::problem::Problem;
 use crate::request::Request;
 use crate::response::Response;
+use crate::schema::Schema;
 use wit::{Access, Method};
 
-/// A route handler.
-pub type Handler = fn(&Request) -> Result<Response, Problem>;
 /// A guard: `Ok(None)` lets the request proceed, `Ok(Some(response))` answers it.
 pub type GuardFn = fn(&Request) -> Result<wit::Decision, Problem>;
 /// Scheduled work: a short report, or why it failed.
 pub type TickFn = fn() -> Result<String, String>;
+
+type Call = Box<dyn Fn(&Request) -> Result<Response, Problem>>;
 
 struct Route {
     method: Method,
     path: &'static str,
     summary: &'static str,
     access: Access,
-    handler: Handler,
+    call: Call,
+    request_schema: fn() -> Option<Schema>,
+    response_schema: fn() -> Option<Schema>,
 }
 
 /// Which requests a guard sees (the host skips the rest without calling the pack).
 #[derive(Debug, Clone, Default)]
 pub struct GuardSpec {
+    /// lower runs first
     pub order: i32,
+    /// the methods it sees; empty is all
     pub methods: Vec<Method>,
+    /// the path prefixes it sees; empty is all
     pub path_prefixes: Vec<String>,
     /// an authenticating guard: it sees the credential headers, which the host keeps from
     /// every other guard and every route
@@ -45,7 +52,23 @@ pub struct Pack {
     schedule: Option<(u64, TickFn)>,
 }
 
+macro_rules! method_shorthands {
+    ($($name:ident => $method:ident),*) => {$(
+        #[doc = concat!("Serve `", stringify!($method), " path` with `handler`.")]
+        pub fn $name<Args, H: Handler<Args>>(
+            self,
+            path: &'static str,
+            access: Access,
+            summary: &'static str,
+            handler: H,
+        ) -> Self {
+            self.route(Method::$method, path, access, summary, handler)
+        }
+    )*};
+}
+
 impl Pack {
+    /// A pack named `name` (its tables, grants and config section use this name).
     pub fn new(name: &'static str, version: &'static str, description: &'static str) -> Self {
         Self {
             name,
@@ -58,69 +81,27 @@ impl Pack {
     }
 
     /// Serve `method path` with `handler`; `path` is a template like `/items/{id}`.
-    pub fn route(
+    pub fn route<Args, H: Handler<Args>>(
         mut self,
         method: Method,
         path: &'static str,
         access: Access,
         summary: &'static str,
-        handler: Handler,
+        handler: H,
     ) -> Self {
         self.routes.push(Route {
             method,
             path,
             summary,
             access,
-            handler,
+            call: Box::new(move |req| handler.call(req)),
+            request_schema: H::request_schema,
+            response_schema: H::response_schema,
         });
         self
     }
 
-    pub fn get(
-        self,
-        path: &'static str,
-        access: Access,
-        summary: &'static str,
-        h: Handler,
-    ) -> Self {
-        self.route(Method::Get, path, access, summary, h)
-    }
-    pub fn post(
-        self,
-        path: &'static str,
-        access: Access,
-        summary: &'static str,
-        h: Handler,
-    ) -> Self {
-        self.route(Method::Post, path, access, summary, h)
-    }
-    pub fn put(
-        self,
-        path: &'static str,
-        access: Access,
-        summary: &'static str,
-        h: Handler,
-    ) -> Self {
-        self.route(Method::Put, path, access, summary, h)
-    }
-    pub fn patch(
-        self,
-        path: &'static str,
-        access: Access,
-        summary: &'static str,
-        h: Handler,
-    ) -> Self {
-        self.route(Method::Patch, path, access, summary, h)
-    }
-    pub fn delete(
-        self,
-        path: &'static str,
-        access: Access,
-        summary: &'static str,
-        h: Handler,
-    ) -> Self {
-        self.route(Method::Delete, path, access, summary, h)
-    }
+    method_shorthands!(get => Get, post => Post, put => Put, patch => Patch, delete => Delete);
 
     /// Declare a guard run on matching requests before their route.
     pub fn guard(mut self, spec: GuardSpec, guard: GuardFn) -> Self {
@@ -148,8 +129,8 @@ impl Pack {
                     path: r.path.into(),
                     summary: r.summary.into(),
                     access: r.access,
-                    request_schema: None,
-                    response_schema: None,
+                    request_schema: (r.request_schema)(),
+                    response_schema: (r.response_schema)(),
                 })
                 .collect(),
             guard: self.guard.as_ref().map(|(spec, _)| wit::GuardSpec {
@@ -172,7 +153,7 @@ impl Pack {
             .find(|r| r.method == request.method && r.path == request.route);
         let request = Request::new(request);
         let result = match found {
-            Some(route) => (route.handler)(&request),
+            Some(route) => (route.call)(&request),
             None => Err(Problem::not_found(format!(
                 "pack `{}` has no route {} {}",
                 self.name,

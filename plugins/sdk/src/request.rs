@@ -2,6 +2,8 @@
 
 use crate::alloc_prelude::*;
 
+use alloc::rc::Rc;
+
 use serde::de::DeserializeOwned;
 
 use crate::bindings::valhalla::pack::types as wit;
@@ -14,9 +16,11 @@ pub use wit::Principal;
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 1000;
 
-/// A request routed to one of the pack's routes.
+/// A request routed to one of the pack's routes. Cloning it is cheap (the request is shared),
+/// so a handler may take it whole as an extractor.
+#[derive(Clone)]
 pub struct Request {
-    inner: wit::Request,
+    inner: Rc<wit::Request>,
 }
 
 /// `limit`/`offset` of a list request, validated.
@@ -28,7 +32,19 @@ pub struct Page {
 
 impl Request {
     pub(crate) fn new(inner: wit::Request) -> Self {
-        Self { inner }
+        Self {
+            inner: Rc::new(inner),
+        }
+    }
+
+    /// The route's `{name}` parameters, in template order.
+    pub fn params(&self) -> &[(String, String)] {
+        &self.inner.params
+    }
+
+    /// The query string's name/value pairs, in order.
+    pub fn query_pairs(&self) -> &[(String, String)] {
+        &self.inner.query
     }
 
     pub fn method(&self) -> wit::Method {
@@ -147,9 +163,18 @@ impl Request {
 
     /// The body as JSON of type `T`, checked by `T::validate`.
     ///
-    /// Not JSON at all is a 400; a wrong type, a missing or unknown field, or a failed check is
-    /// a 422 that names every field it can.
+    /// Not JSON at all is a 400, another content type a 415; a wrong type, a missing or
+    /// unknown field, or a failed check is a 422 that names every field it can.
     pub fn json<T: DeserializeOwned + Validate>(&self) -> Result<T, Problem> {
+        let value = self.json_unchecked::<T>()?;
+        let mut validator = Validator::default();
+        value.validate(&mut validator);
+        validator.finish()?;
+        Ok(value)
+    }
+
+    /// The body as JSON of type `T`, a type whose fields say all there is to check.
+    pub fn json_unchecked<T: DeserializeOwned>(&self) -> Result<T, Problem> {
         if let Some(ct) = self.header("content-type")
             && !ct.to_ascii_lowercase().contains("json")
         {
@@ -157,11 +182,7 @@ impl Request {
                 "expected a JSON body, got content type `{ct}`"
             )));
         }
-        let value = parse_json_object::<T>(&self.inner.body)?;
-        let mut validator = Validator::default();
-        value.validate(&mut validator);
-        validator.finish()?;
-        Ok(value)
+        parse_json_object::<T>(&self.inner.body)
     }
 }
 

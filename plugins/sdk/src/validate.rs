@@ -5,22 +5,171 @@ use crate::alloc_prelude::*;
 
 use crate::problem::{FieldError, Problem};
 
-/// Checks beyond what the types already say. The default accepts everything.
+/// Checks beyond what the types already say, usually derived: `#[derive(Validate)]` with
+/// `#[validate(...)]` rules on the fields (see [`valhalla_sdk_macros`]). A body with nothing
+/// to check is read with [`Json`](crate::Json), which asks for no `Validate` at all.
 pub trait Validate {
-    fn validate(&self, _v: &mut Validator) {}
+    /// Record every broken rule in `v`.
+    fn validate(&self, v: &mut Validator);
 }
 
 /// Collects field errors.
 #[derive(Debug, Default)]
 pub struct Validator {
     errors: Vec<FieldError>,
+    /// the field path of the [`nested`](Self::nested) value being checked, `a.b.`
+    prefix: String,
+}
+
+/// How many characters or items a field holds (`None` when an optional field is absent).
+pub trait Counted {
+    /// The count, and the unit it is counted in.
+    fn count(&self) -> Option<(usize, &'static str)>;
+}
+
+impl Counted for String {
+    fn count(&self) -> Option<(usize, &'static str)> {
+        Some((self.chars().count(), "characters"))
+    }
+}
+
+impl Counted for &str {
+    fn count(&self) -> Option<(usize, &'static str)> {
+        Some((self.chars().count(), "characters"))
+    }
+}
+
+impl<T> Counted for Vec<T> {
+    fn count(&self) -> Option<(usize, &'static str)> {
+        Some((self.len(), "items"))
+    }
+}
+
+impl<T: Counted> Counted for Option<T> {
+    fn count(&self) -> Option<(usize, &'static str)> {
+        self.as_ref().and_then(Counted::count)
+    }
+}
+
+/// An integer field's value (`None` when an optional field is absent).
+pub trait Numeric {
+    /// The value widened to `i64`.
+    fn number(&self) -> Option<i64>;
+}
+
+macro_rules! numeric {
+    ($($t:ty),*) => {$(
+        impl Numeric for $t {
+            fn number(&self) -> Option<i64> {
+                i64::try_from(*self).ok()
+            }
+        }
+    )*};
+}
+numeric!(i8, i16, i32, i64, u8, u16, u32, u64, usize);
+
+impl<T: Numeric> Numeric for Option<T> {
+    fn number(&self) -> Option<i64> {
+        self.as_ref().and_then(Numeric::number)
+    }
+}
+
+/// A text field's value (`None` when an optional field is absent).
+pub trait Text {
+    /// The text.
+    fn text(&self) -> Option<&str>;
+}
+
+impl Text for String {
+    fn text(&self) -> Option<&str> {
+        Some(self)
+    }
+}
+
+impl Text for Option<String> {
+    fn text(&self) -> Option<&str> {
+        self.as_deref()
+    }
 }
 
 impl Validator {
+    /// Record `message` on `field`.
+    pub fn error(&mut self, field: &str, message: impl Into<String>) -> &mut Self {
+        let field = format!("{}{field}", self.prefix);
+        self.errors.push(FieldError::new(field, message));
+        self
+    }
+
+    /// Check `value`'s own rules, naming its fields `field.inner`.
+    pub fn nested<T: Validate>(&mut self, field: &str, value: &T) -> &mut Self {
+        let inner = format!("{}{field}.", self.prefix);
+        let outer = core::mem::replace(&mut self.prefix, inner);
+        value.validate(self);
+        self.prefix = outer;
+        self
+    }
+
+    /// A count (characters or items) lies in `min..=max`; an absent optional field passes.
+    pub fn length_of(
+        &mut self,
+        field: &str,
+        count: Option<(usize, &'static str)>,
+        min: Option<i64>,
+        max: Option<i64>,
+    ) -> &mut Self {
+        let Some((n, unit)) = count else { return self };
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        if let Some(min) = min
+            && n < min
+        {
+            let message = match (min, unit) {
+                (1, "characters") => "must not be empty".to_string(),
+                (1, _) => "must have at least one item".to_string(),
+                _ => format!("must be at least {min} {unit}"),
+            };
+            self.error(field, message);
+        } else if let Some(max) = max
+            && n > max
+        {
+            self.error(field, format!("must be at most {max} {unit}"));
+        }
+        self
+    }
+
+    /// An integer lies in `min..=max`; an absent optional field passes.
+    pub fn range_of(
+        &mut self,
+        field: &str,
+        value: Option<i64>,
+        min: Option<i64>,
+        max: Option<i64>,
+    ) -> &mut Self {
+        let Some(value) = value else { return self };
+        let low = min.unwrap_or(i64::MIN);
+        let high = max.unwrap_or(i64::MAX);
+        if !(low..=high).contains(&value) {
+            let message = match (min, max) {
+                (Some(min), Some(max)) => format!("must be between {min} and {max}"),
+                (Some(min), None) => format!("must be at least {min}"),
+                _ => format!("must be at most {high}"),
+            };
+            self.error(field, message);
+        }
+        self
+    }
+
+    /// A text is at most `max` bytes of UTF-8; an absent optional field passes.
+    pub fn bytes_of(&mut self, field: &str, value: Option<&str>, max: usize) -> &mut Self {
+        if value.is_some_and(|v| v.len() > max) {
+            self.error(field, format!("must be at most {max} bytes"));
+        }
+        self
+    }
+
     /// Record an error on `field` unless `ok`.
     pub fn check(&mut self, ok: bool, field: &str, message: &str) -> &mut Self {
         if !ok {
-            self.errors.push(FieldError::new(field, message));
+            self.error(field, message);
         }
         self
     }
@@ -29,13 +178,9 @@ impl Validator {
     pub fn length(&mut self, field: &str, value: &str, max: usize) -> &mut Self {
         let n = value.chars().count();
         if n == 0 {
-            self.errors
-                .push(FieldError::new(field, "must not be empty"));
+            self.error(field, "must not be empty");
         } else if n > max {
-            self.errors.push(FieldError::new(
-                field,
-                format!("must be at most {max} characters"),
-            ));
+            self.error(field, format!("must be at most {max} characters"));
         }
         self
     }
@@ -45,10 +190,7 @@ impl Validator {
         if let Some(v) = value
             && v.chars().count() > max
         {
-            self.errors.push(FieldError::new(
-                field,
-                format!("must be at most {max} characters"),
-            ));
+            self.error(field, format!("must be at most {max} characters"));
         }
         self
     }
@@ -56,15 +198,12 @@ impl Validator {
     /// An identifier: 1..=`max` of `A-Z a-z 0-9 _ - . :`, starting with a letter or digit.
     pub fn identifier(&mut self, field: &str, value: &str, max: usize) -> &mut Self {
         if value.is_empty() || value.len() > max {
-            self.errors.push(FieldError::new(
-                field,
-                format!("must be 1 to {max} characters"),
-            ));
+            self.error(field, format!("must be 1 to {max} characters"));
         } else if !is_identifier(value) {
-            self.errors.push(FieldError::new(
+            self.error(
                 field,
                 "may contain only letters, digits, `_`, `-`, `.` and `:`, and must start with a letter or digit",
-            ));
+            );
         }
         self
     }
@@ -72,10 +211,7 @@ impl Validator {
     /// `value` lies in `min..=max`.
     pub fn range(&mut self, field: &str, value: i64, min: i64, max: i64) -> &mut Self {
         if !(min..=max).contains(&value) {
-            self.errors.push(FieldError::new(
-                field,
-                format!("must be between {min} and {max}"),
-            ));
+            self.error(field, format!("must be between {min} and {max}"));
         }
         self
     }

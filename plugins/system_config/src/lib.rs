@@ -11,64 +11,35 @@ fn pack() -> Pack {
         env!("CARGO_PKG_VERSION"),
         "Configuration registry (non-secret settings)",
     )
-    .post(
-        "/system/config",
-        Access::Write,
-        "Create or update a config entry",
-        upsert,
-    )
+    .post("/system/config", Access::Write, "Create or update a config entry", upsert)
     .get("/system/config", Access::Read, "List config entries", list)
-    .get(
-        "/system/config/{key}",
-        Access::Read,
-        "Get a config entry",
-        get,
-    )
-    .delete(
-        "/system/config/{key}",
-        Access::Write,
-        "Delete a config entry",
-        delete,
-    )
+    .get("/system/config/{key}", Access::Read, "Get a config entry", get)
+    .delete("/system/config/{key}", Access::Write, "Delete a config entry", delete)
 }
 
 valhalla_sdk::export_pack!(pack);
 
-const MAX_KEY: usize = 128;
-const MAX_VALUE: usize = 64 * 1024;
-const MAX_DESCRIPTION: usize = 1024;
-const COLUMNS: &str = "id, key, value, description, mutable, created_at, updated_at";
 /// Bounds how stale another replica's cached entry can be; writes here invalidate at once.
 const CACHE_TTL_MS: u64 = 30_000;
 
-#[derive(Deserialize)]
+/// `POST /system/config`: an entry to create or replace.
+#[derive(Deserialize, JsonSchema, Validate)]
 #[serde(deny_unknown_fields)]
 struct Upsert {
+    #[validate(identifier(max = 128))]
     key: String,
+    #[validate(bytes(max = 65536))]
     value: String,
     #[serde(default)]
+    #[validate(length(max = 1024))]
     description: Option<String>,
-    #[serde(default = "yes")]
+    /// `false` freezes the entry: no later change or delete
+    #[serde(default = "valhalla_sdk::yes")]
     mutable: bool,
 }
 
-fn yes() -> bool {
-    true
-}
-
-impl Validate for Upsert {
-    fn validate(&self, v: &mut Validator) {
-        v.identifier("key", &self.key, MAX_KEY)
-            .check(
-                self.value.len() <= MAX_VALUE,
-                "value",
-                "must be at most 65536 bytes",
-            )
-            .max_length("description", self.description.as_deref(), MAX_DESCRIPTION);
-    }
-}
-
-#[derive(Serialize, Deserialize)]
+/// A config entry as stored and answered.
+#[derive(Serialize, Deserialize, JsonSchema)]
 struct Entry {
     id: String,
     key: String,
@@ -79,25 +50,9 @@ struct Entry {
     updated_at: String,
 }
 
-impl Entry {
-    fn from_row(row: &Row) -> Result<Self, Problem> {
-        Ok(Self {
-            id: row.text("id")?,
-            key: row.text("key")?,
-            value: row.text("value")?,
-            description: row.opt_text("description")?,
-            mutable: row.bool("mutable")?,
-            created_at: row.text("created_at")?,
-            updated_at: row.text("updated_at")?,
-        })
-    }
-}
-
 fn find_in_db(key: &str) -> Result<Option<Entry>, Problem> {
-    let sql = format!("SELECT {COLUMNS} FROM system_config WHERE key = $1");
-    db::query_one(&sql, params![key])?
-        .map(|row| Entry::from_row(&row))
-        .transpose()
+    let sql = format!("SELECT {} FROM system_config WHERE key = $1", db::columns::<Entry>());
+    db::query_one_as(&sql, params![key])
 }
 
 fn cache_key(key: &str) -> String {
@@ -105,30 +60,30 @@ fn cache_key(key: &str) -> String {
 }
 
 /// The entry, from the host cache when it is there: config is read far more than written.
-fn find(key: &str) -> Result<Option<Entry>, Problem> {
-    cache::read_through(&cache_key(key), CACHE_TTL_MS, || find_in_db(key))
+fn find(key: &str) -> Result<Entry, Problem> {
+    cache::read_through(&cache_key(key), CACHE_TTL_MS, || find_in_db(key))?
+        .ok_or_else(|| Problem::not_found(format!("no config entry `{key}`")))
 }
 
 fn immutable(key: &str) -> Problem {
     Problem::conflict(format!("config entry `{key}` is immutable"))
 }
 
-fn upsert(req: &Request) -> Result<Response, Problem> {
-    let body: Upsert = req.json()?;
+fn upsert(Valid(body): Valid<Upsert>) -> Result<Json<Entry>, Problem> {
     let before = find_in_db(&body.key)?;
     if before.as_ref().is_some_and(|e| !e.mutable) {
         return Err(immutable(&body.key));
     }
-    let now = clock::now_rfc3339();
     // The WHERE keeps an entry made immutable meanwhile from being overwritten.
+    let columns = db::columns::<Entry>();
     let sql = format!(
-        "INSERT INTO system_config ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $6) \
+        "INSERT INTO system_config ({columns}) VALUES ($1, $2, $3, $4, $5, $6, $6) \
          ON CONFLICT (key) DO UPDATE SET value = excluded.value, \
          description = excluded.description, mutable = excluded.mutable, \
          updated_at = excluded.updated_at WHERE system_config.mutable = $7 \
-         RETURNING {COLUMNS}"
+         RETURNING {columns}"
     );
-    let row = db::query_one(
+    let after: Entry = db::query_one_as(
         &sql,
         params![
             clock::new_id(),
@@ -136,61 +91,39 @@ fn upsert(req: &Request) -> Result<Response, Problem> {
             body.value,
             body.description,
             body.mutable,
-            now,
+            clock::now_rfc3339(),
             true
         ],
     )?
     .ok_or_else(|| immutable(&body.key))?;
-    let after = Entry::from_row(&row)?;
     cache::invalidate(&cache_key(&after.key));
-    log::audit_upsert(
-        "config",
-        &format!("system_config/{}", after.key),
-        before.as_ref(),
-        &after,
-    );
-    Response::ok(&after)
+    let target = format!("system_config/{}", after.key);
+    log::audit_upsert("config", &target, before.as_ref(), &after);
+    Ok(Json(after))
 }
 
-fn list(req: &Request) -> Result<Response, Problem> {
-    db::list_page(
-        "system_config",
-        COLUMNS,
-        &db::Filter::new(),
-        "key",
-        req.page()?,
-        Entry::from_row,
-    )
+fn list(page: Page) -> Result<Json<db::List<Entry>>, Problem> {
+    db::list_page("system_config", &db::Filter::new(), "key", page)
 }
 
-fn get(req: &Request) -> Result<Response, Problem> {
-    let key = req.param("key")?;
-    match find(key)? {
-        Some(entry) => Response::ok(&entry),
-        None => Err(Problem::not_found(format!("no config entry `{key}`"))),
-    }
+fn get(Path(key): Path<String>) -> Result<Json<Entry>, Problem> {
+    find(&key).map(Json)
 }
 
-fn delete(req: &Request) -> Result<Response, Problem> {
-    let key = req.param("key")?;
+fn delete(Path(key): Path<String>) -> Result<NoContent, Problem> {
     let entry =
-        find_in_db(key)?.ok_or_else(|| Problem::not_found(format!("no config entry `{key}`")))?;
+        find_in_db(&key)?.ok_or_else(|| Problem::not_found(format!("no config entry `{key}`")))?;
     if !entry.mutable {
-        return Err(immutable(key));
+        return Err(immutable(&key));
     }
     let deleted = db::execute(
         "DELETE FROM system_config WHERE key = $1 AND mutable = $2",
-        params![key, true],
+        params![key.as_str(), true],
     )?;
-    cache::invalidate(&cache_key(key));
+    cache::invalidate(&cache_key(&key));
     if deleted == 0 {
-        return Err(immutable(key));
+        return Err(immutable(&key));
     }
-    log::audit::<Entry, ()>(
-        "config.delete",
-        &format!("system_config/{key}"),
-        Some(&entry),
-        None,
-    );
-    Response::no_content()
+    log::audit::<Entry, ()>("config.delete", &format!("system_config/{key}"), Some(&entry), None);
+    Ok(NoContent)
 }

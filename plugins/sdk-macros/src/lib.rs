@@ -1,0 +1,200 @@
+//! Derive macros of the Valhalla guest SDK: `#[derive(Validate)]` turns per-field
+//! `#[validate(...)]` rules into a `valhalla_sdk::Validate` impl.
+//!
+//! The rules use the `validator` crate's spelling where it has one (`length`, `range`,
+//! `custom`, `nested`), so `schemars` reads the same attributes into the JSON Schema
+//! (`maxLength`, `minimum` …) and a rule is written once for both.
+//!
+//! | rule | applies to | checks |
+//! |---|---|---|
+//! | `length(min = a, max = b)` | strings (characters), lists (items), their `Option`s | the count is in range |
+//! | `bytes(max = n)` | strings | the UTF-8 length is at most `n` |
+//! | `range(min = a, max = b)` | integers and their `Option`s | the value is in range |
+//! | `identifier(max = n)` | strings | 1..=`n` of `A-Z a-z 0-9 _ - . :`, starting alphanumeric |
+//! | `custom(function = path)` | anything | `path(&field) -> Result<(), impl Into<String>>` |
+//! | `nested` | a type that is itself `Validate` | its rules, with field names prefixed |
+//!
+//! On the struct, `#[validate(with = path)]` adds a cross-field check
+//! `path(&self, &mut Validator)`. `Option` fields are checked only when present.
+
+use proc_macro::TokenStream;
+use proc_macro2::TokenStream as Tokens;
+use quote::quote;
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Data, DeriveInput, Expr, Fields, Meta, Token, parse_macro_input};
+
+/// Derive `valhalla_sdk::Validate` from `#[validate(...)]` field rules (see the crate docs).
+#[proc_macro_derive(Validate, attributes(validate))]
+pub fn derive_validate(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    match expand(&input) {
+        Ok(tokens) => tokens.into(),
+        Err(err) => err.to_compile_error().into(),
+    }
+}
+
+fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
+    let Data::Struct(data) = &input.data else {
+        return Err(syn::Error::new(
+            input.span(),
+            "#[derive(Validate)] supports structs with named fields",
+        ));
+    };
+    let Fields::Named(fields) = &data.fields else {
+        return Err(syn::Error::new(
+            input.span(),
+            "#[derive(Validate)] supports structs with named fields",
+        ));
+    };
+    let mut checks = Vec::new();
+    for field in &fields.named {
+        let Some(ident) = &field.ident else { continue };
+        let name = ident.to_string().trim_start_matches("r#").to_string();
+        for rule in rules(&field.attrs)? {
+            checks.push(field_check(&rule, ident, &name)?);
+        }
+    }
+    for rule in rules(&input.attrs)? {
+        checks.push(struct_check(&rule)?);
+    }
+    if checks.is_empty() {
+        return Err(syn::Error::new(
+            input.span(),
+            "#[derive(Validate)] without any #[validate(...)] rule: use `Json<T>` for a body with nothing to check",
+        ));
+    }
+    let ty = &input.ident;
+    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
+    Ok(quote! {
+        impl #impl_generics ::valhalla_sdk::Validate for #ty #ty_generics #where_clause {
+            fn validate(&self, __v: &mut ::valhalla_sdk::Validator) {
+                #(#checks)*
+            }
+        }
+    })
+}
+
+/// The rules of every `#[validate(...)]` attribute.
+fn rules(attrs: &[syn::Attribute]) -> syn::Result<Vec<Meta>> {
+    let mut out = Vec::new();
+    for attr in attrs.iter().filter(|a| a.path().is_ident("validate")) {
+        let list = attr.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated)?;
+        out.extend(list);
+    }
+    Ok(out)
+}
+
+/// `key = value` pairs of a rule such as `length(min = 1, max = 128)`.
+fn args(meta: &Meta) -> syn::Result<Vec<(String, Expr)>> {
+    let Meta::List(list) = meta else {
+        return Ok(Vec::new());
+    };
+    let pairs = list.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated)?;
+    pairs
+        .into_iter()
+        .map(|m| match m {
+            Meta::NameValue(nv) => Ok((path_name(&nv.path), nv.value)),
+            other => Err(syn::Error::new(other.span(), "expected `name = value`")),
+        })
+        .collect()
+}
+
+fn arg(args: &[(String, Expr)], name: &str) -> Option<Tokens> {
+    args.iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, e)| quote!(#e))
+}
+
+fn path_name(path: &syn::Path) -> String {
+    path.segments
+        .last()
+        .map(|s| s.ident.to_string())
+        .unwrap_or_default()
+}
+
+/// A callable path given as `function = path` or `function = "path"`.
+fn callable(meta: &Meta, key: &str) -> syn::Result<Tokens> {
+    let expr = match meta {
+        Meta::NameValue(nv) => nv.value.clone(),
+        _ => args(meta)?
+            .into_iter()
+            .find(|(n, _)| n == key)
+            .map(|(_, e)| e)
+            .ok_or_else(|| syn::Error::new(meta.span(), format!("expected `{key} = path`")))?,
+    };
+    match expr {
+        Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(s),
+            ..
+        }) => {
+            let path: syn::Path = s.parse()?;
+            Ok(quote!(#path))
+        }
+        other => Ok(quote!(#other)),
+    }
+}
+
+fn field_check(rule: &Meta, ident: &syn::Ident, name: &str) -> syn::Result<Tokens> {
+    let kind = path_name(rule.path());
+    let a = args(rule)?;
+    let min = arg(&a, "min").map_or(quote!(None), |m| quote!(Some((#m) as i64)));
+    let max = arg(&a, "max").map_or(quote!(None), |m| quote!(Some((#m) as i64)));
+    let need_max = || {
+        arg(&a, "max").ok_or_else(|| syn::Error::new(rule.span(), format!("`{kind}` needs `max = …`")))
+    };
+    Ok(match kind.as_str() {
+        "length" => quote! {
+            __v.length_of(#name, ::valhalla_sdk::validate::Counted::count(&self.#ident), #min, #max);
+        },
+        "range" => quote! {
+            __v.range_of(#name, ::valhalla_sdk::validate::Numeric::number(&self.#ident), #min, #max);
+        },
+        "bytes" => {
+            let max = need_max()?;
+            quote! {
+                __v.bytes_of(#name, ::valhalla_sdk::validate::Text::text(&self.#ident), (#max) as usize);
+            }
+        }
+        "identifier" => {
+            let max = need_max()?;
+            quote! {
+                if let Some(__s) = ::valhalla_sdk::validate::Text::text(&self.#ident) {
+                    __v.identifier(#name, __s, (#max) as usize);
+                }
+            }
+        }
+        "custom" => {
+            let f = callable(rule, "function")?;
+            quote! {
+                if let Err(__m) = #f(&self.#ident) {
+                    __v.error(#name, __m);
+                }
+            }
+        }
+        "nested" => quote! {
+            __v.nested(#name, &self.#ident);
+        },
+        other => {
+            return Err(syn::Error::new(
+                rule.span(),
+                format!(
+                    "unknown validate rule `{other}` (length, bytes, range, identifier, custom, nested)"
+                ),
+            ));
+        }
+    })
+}
+
+fn struct_check(rule: &Meta) -> syn::Result<Tokens> {
+    match path_name(rule.path()).as_str() {
+        "with" => {
+            let f = callable(rule, "with")?;
+            Ok(quote! { #f(self, __v); })
+        }
+        other => Err(syn::Error::new(
+            rule.span(),
+            format!("unknown struct-level validate rule `{other}` (with = path)"),
+        )),
+    }
+}
