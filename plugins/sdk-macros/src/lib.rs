@@ -101,16 +101,11 @@ fn args(meta: &Meta) -> syn::Result<Vec<(String, Expr)>> {
 }
 
 fn arg(args: &[(String, Expr)], name: &str) -> Option<Tokens> {
-    args.iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, e)| quote!(#e))
+    args.iter().find(|(n, _)| n == name).map(|(_, e)| quote!(#e))
 }
 
 fn path_name(path: &syn::Path) -> String {
-    path.segments
-        .last()
-        .map(|s| s.ident.to_string())
-        .unwrap_or_default()
+    path.segments.last().map(|s| s.ident.to_string()).unwrap_or_default()
 }
 
 /// A callable path given as `function = path` or `function = "path"`.
@@ -124,10 +119,7 @@ fn callable(meta: &Meta, key: &str) -> syn::Result<Tokens> {
             .ok_or_else(|| syn::Error::new(meta.span(), format!("expected `{key} = path`")))?,
     };
     match expr {
-        Expr::Lit(syn::ExprLit {
-            lit: syn::Lit::Str(s),
-            ..
-        }) => {
+        Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) => {
             let path: syn::Path = s.parse()?;
             Ok(quote!(#path))
         }
@@ -141,7 +133,8 @@ fn field_check(rule: &Meta, ident: &syn::Ident, name: &str) -> syn::Result<Token
     let min = arg(&a, "min").map_or(quote!(None), |m| quote!(Some((#m) as i64)));
     let max = arg(&a, "max").map_or(quote!(None), |m| quote!(Some((#m) as i64)));
     let need_max = || {
-        arg(&a, "max").ok_or_else(|| syn::Error::new(rule.span(), format!("`{kind}` needs `max = …`")))
+        arg(&a, "max")
+            .ok_or_else(|| syn::Error::new(rule.span(), format!("`{kind}` needs `max = …`")))
     };
     Ok(match kind.as_str() {
         "length" => quote! {

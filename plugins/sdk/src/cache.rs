@@ -65,10 +65,12 @@ pub fn invalidate(key: &str) {
     delete(key);
 }
 
+/// Drop `key` from the cache.
 pub fn delete(key: &str) {
     host_cache::delete(key);
 }
 
+/// Drop every key that starts with `prefix`; answers how many went.
 pub fn delete_prefix(prefix: &str) -> u32 {
     host_cache::delete_prefix(prefix)
 }

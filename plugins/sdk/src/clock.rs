@@ -45,9 +45,7 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
     let b = text.as_bytes();
     let num = |from: usize, len: usize| -> Option<i64> {
         let s = text.get(from..from + len)?;
-        s.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| s.parse().ok())?
+        s.bytes().all(|c| c.is_ascii_digit()).then(|| s.parse().ok())?
     };
     if b.len() < 20
         || b[4] != b'-'
@@ -125,14 +123,7 @@ pub fn new_id() -> String {
     b[6] = (b[6] & 0x0f) | 0x70; // version 7
     b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
 }
 
 fn fill_random(buf: &mut [u8]) {
@@ -146,14 +137,8 @@ mod tests {
     #[test]
     fn parses_rfc3339() {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(
-            parse_rfc3339("2026-11-23T08:47:31.123Z"),
-            Some(1_795_423_651_123)
-        );
-        assert_eq!(
-            parse_rfc3339("2026-11-23T09:47:31.1+01:00"),
-            Some(1_795_423_651_100)
-        );
+        assert_eq!(parse_rfc3339("2026-11-23T08:47:31.123Z"), Some(1_795_423_651_123));
+        assert_eq!(parse_rfc3339("2026-11-23T09:47:31.1+01:00"), Some(1_795_423_651_100));
         assert_eq!(parse_rfc3339("2000-02-29T00:00:00Z"), Some(951_782_400_000));
         for bad in [
             "",
@@ -174,9 +159,6 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000Z");
         assert_eq!(rfc3339(1_795_423_651_123), "2026-11-23T08:47:31.123000Z");
         assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000000Z");
-        assert_eq!(
-            rfc3339_us(1_795_423_651_123_456),
-            "2026-11-23T08:47:31.123456Z"
-        );
+        assert_eq!(rfc3339_us(1_795_423_651_123_456), "2026-11-23T08:47:31.123456Z");
     }
 }

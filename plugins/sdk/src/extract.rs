@@ -76,18 +76,12 @@ pub struct Query<T>(pub T);
 
 impl<T: DeserializeOwned> FromRequest for Query<T> {
     fn from_request(req: &Request) -> Result<Self, Problem> {
-        from_pairs(req.query_pairs())
-            .map(Query)
-            .map_err(pair_problem)
+        from_pairs(req.query_pairs()).map(Query).map_err(pair_problem)
     }
 }
 
 fn pair_problem(err: PairError) -> Problem {
-    let field = if err.name.is_empty() {
-        "query".to_string()
-    } else {
-        err.name
-    };
+    let field = if err.name.is_empty() { "query".to_string() } else { err.name };
     Problem::invalid_field(field, err.message)
 }
 

@@ -30,9 +30,5 @@ pub fn respond(response: Response) -> Decision {
 
 /// A principal with `roles`.
 pub fn principal(id: impl Into<String>, name: impl Into<String>, roles: Vec<String>) -> Principal {
-    Principal {
-        id: id.into(),
-        name: name.into(),
-        roles,
-    }
+    Principal { id: id.into(), name: name.into(), roles }
 }

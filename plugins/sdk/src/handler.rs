@@ -71,11 +71,7 @@ pub struct NoContent;
 
 impl IntoResponse for NoContent {
     fn into_response(self) -> Result<Response, Problem> {
-        Ok(Response {
-            status: 204,
-            headers: Vec::new(),
-            body: Vec::new(),
-        })
+        Ok(Response { status: 204, headers: Vec::new(), body: Vec::new() })
     }
 }
 

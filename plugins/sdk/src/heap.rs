@@ -36,10 +36,7 @@ unsafe impl dlmalloc::Allocator for LinearMemory {
     fn alloc(&self, size: usize) -> (*mut u8, usize, u32) {
         if !self.initial_heap_taken.get() {
             // linker-defined symbols: only their addresses are used
-            let (base, end) = (
-                &raw const __heap_base as usize,
-                &raw const __heap_end as usize,
-            );
+            let (base, end) = (&raw const __heap_base as usize, &raw const __heap_end as usize);
             if end > base && end - base >= size {
                 self.initial_heap_taken.set(true);
                 return (base as *mut u8, end - base, 0);
@@ -103,19 +100,15 @@ unsafe impl GlobalAlloc for Heap {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        unsafe {
-            self.get()
-                .realloc(ptr, layout.size(), layout.align(), new_size)
-        }
+        unsafe { self.get().realloc(ptr, layout.size(), layout.align(), new_size) }
     }
 }
 
 #[global_allocator]
-static HEAP: Heap = Heap(SingleThreaded(UnsafeCell::new(
-    dlmalloc::Dlmalloc::new_with_allocator(LinearMemory {
+static HEAP: Heap =
+    Heap(SingleThreaded(UnsafeCell::new(dlmalloc::Dlmalloc::new_with_allocator(LinearMemory {
         initial_heap_taken: Cell::new(false),
-    }),
-)));
+    }))));
 
 /// The canonical ABI's allocator: the host calls it to place a call's arguments (strings,
 /// lists) in the pack's memory. (wit-bindgen's own, behind its `realloc` feature, is a
@@ -139,11 +132,7 @@ pub unsafe extern "C" fn cabi_realloc(
         if old_len == 0 {
             HEAP.alloc(Layout::from_size_align_unchecked(new_len, align))
         } else {
-            HEAP.realloc(
-                old,
-                Layout::from_size_align_unchecked(old_len, align),
-                new_len,
-            )
+            HEAP.realloc(old, Layout::from_size_align_unchecked(old_len, align), new_len)
         }
     };
     if new.is_null() {

@@ -8,10 +8,12 @@ use crate::bindings::valhalla::pack::host as host_api;
 use crate::problem::Problem;
 pub use host_api::{PackInfo, RouteInfo};
 
+/// Every route the host serves, of every pack.
 pub fn routes() -> Vec<RouteInfo> {
     host_api::routes()
 }
 
+/// Every pack the host loaded.
 pub fn packs() -> Vec<PackInfo> {
     host_api::packs()
 }

@@ -100,6 +100,9 @@ pub mod response;
 pub mod schema;
 pub mod validate;
 
+#[cfg(test)]
+mod tests;
+
 pub use bindings::valhalla::pack::types::{Access, Method};
 pub use extract::{Actor, FromRequest, Json, Path, Query, Valid, yes};
 pub use handler::{Accepted, Created, Handler, IntoResponse, NoContent};
@@ -109,9 +112,9 @@ pub use problem::{FieldError, Problem};
 pub use request::{Page, Request};
 pub use response::Response;
 pub use schema::JsonSchema;
-pub use validate::{Validate, Validator};
 /// `#[derive(Validate)]`: per-field `#[validate(...)]` rules (see [`valhalla_sdk_macros`]).
 pub use valhalla_sdk_macros::Validate;
+pub use validate::{Validate, Validator};
 
 /// Everything a pack usually needs.
 pub mod prelude {
@@ -119,8 +122,8 @@ pub mod prelude {
     pub use crate::db::{self, Row};
     pub use crate::{
         Accepted, Access, Actor, Created, FieldError, GuardSpec, Json, JsonSchema, Method,
-        NoContent, Pack, Page, Path, Problem, Query, Request, Response, Valid, Validate,
-        Validator, cache, capability, clock, crypto, guard, host, log, outbound, packs, params,
+        NoContent, Pack, Page, Path, Problem, Query, Request, Response, Valid, Validate, Validator,
+        cache, capability, clock, crypto, guard, host, log, outbound, packs, params,
     };
     pub use serde::{Deserialize, Serialize};
 }

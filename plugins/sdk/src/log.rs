@@ -7,25 +7,27 @@ use serde::Serialize;
 use crate::bindings::valhalla::pack::log as host_log;
 use host_log::Level;
 
+/// A debug line in the host's log.
 pub fn debug(message: &str) {
     host_log::log(Level::Debug, message, &[]);
 }
+/// An info line in the host's log.
 pub fn info(message: &str) {
     host_log::log(Level::Info, message, &[]);
 }
+/// A warning in the host's log.
 pub fn warn(message: &str) {
     host_log::log(Level::Warn, message, &[]);
 }
+/// An error line in the host's log.
 pub fn error(message: &str) {
     host_log::log(Level::Error, message, &[]);
 }
 
 /// A log line with structured fields.
 pub fn with_fields(level: Level, message: &str, fields: &[(&str, &str)]) {
-    let fields: Vec<(String, String)> = fields
-        .iter()
-        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-        .collect();
+    let fields: Vec<(String, String)> =
+        fields.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect();
     host_log::log(level, message, &fields);
 }
 

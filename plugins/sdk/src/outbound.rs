@@ -7,8 +7,11 @@ use crate::bindings::valhalla::pack::types::{Error, Method};
 
 /// An answer from another server.
 pub struct Fetched {
+    /// the HTTP status
     pub status: u16,
+    /// the response headers
     pub headers: Vec<(String, String)>,
+    /// the response body
     pub body: Vec<u8>,
 }
 
@@ -18,6 +21,8 @@ pub fn get(url: &str, timeout_ms: u32) -> Result<Fetched, Error> {
     send(Method::Get, url, Vec::new(), Vec::new(), timeout_ms)
 }
 
+/// Send `method url` with `headers` and `body`; the host checks the URL against the pack's
+/// `grants.outbound` and waits at most `timeout_ms`.
 pub fn send(
     method: Method,
     url: &str,
@@ -32,9 +37,5 @@ pub fn send(
         body,
         timeout_ms: Some(timeout_ms),
     })?;
-    Ok(Fetched {
-        status: response.status,
-        headers: response.headers,
-        body: response.body,
-    })
+    Ok(Fetched { status: response.status, headers: response.headers, body: response.body })
 }

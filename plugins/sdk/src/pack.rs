@@ -70,14 +70,7 @@ macro_rules! method_shorthands {
 impl Pack {
     /// A pack named `name` (its tables, grants and config section use this name).
     pub fn new(name: &'static str, version: &'static str, description: &'static str) -> Self {
-        Self {
-            name,
-            version,
-            description,
-            routes: Vec::new(),
-            guard: None,
-            schedule: None,
-        }
+        Self { name, version, description, routes: Vec::new(), guard: None, schedule: None }
     }
 
     /// Serve `method path` with `handler`; `path` is a template like `/items/{id}`.
@@ -139,18 +132,14 @@ impl Pack {
                 path_prefixes: spec.path_prefixes.clone(),
                 needs_credentials: spec.needs_credentials,
             }),
-            schedule: self
-                .schedule
-                .map(|(interval_ms, _)| wit::Schedule { interval_ms }),
+            schedule: self.schedule.map(|(interval_ms, _)| wit::Schedule { interval_ms }),
         }
     }
 
     /// Dispatch a request to the route the host matched.
     pub fn handle(&self, request: wit::Request) -> wit::Response {
-        let found = self
-            .routes
-            .iter()
-            .find(|r| r.method == request.method && r.path == request.route);
+        let found =
+            self.routes.iter().find(|r| r.method == request.method && r.path == request.route);
         let request = Request::new(request);
         let result = match found {
             Some(route) => (route.call)(&request),
@@ -161,9 +150,7 @@ impl Pack {
                 request.route()
             ))),
         };
-        result
-            .unwrap_or_else(|p| p.into_response(request.request_id(), request.path()))
-            .into_wit()
+        result.unwrap_or_else(|p| p.into_response(request.request_id(), request.path())).into_wit()
     }
 
     /// Run the guard; a pack without one lets everything through.
@@ -173,10 +160,7 @@ impl Pack {
         };
         let request = Request::new(request);
         guard(&request).unwrap_or_else(|p| {
-            wit::Decision::Respond(
-                p.into_response(request.request_id(), request.path())
-                    .into_wit(),
-            )
+            wit::Decision::Respond(p.into_response(request.request_id(), request.path()).into_wit())
         })
     }
 
@@ -191,31 +175,40 @@ impl Pack {
 
 /// The decision that lets a request go on unchanged.
 pub fn proceed() -> wit::Decision {
-    wit::Decision::Proceed(wit::Proceed {
-        principal: None,
-        headers: Vec::new(),
-    })
+    wit::Decision::Proceed(wit::Proceed { principal: None, headers: Vec::new() })
 }
 
-/// `GET`, `POST` ...
+/// `GET`, `POST` ... (the wire vocabulary's names).
 pub fn method_name(m: Method) -> &'static str {
-    match m {
-        Method::Get => "GET",
-        Method::Post => "POST",
-        Method::Put => "PUT",
-        Method::Patch => "PATCH",
-        Method::Delete => "DELETE",
-        Method::Head => "HEAD",
-        Method::Options => "OPTIONS",
+    valhalla_wire::Method::from(m).as_str()
+}
+
+/// `public`, `read`, `write`, `admin` (the wire vocabulary's names).
+pub fn access_name(a: Access) -> &'static str {
+    valhalla_wire::Access::from(a).as_str()
+}
+
+impl From<Method> for valhalla_wire::Method {
+    fn from(m: Method) -> Self {
+        match m {
+            Method::Get => Self::Get,
+            Method::Post => Self::Post,
+            Method::Put => Self::Put,
+            Method::Patch => Self::Patch,
+            Method::Delete => Self::Delete,
+            Method::Head => Self::Head,
+            Method::Options => Self::Options,
+        }
     }
 }
 
-/// `public`, `read`, `write`, `admin`.
-pub fn access_name(a: Access) -> &'static str {
-    match a {
-        Access::Public => "public",
-        Access::Read => "read",
-        Access::Write => "write",
-        Access::Admin => "admin",
+impl From<Access> for valhalla_wire::Access {
+    fn from(a: Access) -> Self {
+        match a {
+            Access::Public => Self::Public,
+            Access::Read => Self::Read,
+            Access::Write => Self::Write,
+            Access::Admin => Self::Admin,
+        }
     }
 }

@@ -9,11 +9,14 @@ use crate::bindings::valhalla::pack::types::{Error, Method};
 
 /// Another pack's answer.
 pub struct Answer {
+    /// the HTTP status
     pub status: u16,
+    /// the response body
     pub body: Vec<u8>,
 }
 
 impl Answer {
+    /// A 2xx answer?
     pub fn ok(&self) -> bool {
         (200..300).contains(&self.status)
     }
@@ -41,17 +44,11 @@ pub fn call<B: Serialize>(
         &CallRequest {
             method,
             path: path.to_string(),
-            query: query
-                .iter()
-                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-                .collect(),
+            query: query.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect(),
             body,
         },
     )?;
-    Ok(Answer {
-        status: response.status,
-        body: response.body,
-    })
+    Ok(Answer { status: response.status, body: response.body })
 }
 
 /// A call without a body.

@@ -27,17 +27,11 @@ impl core::error::Error for PairError {}
 
 impl de::Error for PairError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
-        Self {
-            name: String::new(),
-            message: msg.to_string(),
-        }
+        Self { name: String::new(), message: msg.to_string() }
     }
 
     fn missing_field(field: &'static str) -> Self {
-        Self {
-            name: field.into(),
-            message: "is required".into(),
-        }
+        Self { name: field.into(), message: "is required".into() }
     }
 }
 
@@ -80,10 +74,7 @@ impl<'de> de::Deserializer<'de> for Pairs<'_> {
     type Error = PairError;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, PairError> {
-        visitor.visit_map(PairMap {
-            pairs: self.pairs.into_iter(),
-            value: None,
-        })
+        visitor.visit_map(PairMap { pairs: self.pairs.into_iter(), value: None })
     }
 
     fn deserialize_tuple<V: Visitor<'de>>(
@@ -91,9 +82,7 @@ impl<'de> de::Deserializer<'de> for Pairs<'_> {
         _len: usize,
         visitor: V,
     ) -> Result<V::Value, PairError> {
-        visitor.visit_seq(PairSeq {
-            pairs: self.pairs.into_iter(),
-        })
+        visitor.visit_seq(PairSeq { pairs: self.pairs.into_iter() })
     }
 
     fn deserialize_newtype_struct<V: Visitor<'de>>(
@@ -194,11 +183,7 @@ impl Value<'_> {
 
     /// Errors from deeper in (an enum variant) are about this pair.
     fn named(&self, err: PairError) -> PairError {
-        if err.name.is_empty() {
-            self.invalid()
-        } else {
-            err
-        }
+        if err.name.is_empty() { self.invalid() } else { err }
     }
 }
 
@@ -215,9 +200,7 @@ impl<'de> de::Deserializer<'de> for Value<'_> {
     type Error = PairError;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, PairError> {
-        visitor
-            .visit_str(self.raw)
-            .map_err(|e| self.named(e))
+        visitor.visit_str(self.raw).map_err(|e| self.named(e))
     }
 
     fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, PairError> {
@@ -296,15 +279,9 @@ mod tests {
 
     #[test]
     fn a_struct_reads_its_fields_by_name_and_type() {
-        let f: Filter = from_pairs(&pairs(&[("active", "true"), ("limit", "5"), ("x", "y")])).unwrap();
-        assert_eq!(
-            f,
-            Filter {
-                active: Some(true),
-                limit: Some(5),
-                name: None
-            }
-        );
+        let f: Filter =
+            from_pairs(&pairs(&[("active", "true"), ("limit", "5"), ("x", "y")])).unwrap();
+        assert_eq!(f, Filter { active: Some(true), limit: Some(5), name: None });
     }
 
     #[test]

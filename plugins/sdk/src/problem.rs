@@ -5,76 +5,86 @@ use crate::alloc_prelude::*;
 use serde::Serialize;
 
 use crate::response::Response;
+use crate::schema::JsonSchema;
+
+pub use valhalla_wire::Kind;
 
 /// One invalid field of a request: `{"field": "key", "message": "must not be empty"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct FieldError {
+    /// the field's path in the body (`key`, `rules.0.value`) or the parameter's name
     pub field: String,
+    /// what is wrong with it
     pub message: String,
 }
 
 impl FieldError {
+    /// `message` about `field`.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
+        Self { field: field.into(), message: message.into() }
     }
 }
 
 /// An error answer. Handlers return `Err(Problem)`; the SDK renders it as
-/// `application/problem+json` with the request id and the path as `instance`.
+/// `application/problem+json` with the request id and the path as `instance`. The kinds,
+/// their statuses and titles come from `valhalla-wire`, the vocabulary the host shares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
+    /// the HTTP status
     pub status: u16,
     /// short slug for the `type` URI: `not-found`, `validation` ...
     pub kind: &'static str,
+    /// the problem's `title`
     pub title: &'static str,
+    /// what happened, for the client: never internals
     pub detail: String,
+    /// the invalid fields of a 422
     pub errors: Vec<FieldError>,
 }
 
 impl Problem {
+    /// A problem of `kind`: its status and title come with it.
+    pub fn of(kind: Kind, detail: impl Into<String>) -> Self {
+        Self::new(kind.status(), kind.slug(), kind.title(), detail)
+    }
+
+    /// A problem spelled out; prefer [`Problem::of`], which cannot disagree with the host.
     pub fn new(
         status: u16,
         kind: &'static str,
         title: &'static str,
         detail: impl Into<String>,
     ) -> Self {
-        Self {
-            status,
-            kind,
-            title,
-            detail: detail.into(),
-            errors: Vec::new(),
-        }
+        Self { status, kind, title, detail: detail.into(), errors: Vec::new() }
     }
 
+    /// 400 Bad Request.
     pub fn bad_request(detail: impl Into<String>) -> Self {
-        Self::new(400, "bad-request", "Bad Request", detail)
+        Self::of(Kind::BadRequest, detail)
     }
+    /// 400, the body is not JSON.
     pub fn malformed_json(detail: impl Into<String>) -> Self {
-        Self::new(400, "malformed-json", "Malformed JSON", detail)
+        Self::of(Kind::MalformedJson, detail)
     }
+    /// 401, no valid credential.
     pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Self::new(401, "unauthorized", "Unauthorized", detail)
+        Self::of(Kind::Unauthorized, detail)
     }
+    /// 403, the credential lacks the role.
     pub fn forbidden(detail: impl Into<String>) -> Self {
-        Self::new(403, "forbidden", "Forbidden", detail)
+        Self::of(Kind::Forbidden, detail)
     }
+    /// 404 Not Found.
     pub fn not_found(detail: impl Into<String>) -> Self {
-        Self::new(404, "not-found", "Not Found", detail)
+        Self::of(Kind::NotFound, detail)
     }
+    /// 409 Conflict.
     pub fn conflict(detail: impl Into<String>) -> Self {
-        Self::new(409, "conflict", "Conflict", detail)
+        Self::of(Kind::Conflict, detail)
     }
+    /// 415, the body is not JSON by its content type.
     pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
-        Self::new(
-            415,
-            "unsupported-media-type",
-            "Unsupported Media Type",
-            detail,
-        )
+        Self::of(Kind::UnsupportedMediaType, detail)
     }
     /// 422 with the list of invalid fields.
     pub fn validation(errors: Vec<FieldError>) -> Self {
@@ -82,10 +92,7 @@ impl Problem {
             [one] => format!("invalid field `{}`: {}", one.field, one.message),
             many => format!("{} invalid fields", many.len()),
         };
-        Self {
-            errors,
-            ..Self::new(422, "validation", "Unprocessable Content", detail)
-        }
+        Self { errors, ..Self::of(Kind::Validation, detail) }
     }
     /// 422 for one field.
     pub fn invalid_field(field: impl Into<String>, message: impl Into<String>) -> Self {
@@ -93,10 +100,11 @@ impl Problem {
     }
     /// 500. The detail goes to the client: never put internals in it.
     pub fn internal(detail: impl Into<String>) -> Self {
-        Self::new(500, "internal", "Internal Server Error", detail)
+        Self::of(Kind::Internal, detail)
     }
+    /// 503, something the request needs cannot answer now.
     pub fn unavailable(detail: impl Into<String>) -> Self {
-        Self::new(503, "unavailable", "Service Unavailable", detail)
+        Self::of(Kind::Unavailable, detail)
     }
 
     /// The problem+json response for the request `request_id` at `instance`.
@@ -114,7 +122,7 @@ impl Problem {
             errors: &'a [FieldError],
         }
         let body = Body {
-            kind: format!("urn:valhalla:problem:{}", self.kind),
+            kind: format!("{}{}", valhalla_wire::PROBLEM_TYPE_PREFIX, self.kind),
             title: self.title,
             status: self.status,
             detail: &self.detail,

@@ -14,6 +14,7 @@ pub use wit::Principal;
 
 /// Default and maximum page sizes for list endpoints.
 pub const DEFAULT_LIMIT: i64 = 50;
+/// The largest page a list answers.
 pub const MAX_LIMIT: i64 = 1000;
 
 /// A request routed to one of the pack's routes. Cloning it is cheap (the request is shared),
@@ -26,15 +27,15 @@ pub struct Request {
 /// `limit`/`offset` of a list request, validated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Page {
+    /// how many items, 1..=1000
     pub limit: i64,
+    /// how many to skip
     pub offset: i64,
 }
 
 impl Request {
     pub(crate) fn new(inner: wit::Request) -> Self {
-        Self {
-            inner: Rc::new(inner),
-        }
+        Self { inner: Rc::new(inner) }
     }
 
     /// The route's `{name}` parameters, in template order.
@@ -47,9 +48,11 @@ impl Request {
         &self.inner.query
     }
 
+    /// The HTTP method.
     pub fn method(&self) -> wit::Method {
         self.inner.method
     }
+    /// The request path, e.g. `/system/config/site.name`.
     pub fn path(&self) -> &str {
         &self.inner.path
     }
@@ -57,15 +60,19 @@ impl Request {
     pub fn route(&self) -> &str {
         &self.inner.route
     }
+    /// The request id the host assigned (also in the response's `x-request-id`).
     pub fn request_id(&self) -> &str {
         &self.inner.request_id
     }
+    /// The authenticated principal, if any.
     pub fn principal(&self) -> Option<&Principal> {
         self.inner.principal.as_ref()
     }
+    /// The client's address as the host determined it.
     pub fn client_ip(&self) -> &str {
         &self.inner.client_ip
     }
+    /// The raw body.
     pub fn body(&self) -> &[u8] {
         &self.inner.body
     }
@@ -85,16 +92,12 @@ impl Request {
             return Some(key.trim()).filter(|k| !k.is_empty());
         }
         let (scheme, token) = self.header("authorization")?.split_once(' ')?;
-        scheme
-            .eq_ignore_ascii_case("bearer")
-            .then(|| token.trim())
-            .filter(|t| !t.is_empty())
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
     }
 
     /// Does the principal have `role`?
     pub fn has_role(&self, role: &str) -> bool {
-        self.principal()
-            .is_some_and(|p| p.roles.iter().any(|r| r == role))
+        self.principal().is_some_and(|p| p.roles.iter().any(|r| r == role))
     }
 
     /// The acting principal's id, for audit records (`anonymous` without one).
@@ -114,11 +117,7 @@ impl Request {
 
     /// The first query value named `name`.
     pub fn query(&self, name: &str) -> Option<&str> {
-        self.inner
-            .query
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.inner.query.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 
     /// A query value parsed as `T`; a value that does not parse is a 422 naming the parameter.
@@ -146,10 +145,7 @@ impl Request {
         let limit = limit.unwrap_or(DEFAULT_LIMIT);
         let offset = offset.unwrap_or(0);
         if !(1..=MAX_LIMIT).contains(&limit) {
-            errors.push(FieldError::new(
-                "limit",
-                format!("must be between 1 and {MAX_LIMIT}"),
-            ));
+            errors.push(FieldError::new("limit", format!("must be between 1 and {MAX_LIMIT}")));
         }
         if offset < 0 {
             errors.push(FieldError::new("offset", "must not be negative"));
@@ -192,9 +188,7 @@ pub fn parse_json_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem>
     match body.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') | None => parse_json(body),
         Some(_) => match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
-            Err(e) => Err(Problem::malformed_json(format!(
-                "the body is not valid JSON: {e}"
-            ))),
+            Err(e) => Err(Problem::malformed_json(format!("the body is not valid JSON: {e}"))),
             Ok(_) => Err(Problem::invalid_field("body", "must be a JSON object")),
         },
     }
@@ -247,11 +241,7 @@ fn problem_from_serde(err: serde_path_to_error::Error<serde_json::Error>) -> Pro
 }
 
 fn join_path(parent: &str, name: &str) -> String {
-    if parent == "." {
-        name.to_string()
-    } else {
-        format!("{parent}.{name}")
-    }
+    if parent == "." { name.to_string() } else { format!("{parent}.{name}") }
 }
 
 fn backticked<'a>(message: &'a str, prefix: &str) -> Option<&'a str> {

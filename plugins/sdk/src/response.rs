@@ -10,18 +10,18 @@ use crate::problem::Problem;
 /// An HTTP answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
+    /// the HTTP status
     pub status: u16,
+    /// headers to send
     pub headers: Vec<(String, String)>,
+    /// the body
     pub body: Vec<u8>,
 }
 
 impl Response {
+    /// `status` with `body` of `content_type`.
     pub fn raw(status: u16, content_type: &str, body: Vec<u8>) -> Self {
-        Self {
-            status,
-            headers: vec![("content-type".into(), content_type.into())],
-            body,
-        }
+        Self { status, headers: vec![("content-type".into(), content_type.into())], body }
     }
 
     /// `status` with `value` as JSON.
@@ -43,23 +43,16 @@ impl Response {
 
     /// 204, no body.
     pub fn no_content() -> Result<Self, Problem> {
-        Ok(Self {
-            status: 204,
-            headers: Vec::new(),
-            body: Vec::new(),
-        })
+        Ok(Self { status: 204, headers: Vec::new(), body: Vec::new() })
     }
 
+    /// The same answer with one more header.
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
     }
 
     pub(crate) fn into_wit(self) -> wit::Response {
-        wit::Response {
-            status: self.status,
-            headers: self.headers,
-            body: self.body,
-        }
+        wit::Response { status: self.status, headers: self.headers, body: self.body }
     }
 }

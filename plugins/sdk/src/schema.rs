@@ -4,8 +4,8 @@
 
 use crate::alloc_prelude::*;
 
-use schemars::generate::SchemaSettings;
 pub use schemars::JsonSchema;
+use schemars::generate::SchemaSettings;
 
 /// A JSON Schema document as JSON text.
 pub type Schema = String;
@@ -24,10 +24,7 @@ pub fn of<T: JsonSchema>() -> Schema {
 /// The schema of `T` as a response body: what the pack sends.
 pub fn of_response<T: JsonSchema>() -> Schema {
     render(
-        SchemaSettings::draft2020_12()
-            .for_serialize()
-            .into_generator()
-            .into_root_schema_for::<T>(),
+        SchemaSettings::draft2020_12().for_serialize().into_generator().into_root_schema_for::<T>(),
     )
 }
 

@@ -218,11 +218,7 @@ impl Validator {
 
     /// A 422 with every error, or Ok.
     pub fn finish(self) -> Result<(), Problem> {
-        if self.errors.is_empty() {
-            Ok(())
-        } else {
-            Err(Problem::validation(self.errors))
-        }
+        if self.errors.is_empty() { Ok(()) } else { Err(Problem::validation(self.errors)) }
     }
 }
 
@@ -240,9 +236,7 @@ mod tests {
     #[test]
     fn collects_every_error() {
         let mut v = Validator::default();
-        v.length("a", "", 5)
-            .identifier("b", "-bad", 10)
-            .range("c", 101, 0, 100);
+        v.length("a", "", 5).identifier("b", "-bad", 10).range("c", 101, 0, 100);
         let p = v.finish().unwrap_err();
         assert_eq!(p.status, 422);
         let fields: Vec<_> = p.errors.iter().map(|e| e.field.as_str()).collect();

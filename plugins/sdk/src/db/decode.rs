@@ -54,10 +54,7 @@ impl<'de> de::Deserializer<'de> for RowDe<'_> {
         _len: usize,
         visitor: V,
     ) -> Result<V::Value, DecodeError> {
-        visitor.visit_seq(InOrder {
-            columns: self.columns.iter(),
-            values: self.values.iter(),
-        })
+        visitor.visit_seq(InOrder { columns: self.columns.iter(), values: self.values.iter() })
     }
 
     serde::forward_to_deserialize_any! {
@@ -95,10 +92,8 @@ where
         &mut self,
         seed: S,
     ) -> Result<S::Value, DecodeError> {
-        let (column, value) = self
-            .next
-            .take()
-            .ok_or_else(|| DecodeError("a value without its column".into()))?;
+        let (column, value) =
+            self.next.take().ok_or_else(|| DecodeError("a value without its column".into()))?;
         seed.deserialize(Cell { column, value })
     }
 }
@@ -146,7 +141,8 @@ impl Cell<'_> {
 
     fn mismatch(&self, wanted: &str) -> DecodeError {
         if self.is_null() {
-            DecodeError(format!("column `{}` is not a non-null {wanted}", self.column))
+            let noun = wanted.trim_start_matches("an ").trim_start_matches("a ");
+            DecodeError(format!("column `{}` is not a non-null {noun}", self.column))
         } else {
             DecodeError(format!("column `{}` is not {wanted}", self.column))
         }
@@ -176,9 +172,7 @@ impl Cell<'_> {
             Value::Int(Some(n)) => Ok(n.to_string()),
             Value::Float(Some(n)) => Ok(n.to_string()),
             Value::Boolean(Some(b)) => Ok(b.to_string()),
-            Value::Blob(Some(b)) => {
-                String::from_utf8(b.clone()).map_err(|_| self.mismatch("text"))
-            }
+            Value::Blob(Some(b)) => String::from_utf8(b.clone()).map_err(|_| self.mismatch("text")),
             _ => Err(self.mismatch("text")),
         }
     }
@@ -260,11 +254,7 @@ impl<'de> de::Deserializer<'de> for Cell<'_> {
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
-        if self.is_null() {
-            visitor.visit_none()
-        } else {
-            visitor.visit_some(self)
-        }
+        if self.is_null() { visitor.visit_none() } else { visitor.visit_some(self) }
     }
 
     fn deserialize_newtype_struct<V: Visitor<'de>>(
@@ -285,15 +275,10 @@ impl<'de> de::Deserializer<'de> for Cell<'_> {
         let text = self.text()?;
         let column = self.column;
         let name: de::value::StringDeserializer<DecodeError> = text.into_deserializer();
-        visitor
-            .visit_enum(name)
-            .map_err(|e| DecodeError(format!("column `{column}`: {e}")))
+        visitor.visit_enum(name).map_err(|e| DecodeError(format!("column `{column}`: {e}")))
     }
 
-    fn deserialize_ignored_any<V: Visitor<'de>>(
-        self,
-        visitor: V,
-    ) -> Result<V::Value, DecodeError> {
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
         visitor.visit_unit()
     }
 

@@ -21,6 +21,7 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// No filter yet: every row.
     pub fn new() -> Self {
         Self::default()
     }
@@ -34,12 +35,12 @@ impl Filter {
     ) -> &mut Self {
         if let Some(v) = value {
             self.params.push(v.to_value());
-            self.clauses
-                .push(format!("{column} {op} ${}", self.params.len()));
+            self.clauses.push(format!("{column} {op} ${}", self.params.len()));
         }
         self
     }
 
+    /// `column = $N` when `value` is present.
     pub fn eq<V: ToValue>(&mut self, column: &'static str, value: Option<V>) -> &mut Self {
         self.push(column, "=", value)
     }
@@ -85,10 +86,8 @@ pub fn list_page<T: DeserializeOwned>(
 ) -> Result<Json<List<T>>, Problem> {
     let columns = columns::<T>();
     let where_sql = filter.sql();
-    let total = query_scalar(
-        &format!("SELECT COUNT(*) FROM {table}{where_sql}"),
-        filter.params(vec![]),
-    )?;
+    let total =
+        query_scalar(&format!("SELECT COUNT(*) FROM {table}{where_sql}"), filter.params(vec![]))?;
     let n = filter.next_param();
     let sql = format!(
         "SELECT {columns} FROM {table}{where_sql} ORDER BY {order_by} LIMIT ${n} OFFSET ${}",
@@ -97,4 +96,3 @@ pub fn list_page<T: DeserializeOwned>(
     let items = query_as(&sql, filter.params(crate::params![page.limit, page.offset]))?;
     Ok(Json(List { total, items }))
 }
-

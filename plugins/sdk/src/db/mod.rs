@@ -21,6 +21,7 @@ pub use store::{Statement, Value};
 
 /// Converts a Rust value into a typed SQL parameter.
 pub trait ToValue {
+    /// The parameter.
     fn to_value(&self) -> Value;
 }
 
@@ -79,6 +80,11 @@ pub struct Row {
 }
 
 impl Row {
+    /// A row of `values` under `columns` (as the store answers them).
+    pub fn from_parts(columns: Vec<String>, values: Vec<Value>) -> Self {
+        Self { columns, values }
+    }
+
     /// Column `column` as `T` (`Option<T>` for a nullable one).
     pub fn get<T: DeserializeOwned>(&self, column: &str) -> Result<T, Problem> {
         let i = self
@@ -86,20 +92,13 @@ impl Row {
             .iter()
             .position(|c| c == column)
             .ok_or_else(|| Problem::internal(format!("query has no column `{column}`")))?;
-        T::deserialize(decode::Cell {
-            column,
-            value: &self.values[i],
-        })
-        .map_err(decode_problem)
+        T::deserialize(decode::Cell { column, value: &self.values[i] }).map_err(decode_problem)
     }
 
     /// The whole row as `T`, fields by column name.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, Problem> {
-        T::deserialize(decode::RowDe {
-            columns: &self.columns,
-            values: &self.values,
-        })
-        .map_err(decode_problem)
+        T::deserialize(decode::RowDe { columns: &self.columns, values: &self.values })
+            .map_err(decode_problem)
     }
 }
 
@@ -120,11 +119,8 @@ pub fn query_as<T: DeserializeOwned>(sql: &str, params: Vec<Value>) -> Result<Ve
         .rows
         .iter()
         .map(|values| {
-            T::deserialize(decode::RowDe {
-                columns: &result.columns,
-                values,
-            })
-            .map_err(decode_problem)
+            T::deserialize(decode::RowDe { columns: &result.columns, values })
+                .map_err(decode_problem)
         })
         .collect()
 }
@@ -146,11 +142,7 @@ pub fn returning<T: DeserializeOwned>(sql: &str, params: Vec<Value>) -> Result<T
 /// For `#[serde(deserialize_with = "db::comma_list")]`: a text column holding `a,b,c`.
 pub fn comma_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     let text: String = serde::Deserialize::deserialize(d)?;
-    Ok(text
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect())
+    Ok(text.split(',').filter(|s| !s.is_empty()).map(String::from).collect())
 }
 
 /// For `#[serde(deserialize_with = "db::json_text")]`: a text column holding JSON (`NULL`
@@ -166,14 +158,7 @@ where
 
 fn rows_of(result: store::Rows) -> Vec<Row> {
     let columns = result.columns;
-    result
-        .rows
-        .into_iter()
-        .map(|values| Row {
-            columns: columns.clone(),
-            values,
-        })
-        .collect()
+    result.rows.into_iter().map(|values| Row { columns: columns.clone(), values }).collect()
 }
 
 /// A store error as the client sees it: conflicts are 409, the rest a 500; database details
@@ -200,9 +185,7 @@ pub fn problem_from(err: StoreError) -> Problem {
 
 /// Rows of a query.
 pub fn query(sql: &str, params: Vec<Value>) -> Result<Vec<Row>, Problem> {
-    store::query(sql, &params)
-        .map(rows_of)
-        .map_err(problem_from)
+    store::query(sql, &params).map(rows_of).map_err(problem_from)
 }
 
 /// The first row of a query, if any.
@@ -215,9 +198,9 @@ pub fn query_scalar(sql: &str, params: Vec<Value>) -> Result<i64, Problem> {
     let result = store::query(sql, &params).map_err(problem_from)?;
     match result.rows.first().and_then(|r| r.first()) {
         Some(Value::Int(Some(n))) => Ok(*n),
-        Some(Value::Text(Some(s))) => s
-            .parse()
-            .map_err(|_| Problem::internal("scalar is not an integer")),
+        Some(Value::Text(Some(s))) => {
+            s.parse().map_err(|_| Problem::internal("scalar is not an integer"))
+        }
         _ => Err(Problem::internal("query returned no scalar")),
     }
 }
@@ -234,8 +217,5 @@ pub fn batch(statements: Vec<Statement>) -> Result<Vec<u64>, Problem> {
 
 /// A statement for [`batch`].
 pub fn statement(sql: &str, params: Vec<Value>) -> Statement {
-    Statement {
-        sql: sql.to_string(),
-        params,
-    }
+    Statement { sql: sql.to_string(), params }
 }

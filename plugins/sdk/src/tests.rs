@@ -1,0 +1,241 @@
+//! Unit tests of the typed surface as a pack meets it: extractors, handlers and their
+//! schemas, derived validation, rows decoded by serde.
+
+use crate::alloc_prelude::*;
+use crate::bindings::valhalla::pack::types as wit;
+use crate::db::{self, Value};
+use crate::prelude::*;
+
+fn request(
+    route: &str,
+    params: &[(&str, &str)],
+    query: &[(&str, &str)],
+    body: &str,
+) -> wit::Request {
+    let pairs = |items: &[(&str, &str)]| {
+        items.iter().map(|(n, v)| ((*n).to_string(), (*v).to_string())).collect()
+    };
+    wit::Request {
+        method: Method::Post,
+        path: "/items".into(),
+        route: route.into(),
+        params: pairs(params),
+        query: pairs(query),
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: body.as_bytes().to_vec(),
+        request_id: "rid".into(),
+        principal: None,
+        client_ip: "127.0.0.1".into(),
+    }
+}
+
+fn body_of(resp: &wit::Response) -> serde_json::Value {
+    serde_json::from_slice(&resp.body).unwrap()
+}
+
+#[derive(Debug, Deserialize, Serialize, JsonSchema, Validate)]
+#[serde(deny_unknown_fields)]
+struct NewItem {
+    #[validate(identifier(max = 16))]
+    key: String,
+    #[validate(length(min = 1, max = 3))]
+    tags: Vec<String>,
+    #[serde(default)]
+    #[validate(range(min = 0, max = 100))]
+    weight: Option<i64>,
+    #[serde(default)]
+    #[validate(custom(function = not_shouting))]
+    note: Option<String>,
+}
+
+fn not_shouting(note: &Option<String>) -> Result<(), &'static str> {
+    match note {
+        Some(n) if n.chars().any(|c| c.is_lowercase()) || n.is_empty() => Ok(()),
+        Some(_) => Err("must not be all capitals"),
+        None => Ok(()),
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+struct Filter {
+    active: Option<bool>,
+}
+
+fn items() -> Pack {
+    Pack::new("items", "0.0.0", "Items")
+        .post("/items", Access::Write, "Create", |Valid(item): Valid<NewItem>| Ok(Created(item)))
+        .get("/items/{id}", Access::Read, "Get", |Path(id): Path<i64>, Query(f): Query<Filter>| {
+            Ok(Json(serde_json::json!({ "id": id, "active": f.active })))
+        })
+        .delete("/items/{id}", Access::Write, "Delete", |_: Path<String>| Ok(NoContent))
+        .post("/raw", Access::Write, "Free-form", |Json(v): Json<serde_json::Value>| Ok(Json(v)))
+}
+
+fn call(route: &str, params: &[(&str, &str)], query: &[(&str, &str)], body: &str) -> wit::Response {
+    let mut req = request(route, params, query, body);
+    if route.starts_with("/items/") {
+        req.method = if body == "delete" { Method::Delete } else { Method::Get };
+    }
+    items().handle(req)
+}
+
+#[test]
+fn a_valid_body_reaches_the_handler_and_created_is_201() {
+    let resp = call("/items", &[], &[], r#"{"key":"a.b","tags":["x"],"weight":5}"#);
+    assert_eq!(resp.status, 201);
+    assert_eq!(body_of(&resp)["key"], "a.b");
+}
+
+#[test]
+fn a_body_that_is_not_json_is_400() {
+    let resp = call("/items", &[], &[], r#"{"key":"#);
+    assert_eq!(resp.status, 400);
+    assert_eq!(body_of(&resp)["type"], "urn:valhalla:problem:malformed-json");
+}
+
+#[test]
+fn another_content_type_is_415() {
+    let mut req = request("/items", &[], &[], "key=a");
+    req.headers = vec![("content-type".into(), "application/x-www-form-urlencoded".into())];
+    assert_eq!(items().handle(req).status, 415);
+}
+
+#[test]
+fn every_broken_rule_is_one_field_error_of_a_422() {
+    let resp = call("/items", &[], &[], r#"{"key":"-x","tags":[],"weight":101,"note":"NO"}"#);
+    assert_eq!(resp.status, 422);
+    let body = body_of(&resp);
+    let fields: Vec<_> =
+        body["errors"].as_array().unwrap().iter().map(|e| e["field"].clone()).collect();
+    assert_eq!(fields, ["key", "tags", "weight", "note"]);
+    assert_eq!(body["errors"][3]["message"], "must not be all capitals");
+}
+
+#[test]
+fn a_wrong_type_is_a_422_naming_the_field() {
+    let resp = call("/items", &[], &[], r#"{"key":"k","tags":"x"}"#);
+    assert_eq!(resp.status, 422);
+    assert_eq!(body_of(&resp)["errors"][0]["field"], "tags");
+}
+
+#[test]
+fn path_and_query_parse_into_their_types() {
+    let resp = call("/items/{id}", &[("id", "7")], &[("active", "false")], "");
+    assert_eq!(resp.status, 200);
+    assert_eq!(body_of(&resp), serde_json::json!({ "id": 7, "active": false }));
+    let bad = call("/items/{id}", &[("id", "7")], &[("active", "maybe")], "");
+    assert_eq!(bad.status, 422);
+    assert_eq!(body_of(&bad)["errors"][0]["field"], "active");
+    let bad = call("/items/{id}", &[("id", "x")], &[], "");
+    assert_eq!(body_of(&bad)["errors"][0]["field"], "id");
+}
+
+#[test]
+fn no_content_is_204_without_a_body() {
+    let resp = call("/items/{id}", &[("id", "x")], &[], "delete");
+    assert_eq!((resp.status, resp.body.len()), (204, 0));
+}
+
+#[test]
+fn a_routes_schemas_come_from_its_handler_types() {
+    let manifest = items().manifest();
+    let create = &manifest.routes[0];
+    let request: serde_json::Value =
+        serde_json::from_str(create.request_schema.as_deref().unwrap()).unwrap();
+    let expected: serde_json::Value =
+        serde_json::from_str(&crate::schema::of::<NewItem>()).unwrap();
+    assert_eq!(request, expected);
+    assert_eq!(request["properties"]["tags"]["maxItems"], 3, "validate rules reach the schema");
+    assert_eq!(request["properties"]["weight"]["maximum"], 100);
+    assert!(create.response_schema.is_some());
+    let delete = &manifest.routes[2];
+    assert_eq!((delete.request_schema.as_deref(), delete.response_schema.as_deref()), (None, None));
+    let get = &manifest.routes[1];
+    assert!(get.request_schema.is_none(), "path and query extractors read no body");
+}
+
+#[test]
+fn nested_rules_name_the_inner_field() {
+    #[derive(Validate)]
+    struct Outer {
+        #[validate(nested)]
+        inner: Inner,
+    }
+    #[derive(Validate)]
+    struct Inner {
+        #[validate(length(max = 2))]
+        name: String,
+    }
+    let mut v = Validator::default();
+    Outer { inner: Inner { name: "long".into() } }.validate(&mut v);
+    assert_eq!(v.finish().unwrap_err().errors[0].field, "inner.name");
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+struct Client {
+    id: String,
+    active: bool,
+    weight: Option<i64>,
+    ratio: f64,
+    #[serde(deserialize_with = "db::comma_list")]
+    roles: Vec<String>,
+}
+
+fn row(columns: &[&str], values: Vec<Value>) -> db::Row {
+    db::Row::from_parts(columns.iter().map(|c| (*c).to_string()).collect(), values)
+}
+
+#[test]
+fn rows_decode_by_column_name_with_either_engines_types() {
+    let sqlite = row(
+        &["roles", "id", "active", "weight", "ratio", "extra"],
+        vec![
+            Value::Text(Some("read,write".into())),
+            Value::Text(Some("c1".into())),
+            Value::Int(Some(1)),
+            Value::Int(None),
+            Value::Int(Some(2)),
+            Value::Blob(None),
+        ],
+    );
+    let expected = Client {
+        id: "c1".into(),
+        active: true,
+        weight: None,
+        ratio: 2.0,
+        roles: vec!["read".into(), "write".into()],
+    };
+    assert_eq!(sqlite.decode::<Client>().unwrap(), expected);
+    let postgres = row(
+        &["id", "active", "weight", "ratio", "roles"],
+        vec![
+            Value::Text(Some("c1".into())),
+            Value::Boolean(Some(true)),
+            Value::Text(None),
+            Value::Float(Some(2.0)),
+            Value::Text(Some("read,write".into())),
+        ],
+    );
+    assert_eq!(postgres.decode::<Client>().unwrap(), expected);
+}
+
+#[test]
+fn a_missing_column_or_a_null_in_a_required_field_is_named() {
+    let missing = row(&["id"], vec![Value::Text(Some("c1".into()))]);
+    let err = missing.decode::<Client>().unwrap_err();
+    assert_eq!(err.status, 500);
+    assert_eq!(err.detail, "query has no column `active`");
+    let null = row(&["active"], vec![Value::Boolean(None)]);
+    assert_eq!(
+        null.get::<bool>("active").unwrap_err().detail,
+        "column `active` is not a non-null boolean"
+    );
+    assert_eq!(null.get::<Option<bool>>("active").unwrap(), None);
+    let text = row(&["n"], vec![Value::Text(Some("x".into()))]);
+    assert_eq!(text.get::<i64>("n").unwrap_err().detail, "column `n` is not an integer");
+}
+
+#[test]
+fn columns_come_from_the_struct() {
+    assert_eq!(db::columns::<Client>(), "id, active, weight, ratio, roles");
+}
