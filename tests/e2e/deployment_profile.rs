@@ -3,7 +3,7 @@
 
 use std::net::TcpListener;
 
-use crate::harness::{Engine, TestApp, TestDb, config, grant, json, problem};
+use crate::harness::{Engine, TestApp, TestDb, config, grant};
 use crate::on_both_engines;
 
 /// route_index + deployment_profile, allowed to call `http://localhost:*`.
@@ -33,7 +33,10 @@ async fn profile(engine: Engine) {
         return;
     };
     // seed: curl /system/deploy/profile?environment=dev → { "environment": "dev", "version": …, "timestamp": … }
-    let p = json(app.get("/system/deploy/profile?environment=dev").await, 200).await;
+    let p = app
+        .get("/system/deploy/profile?environment=dev")
+        .expect(200)
+        .await;
     assert_eq!(p["environment"], "dev");
     assert_eq!(p["version"], env!("CARGO_PKG_VERSION"));
     assert!(chrono::DateTime::parse_from_rfc3339(p["timestamp"].as_str().unwrap()).is_ok());
@@ -50,14 +53,12 @@ async fn profile(engine: Engine) {
         ["deployment_profile", "route_index", "system_config"]
     );
     // no environment given: the pack's configured default
-    let p = json(app.get("/system/deploy/profile").await, 200).await;
+    let p = app.get("/system/deploy/profile").expect(200).await;
     assert_eq!(p["environment"], "staging");
-    let e = problem(
-        app.get("/system/deploy/profile?environment=no%20spaces")
-            .await,
-        422,
-    )
-    .await;
+    let e = app
+        .get("/system/deploy/profile?environment=no%20spaces")
+        .expect_problem(422)
+        .await;
     assert_eq!(e["errors"][0]["field"], "environment");
     app.finish().await;
 }
@@ -68,14 +69,12 @@ async fn smoke_self(engine: Engine) {
         return;
     };
     let base = format!("http://localhost:{}", port(&app));
-    let report = json(
-        app.get(&format!(
+    let report = app
+        .get(&format!(
             "/system/deploy/smoke?base_url={base}/&environment=dev"
         ))
-        .await,
-        200,
-    )
-    .await;
+        .expect(200)
+        .await;
     assert_eq!(report["all_ok"], true, "{report}");
     assert_eq!(report["environment"], "dev");
     let results = report["results"].as_array().unwrap();
@@ -106,12 +105,10 @@ async fn smoke_failing(engine: Engine) {
         return;
     }; // no route_index: /debug/routes is a 404
     let base = format!("http://localhost:{}", port(&app));
-    let report = json(
-        app.get(&format!("/system/deploy/smoke?base_url={base}"))
-            .await,
-        200,
-    )
-    .await;
+    let report = app
+        .get(&format!("/system/deploy/smoke?base_url={base}"))
+        .expect(200)
+        .await;
     assert_eq!(report["all_ok"], false);
     let routes = &report["results"][2];
     assert_eq!(routes["endpoint"], "/debug/routes");
@@ -124,14 +121,12 @@ async fn smoke_failing(engine: Engine) {
         .local_addr()
         .unwrap()
         .port();
-    let report = json(
-        app.get(&format!(
+    let report = app
+        .get(&format!(
             "/system/deploy/smoke?base_url=http://localhost:{dead}"
         ))
-        .await,
-        200,
-    )
-    .await;
+        .expect(200)
+        .await;
     assert_eq!(report["all_ok"], false);
     assert!(report["results"][0]["status"].is_null());
     assert!(report["results"][0]["error"].as_str().is_some());
@@ -146,12 +141,10 @@ async fn smoke_refused(engine: Engine) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let p = problem(
-        app.get(&format!("/system/deploy/smoke?base_url={url}"))
-            .await,
-        403,
-    )
-    .await;
+    let p = app
+        .get(&format!("/system/deploy/smoke?base_url={url}"))
+        .expect_problem(403)
+        .await;
     assert!(
         p["detail"].as_str().unwrap().contains("grants.outbound"),
         "{p}"
@@ -177,7 +170,10 @@ async fn smoke_base_url(engine: Engine) {
         "?base_url=http://localhost:1/path",
         "?base_url=ftp://x",
     ] {
-        let p = problem(app.get(&format!("/system/deploy/smoke{bad}")).await, 422).await;
+        let p = app
+            .get(&format!("/system/deploy/smoke{bad}"))
+            .expect_problem(422)
+            .await;
         assert_eq!(p["errors"][0]["field"], "base_url", "{bad}: {p}");
     }
     app.finish().await;
@@ -196,12 +192,18 @@ async fn outbound_timeouts_are_enforced() {
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/", silent.local_addr().unwrap());
     let started = std::time::Instant::now();
-    let body = json(app.get(&format!("/faulty/outbound?url={url}")).await, 200).await;
+    let body = app
+        .get(&format!("/faulty/outbound?url={url}"))
+        .expect(200)
+        .await;
     assert_eq!(body["result"], "unavailable", "{body}");
     assert!(started.elapsed() < std::time::Duration::from_secs(4));
     // a granted, answering URL goes through
     let live = format!("{}/system/health/live", app.base);
-    let body = json(app.get(&format!("/faulty/outbound?url={live}")).await, 200).await;
+    let body = app
+        .get(&format!("/faulty/outbound?url={live}"))
+        .expect(200)
+        .await;
     assert_eq!(body["result"], "sent");
     assert_eq!(body["status"], 200);
     drop(silent);

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::harness::{Engine, TestApp, json, problem};
+use crate::harness::{Engine, TestApp};
 use crate::on_both_engines;
 
 async fn app(engine: Engine) -> Option<TestApp> {
@@ -13,64 +13,52 @@ async fn app(engine: Engine) -> Option<TestApp> {
 async fn seed_examples(engine: Engine) {
     let Some(app) = app(engine).await else { return };
     // curl -X POST /system/features/ -d '{"key": "test_flag", "enabled": true, "group": "test"}'
-    let flag = json(
-        app.post_json(
+    let flag = app
+        .post(
             "/system/features/",
             &json!({"key": "test_flag", "enabled": true, "group": "test"}),
         )
-        .await,
-        200,
-    )
-    .await;
+        .expect(200)
+        .await;
     assert_eq!(flag["key"], "test_flag");
     assert_eq!(flag["group"], "test");
     assert_eq!(flag["rollout_percent"], 100);
     // curl /system/features/test_flag → { "key": "test_flag", "enabled": true }
-    let got = json(app.get("/system/features/test_flag").await, 200).await;
+    let got = app.get("/system/features/test_flag").expect(200).await;
     assert_eq!(got["key"], "test_flag");
     assert_eq!(got["enabled"], true);
     // curl /system/features/ | jq .total
-    assert_eq!(
-        json(app.get("/system/features/").await, 200).await["total"],
-        1
-    );
+    assert_eq!(app.get("/system/features/").expect(200).await["total"], 1);
     app.finish().await;
 }
 on_both_engines!(seed_curl_examples_give_the_promised_answers, seed_examples);
 
 async fn crud_and_groups(engine: Engine) {
     let Some(app) = app(engine).await else { return };
-    let created = json(
-        app.post_json("/system/features", &json!({"key": "a"}))
-            .await,
-        200,
-    )
-    .await;
+    let created = app
+        .post("/system/features", &json!({"key": "a"}))
+        .expect(200)
+        .await;
     assert_eq!(created["enabled"], true, "new flags default to enabled");
     assert_eq!(created["group"], serde_json::Value::Null);
     for (key, group) in [("b", "ui"), ("c", "ui"), ("d", "security")] {
-        json(
-            app.post_json("/system/features", &json!({"key": key, "group": group}))
-                .await,
-            200,
-        )
-        .await;
+        app.post("/system/features", &json!({"key": key, "group": group}))
+            .expect(200)
+            .await;
     }
-    let updated = json(
-        app.post_json(
+    let updated = app
+        .post(
             "/system/features",
             &json!({"key": "a", "enabled": false, "group": "ui", "description": "off"}),
         )
-        .await,
-        200,
-    )
-    .await;
+        .expect(200)
+        .await;
     assert_eq!(updated["id"], created["id"]);
     assert_eq!(updated["enabled"], false);
 
-    let all = json(app.get("/system/features").await, 200).await;
+    let all = app.get("/system/features").expect(200).await;
     assert_eq!(all["total"], 4);
-    let ui = json(app.get("/system/features?group=ui").await, 200).await;
+    let ui = app.get("/system/features?group=ui").expect(200).await;
     assert_eq!(ui["total"], 3);
     let keys: Vec<_> = ui["items"]
         .as_array()
@@ -79,22 +67,21 @@ async fn crud_and_groups(engine: Engine) {
         .map(|f| f["key"].clone())
         .collect();
     assert_eq!(keys, ["a", "b", "c"]);
-    let page = json(
-        app.get("/system/features?group=ui&limit=1&offset=1").await,
-        200,
-    )
-    .await;
+    let page = app
+        .get("/system/features?group=ui&limit=1&offset=1")
+        .expect(200)
+        .await;
     assert_eq!(page["total"], 3);
     assert_eq!(page["items"][0]["key"], "b");
     assert_eq!(
-        json(app.get("/system/features?group=none").await, 200).await["total"],
+        app.get("/system/features?group=none").expect(200).await["total"],
         0
     );
 
-    problem(app.get("/system/features/nope").await, 404).await;
+    app.get("/system/features/nope").expect_problem(404).await;
     assert_eq!(app.delete("/system/features/d").await.status(), 204);
-    problem(app.get("/system/features/d").await, 404).await;
-    problem(app.delete("/system/features/d").await, 404).await;
+    app.get("/system/features/d").expect_problem(404).await;
+    app.delete("/system/features/d").expect_problem(404).await;
     app.finish().await;
 }
 on_both_engines!(crud_with_group_filter_and_404s, crud_and_groups);
@@ -117,61 +104,45 @@ async fn validation(engine: Engine) {
         (json!({"key": "x", "owner": "me"}), "owner"),
     ];
     for (body, field) in cases {
-        let p = problem(app.post_json("/system/features", &body).await, 422).await;
+        let p = app
+            .post("/system/features", &body)
+            .expect_problem(422)
+            .await;
         assert_eq!(p["errors"][0]["field"], field, "{body} → {p}");
     }
-    problem(
-        app.post_raw("/system/features", "application/json", "{nope")
-            .await,
-        400,
-    )
-    .await;
-    assert_eq!(
-        json(app.get("/system/features").await, 200).await["total"],
-        0
-    );
+    app.post_raw("/system/features", "application/json", "{nope")
+        .expect_problem(400)
+        .await;
+    assert_eq!(app.get("/system/features").expect(200).await["total"], 0);
     app.finish().await;
 }
 on_both_engines!(bad_bodies_are_refused_naming_the_field, validation);
 
 async fn evaluation(engine: Engine) {
     let Some(app) = app(engine).await else { return };
-    json(
-        app.post_json("/system/features", &json!({"key": "on"}))
-            .await,
-        200,
+    app.post("/system/features", &json!({"key": "on"}))
+        .expect(200)
+        .await;
+    app.post("/system/features", &json!({"key": "off", "enabled": false}))
+        .expect(200)
+        .await;
+    app.post(
+        "/system/features",
+        &json!({"key": "none", "rollout_percent": 0}),
     )
+    .expect(200)
     .await;
-    json(
-        app.post_json("/system/features", &json!({"key": "off", "enabled": false}))
-            .await,
-        200,
+    app.post(
+        "/system/features",
+        &json!({"key": "part", "rollout_percent": 30}),
     )
-    .await;
-    json(
-        app.post_json(
-            "/system/features",
-            &json!({"key": "none", "rollout_percent": 0}),
-        )
-        .await,
-        200,
-    )
-    .await;
-    json(
-        app.post_json(
-            "/system/features",
-            &json!({"key": "part", "rollout_percent": 30}),
-        )
-        .await,
-        200,
-    )
+    .expect(200)
     .await;
 
-    let e = json(
-        app.get("/system/features/on/evaluate?subject=u1").await,
-        200,
-    )
-    .await;
+    let e = app
+        .get("/system/features/on/evaluate?subject=u1")
+        .expect(200)
+        .await;
     assert_eq!(
         (
             e["key"].as_str(),
@@ -180,40 +151,35 @@ async fn evaluation(engine: Engine) {
         ),
         (Some("on"), Some(true), Some("enabled"))
     );
-    let e = json(
-        app.get("/system/features/off/evaluate?subject=u1").await,
-        200,
-    )
-    .await;
+    let e = app
+        .get("/system/features/off/evaluate?subject=u1")
+        .expect(200)
+        .await;
     assert_eq!(
         (e["enabled"].as_bool(), e["reason"].as_str()),
         (Some(false), Some("disabled"))
     );
-    let e = json(app.get("/system/features/none/evaluate").await, 200).await;
+    let e = app.get("/system/features/none/evaluate").expect(200).await;
     assert_eq!(e["enabled"], false);
-    let p = problem(app.get("/system/features/part/evaluate").await, 422).await;
+    let p = app
+        .get("/system/features/part/evaluate")
+        .expect_problem(422)
+        .await;
     assert_eq!(p["errors"][0]["field"], "subject");
-    problem(
-        app.get("/system/features/missing/evaluate?subject=u1")
-            .await,
-        404,
-    )
-    .await;
+    app.get("/system/features/missing/evaluate?subject=u1")
+        .expect_problem(404)
+        .await;
 
     // the same subject always gets the same answer
-    let first = json(
-        app.get("/system/features/part/evaluate?subject=alice")
-            .await,
-        200,
-    )
-    .await;
-    for _ in 0..5 {
-        let again = json(
-            app.get("/system/features/part/evaluate?subject=alice")
-                .await,
-            200,
-        )
+    let first = app
+        .get("/system/features/part/evaluate?subject=alice")
+        .expect(200)
         .await;
+    for _ in 0..5 {
+        let again = app
+            .get("/system/features/part/evaluate?subject=alice")
+            .expect(200)
+            .await;
         assert_eq!(again["enabled"], first["enabled"]);
     }
     app.finish().await;
@@ -224,14 +190,11 @@ on_both_engines!(evaluate_answers_enabled_and_reason, evaluation);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollout_share_matches_the_percentage() {
     let app = app(Engine::Sqlite).await.unwrap();
-    json(
-        app.post_json(
-            "/system/features",
-            &json!({"key": "checkout", "rollout_percent": 30}),
-        )
-        .await,
-        200,
+    app.post(
+        "/system/features",
+        &json!({"key": "checkout", "rollout_percent": 30}),
     )
+    .expect(200)
     .await;
     let subjects = 10_000;
     let mut enabled = 0;
@@ -264,35 +227,31 @@ async fn write_then_read(engine: Engine) {
     for i in 0..20 {
         let enabled = i % 2 == 0;
         let percent = 10 + i;
-        json(
-            app.post_json(
-                "/system/features",
-                &json!({"key": "flip", "enabled": enabled, "rollout_percent": percent}),
-            )
-            .await,
-            200,
+        app.post(
+            "/system/features",
+            &json!({"key": "flip", "enabled": enabled, "rollout_percent": percent}),
         )
+        .expect(200)
         .await;
         // read twice: the first read fills the cache, the second is served from it
         for _ in 0..2 {
-            let got = json(app.get("/system/features/flip").await, 200).await;
+            let got = app.get("/system/features/flip").expect(200).await;
             assert_eq!(
                 got["enabled"], enabled,
                 "write {i} is visible on the next read"
             );
             assert_eq!(got["rollout_percent"], percent);
         }
-        let e = json(
-            app.get("/system/features/flip/evaluate?subject=s").await,
-            200,
-        )
-        .await;
+        let e = app
+            .get("/system/features/flip/evaluate?subject=s")
+            .expect(200)
+            .await;
         if !enabled {
             assert_eq!(e["reason"], "disabled");
         }
     }
     assert_eq!(app.delete("/system/features/flip").await.status(), 204);
-    problem(app.get("/system/features/flip").await, 404).await;
+    app.get("/system/features/flip").expect_problem(404).await;
     app.finish().await;
 }
 on_both_engines!(a_write_is_visible_on_the_next_read, write_then_read);

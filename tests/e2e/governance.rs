@@ -7,8 +7,9 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::harness::{ADMIN_KEY, Engine, TestApp, TestDb, eventually, json, problem, secured};
+use crate::harness::{ADMIN_KEY, Engine, TestApp, TestDb, config_toml, eventually, parse, secured};
 use crate::on_both_engines;
+use crate::requests::problem;
 
 const ALL: &[&str] = &[
     "api_clients",
@@ -22,55 +23,55 @@ const ALL: &[&str] = &[
 
 async fn app_with(engine: Engine, packs: &[&str]) -> Option<TestApp> {
     let db = TestDb::new(engine).await?;
-    let mut cfg = secured(&db, packs);
-    cfg.server.guard_order = vec!["api_clients".into()];
+    let mut toml = config_toml(&db, packs)
+        .admin_key(ADMIN_KEY)
+        .guard_order(&["api_clients"]);
     if packs.contains(&"read_only_shield") {
-        cfg.packs.get_mut("read_only_shield").unwrap().grants.packs = vec!["maintenance".into()];
+        toml = toml.grant_packs("read_only_shield", &["maintenance"]);
     }
     if packs.contains(&"admin_ops") {
-        cfg.packs.get_mut("admin_ops").unwrap().grants.packs = [
-            "maintenance",
-            "feature_flags",
-            "system_config",
-            "api_clients",
-            "rate_limits",
-        ]
-        .map(String::from)
-        .to_vec();
+        toml = toml.grant_packs(
+            "admin_ops",
+            &[
+                "maintenance",
+                "feature_flags",
+                "system_config",
+                "api_clients",
+                "rate_limits",
+            ],
+        );
     }
+    let cfg = parse(&db, &toml);
     Some(TestApp::start(db, cfg).await)
 }
 
 /// Register a client with `roles` as the bootstrap admin; answers (client, key).
 async fn register(app: &TestApp, name: &str, roles: &[&str]) -> (Value, String) {
-    let body = json(
-        app.admin(Method::POST, "/system/clients")
-            .json(&json!({"name": name, "roles": roles}))
-            .send()
-            .await
-            .unwrap(),
-        201,
-    )
-    .await;
+    let body = app
+        .as_admin()
+        .post("/system/clients", &json!({"name": name, "roles": roles}))
+        .expect(201)
+        .await;
     let key = body["api_key"].as_str().unwrap().to_string();
     (body["client"].clone(), key)
 }
 
+/// The status of `method path` with `key` (if any) and a JSON `body` (if any).
 async fn status(
     app: &TestApp,
     method: Method,
     path: &str,
     key: Option<&str>,
-    body: Option<Value>,
+    body: Option<&Value>,
 ) -> u16 {
-    let mut rb = app.client.request(method, app.url(path));
-    if let Some(k) = key {
-        rb = rb.header("x-api-key", k);
+    let caller = key.map_or(app.anon(), |k| app.as_key(k));
+    let call = caller.request(method, path);
+    match body {
+        Some(b) => call.json(b),
+        None => call,
     }
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    rb.send().await.unwrap().status().as_u16()
+    .status()
+    .await
 }
 
 async fn clients_lifecycle(engine: Engine) {
@@ -86,113 +87,67 @@ async fn clients_lifecycle(engine: Engine) {
     let id = client["id"].as_str().unwrap().to_string();
 
     // the key is never shown again
-    let listed = json(
-        app.admin(Method::GET, "/system/clients")
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
+    let listed = app.as_admin().get("/system/clients").expect(200).await;
     assert_eq!(listed["total"], 1);
     assert!(
         !listed.to_string().contains(&key[11..]),
         "the secret part never appears"
     );
-    let got = json(
-        app.admin(Method::GET, &format!("/system/clients/{id}"))
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
+    let got = app
+        .as_admin()
+        .get(&format!("/system/clients/{id}"))
+        .expect(200)
+        .await;
     assert_eq!(got["name"], "ci-bot");
     assert!(!got.to_string().contains(&key[11..]));
 
     // the key works, as Bearer too
-    assert_eq!(
-        status(&app, Method::GET, "/system/config", Some(&key), None).await,
-        200
-    );
-    let bearer = app
-        .client
-        .get(app.url("/system/config"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bearer.status(), 200);
+    assert_eq!(app.as_key(&key).get("/system/config").status().await, 200);
+    let bearer = app.anon().get("/system/config").bearer(&key);
+    assert_eq!(bearer.status().await, 200);
 
     // deactivation takes effect on the very next request
-    json(
-        app.admin(Method::POST, &format!("/system/clients/{id}/deactivate"))
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
-    problem(
-        app.with_key(Method::GET, "/system/config", &key)
-            .send()
-            .await
-            .unwrap(),
-        401,
-    )
-    .await;
-    json(
-        app.admin(Method::POST, &format!("/system/clients/{id}/activate"))
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
-    assert_eq!(
-        status(&app, Method::GET, "/system/config", Some(&key), None).await,
-        200
-    );
+    app.as_admin()
+        .post_empty(&format!("/system/clients/{id}/deactivate"))
+        .expect(200)
+        .await;
+    app.as_key(&key)
+        .get("/system/config")
+        .expect_problem(401)
+        .await;
+    app.as_admin()
+        .post_empty(&format!("/system/clients/{id}/activate"))
+        .expect(200)
+        .await;
+    assert_eq!(app.as_key(&key).get("/system/config").status().await, 200);
 
     // rotation: the old key stops, the new one works
-    let rotated = json(
-        app.admin(Method::POST, &format!("/system/clients/{id}/rotate"))
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
+    let rotated = app
+        .as_admin()
+        .post_empty(&format!("/system/clients/{id}/rotate"))
+        .expect(200)
+        .await;
     let new_key = rotated["api_key"].as_str().unwrap().to_string();
     assert_ne!(new_key, key);
-    problem(
-        app.with_key(Method::GET, "/system/config", &key)
-            .send()
-            .await
-            .unwrap(),
-        401,
-    )
-    .await;
+    app.as_key(&key)
+        .get("/system/config")
+        .expect_problem(401)
+        .await;
     assert_eq!(
-        status(&app, Method::GET, "/system/config", Some(&new_key), None).await,
+        app.as_key(&new_key).get("/system/config").status().await,
         200
     );
 
     // a key of the caller's choosing
     let chosen = "my-own-key-that-is-long-enough-1234";
-    json(
-        app.admin(Method::POST, "/system/clients")
-            .json(&json!({"name": "chosen", "roles": ["read"], "key": chosen}))
-            .send()
-            .await
-            .unwrap(),
-        201,
-    )
-    .await;
-    assert_eq!(
-        status(&app, Method::GET, "/system/config", Some(chosen), None).await,
-        200
-    );
+    app.as_admin()
+        .post(
+            "/system/clients",
+            &json!({"name": "chosen", "roles": ["read"], "key": chosen}),
+        )
+        .expect(201)
+        .await;
+    assert_eq!(app.as_key(chosen).get("/system/config").status().await, 200);
 
     // errors
     for (body, field) in [
@@ -203,43 +158,26 @@ async fn clients_lifecycle(engine: Engine) {
         (json!({"name": "x", "key": "has spaces in it"}), "key"),
         (json!({"roles": ["read"]}), "name"),
     ] {
-        let p = problem(
-            app.admin(Method::POST, "/system/clients")
-                .json(&body)
-                .send()
-                .await
-                .unwrap(),
-            422,
-        )
-        .await;
+        let p = app
+            .as_admin()
+            .post("/system/clients", &body)
+            .expect_problem(422)
+            .await;
         assert_eq!(p["errors"][0]["field"], field, "{body}");
     }
-    problem(
-        app.admin(Method::GET, "/system/clients/nope")
-            .send()
-            .await
-            .unwrap(),
-        404,
-    )
-    .await;
-    problem(
-        app.admin(Method::POST, "/system/clients/nope/rotate")
-            .send()
-            .await
-            .unwrap(),
-        404,
-    )
-    .await;
+    app.as_admin()
+        .get("/system/clients/nope")
+        .expect_problem(404)
+        .await;
+    app.as_admin()
+        .post_empty("/system/clients/nope/rotate")
+        .expect_problem(404)
+        .await;
     // the same chosen key twice is a conflict
-    problem(
-        app.admin(Method::POST, "/system/clients")
-            .json(&json!({"name": "dup", "key": chosen}))
-            .send()
-            .await
-            .unwrap(),
-        409,
-    )
-    .await;
+    app.as_admin()
+        .post("/system/clients", &json!({"name": "dup", "key": chosen}))
+        .expect_problem(409)
+        .await;
     app.finish().await;
 }
 on_both_engines!(clients_register_rotate_and_deactivate, clients_lifecycle);
@@ -253,20 +191,13 @@ async fn access_matrix(engine: Engine) {
     let (_, write) = register(&app, "writer", &["write"]).await;
     let (_, admin) = register(&app, "admin", &["admin"]).await;
     let (gone, gone_key) = register(&app, "gone", &["admin"]).await;
-    json(
-        app.admin(
-            Method::POST,
-            &format!(
-                "/system/clients/{}/deactivate",
-                gone["id"].as_str().unwrap()
-            ),
-        )
-        .send()
-        .await
-        .unwrap(),
-        200,
-    )
-    .await;
+    app.as_admin()
+        .post_empty(&format!(
+            "/system/clients/{}/deactivate",
+            gone["id"].as_str().unwrap()
+        ))
+        .expect(200)
+        .await;
 
     let public = (Method::GET, "/system/maintenance/state", None);
     let read_route = (Method::GET, "/system/config", None);
@@ -301,17 +232,12 @@ async fn access_matrix(engine: Engine) {
             .into_iter()
             .enumerate()
         {
-            let got = status(&app, method.clone(), path, *key, body.clone()).await;
+            let got = status(&app, method.clone(), path, *key, body.as_ref()).await;
             assert_eq!(got, want[i], "{who} key on {method} {path}");
         }
     }
     // 401s say how to authenticate; nothing secret in the body
-    let resp = app
-        .client
-        .get(app.url("/system/config"))
-        .send()
-        .await
-        .unwrap();
+    let resp = app.get("/system/config").await;
     assert_eq!(resp.headers()["www-authenticate"], "Bearer");
     let p = problem(resp, 401).await;
     assert!(!p.to_string().contains(ADMIN_KEY));
@@ -325,98 +251,65 @@ async fn maintenance_flow(engine: Engine) {
     };
     let (_, writer) = register(&app, "writer", &["write"]).await;
     let write = |key: &str| {
-        app.with_key(Method::POST, "/system/config", key)
-            .json(&json!({"key": "k", "value": "v"}))
-            .send()
+        app.as_key(key)
+            .post("/system/config", &json!({"key": "k", "value": "v"}))
     };
-    let state = json(app.get("/system/maintenance/state").await, 200).await;
+    let state = app.get("/system/maintenance/state").expect(200).await;
     assert_eq!(state["mode"], "normal");
-    assert_eq!(write(&writer).await.unwrap().status(), 200);
+    assert_eq!(write(&writer).status().await, 200);
 
     // maintenance on: writes refused with Retry-After, reads pass
-    let on = json(
-        app.admin(
-            Method::POST,
-            "/system/maintenance/state/maintenance?reason=db%20upgrade",
-        )
-        .send()
-        .await
-        .unwrap(),
-        200,
-    )
-    .await;
+    let on = app
+        .as_admin()
+        .post_empty("/system/maintenance/state/maintenance?reason=db%20upgrade")
+        .expect(200)
+        .await;
     assert_eq!(on["mode"], "maintenance");
     assert_eq!(on["changed_by"], "bootstrap-admin");
     assert_eq!(on["reason"], "db upgrade");
-    let refused = write(&writer).await.unwrap();
+    let refused = write(&writer).await;
     assert!(refused.headers().get("retry-after").is_some());
     let p = problem(refused, 503).await;
     assert!(p["detail"].as_str().unwrap().contains("db upgrade"), "{p}");
     assert_eq!(
-        status(&app, Method::GET, "/system/config/k", Some(&writer), None).await,
+        app.as_key(&writer).get("/system/config/k").status().await,
         200
     );
-    assert_eq!(
-        status(&app, Method::GET, "/system/health/ready", None, None).await,
-        200
-    );
+    assert_eq!(app.get("/system/health/ready").status().await, 200);
     // non-admins cannot touch the maintenance endpoints; admins can switch back
     assert_eq!(
-        status(
-            &app,
-            Method::POST,
-            "/system/maintenance/state/normal",
-            Some(&writer),
-            None
-        )
-        .await,
+        app.as_key(&writer)
+            .post_empty("/system/maintenance/state/normal")
+            .status()
+            .await,
         503
     );
-    let off = json(
-        app.admin(Method::POST, "/system/maintenance/state/normal")
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
+    let off = app
+        .as_admin()
+        .post_empty("/system/maintenance/state/normal")
+        .expect(200)
+        .await;
     assert_eq!(off["mode"], "normal");
-    assert_eq!(write(&writer).await.unwrap().status(), 200);
+    assert_eq!(write(&writer).status().await, 200);
 
     // read_only behaves the same for writes
-    json(
-        app.admin(Method::POST, "/system/maintenance/state/read_only")
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
-    problem(
-        app.with_key(Method::DELETE, "/system/config/k", &writer)
-            .send()
-            .await
-            .unwrap(),
-        503,
-    )
-    .await;
-    json(
-        app.admin(Method::POST, "/system/maintenance/state/normal")
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
+    app.as_admin()
+        .post_empty("/system/maintenance/state/read_only")
+        .expect(200)
+        .await;
+    app.as_key(&writer)
+        .delete("/system/config/k")
+        .expect_problem(503)
+        .await;
+    app.as_admin()
+        .post_empty("/system/maintenance/state/normal")
+        .expect(200)
+        .await;
 
-    problem(
-        app.admin(Method::POST, "/system/maintenance/state/party")
-            .send()
-            .await
-            .unwrap(),
-        422,
-    )
-    .await;
+    app.as_admin()
+        .post_empty("/system/maintenance/state/party")
+        .expect_problem(422)
+        .await;
     // every change is audited
     let audit = eventually(
         &app,
@@ -439,25 +332,21 @@ async fn windows_flip(engine: Engine) {
     let now = chrono::Utc::now();
     let starts = (now + chrono::Duration::milliseconds(1500)).to_rfc3339();
     let ends = (now + chrono::Duration::milliseconds(4000)).to_rfc3339();
-    let w = json(
-        app.admin(Method::POST, "/system/maintenance/windows")
-            .json(&json!({"starts_at": starts, "ends_at": ends, "reason": "planned"}))
-            .send()
-            .await
-            .unwrap(),
-        201,
-    )
-    .await;
+    let w = app
+        .as_admin()
+        .post(
+            "/system/maintenance/windows",
+            &json!({"starts_at": starts, "ends_at": ends, "reason": "planned"}),
+        )
+        .expect(201)
+        .await;
     assert_eq!(w["status"], "scheduled");
     assert_eq!(w["mode"], "maintenance");
-    let listed = json(
-        app.admin(Method::GET, "/system/maintenance/windows")
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
+    let listed = app
+        .as_admin()
+        .get("/system/maintenance/windows")
+        .expect(200)
+        .await;
     assert_eq!(listed["total"], 1);
 
     let on = eventually(&app, "/system/maintenance/state", |s| {
@@ -467,23 +356,17 @@ async fn windows_flip(engine: Engine) {
     assert_eq!(on["window_id"], w["id"]);
     assert!(on["until"].is_string());
     let refused = app
-        .admin(Method::POST, "/system/config")
-        .json(&json!({"key": "a", "value": "b"}))
-        .send()
-        .await
-        .unwrap();
+        .as_admin()
+        .post("/system/config", &json!({"key": "a", "value": "b"}));
     // admins still write to the maintenance endpoints only; other writes wait
-    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.status().await, 503);
     let back = eventually(&app, "/system/maintenance/state", |s| s["mode"] == "normal").await;
     assert!(back["window_id"].is_null());
-    let done = json(
-        app.admin(Method::GET, "/system/maintenance/windows?status=done")
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
+    let done = app
+        .as_admin()
+        .get("/system/maintenance/windows?status=done")
+        .expect(200)
+        .await;
     assert_eq!(done["total"], 1);
 
     for (body, field) in [
@@ -498,15 +381,11 @@ async fn windows_flip(engine: Engine) {
             "ends_at",
         ),
     ] {
-        let p = problem(
-            app.admin(Method::POST, "/system/maintenance/windows")
-                .json(&body)
-                .send()
-                .await
-                .unwrap(),
-            422,
-        )
-        .await;
+        let p = app
+            .as_admin()
+            .post("/system/maintenance/windows", &body)
+            .expect_problem(422)
+            .await;
         assert_eq!(p["errors"][0]["field"], field, "{body}");
     }
     app.finish().await;
@@ -521,102 +400,69 @@ async fn admin_ops(engine: Engine) {
         return;
     };
     let op = |action: &str, params: Value| {
-        app.admin(Method::POST, "/admin/ops")
-            .json(&json!({"action": action, "params": params}))
-            .send()
+        app.as_admin()
+            .post("/admin/ops", &json!({"action": action, "params": params}))
     };
-    let r = json(
-        op("set_config", json!({"key": "site", "value": "v1"}))
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
+    let r = op("set_config", json!({"key": "site", "value": "v1"}))
+        .expect(200)
+        .await;
     assert_eq!(
         (r["ok"].as_bool(), r["action"].as_str()),
         (Some(true), Some("set_config"))
     );
     assert_eq!(r["data"]["value"], "v1");
-    let r = json(op("get_config", json!({"key": "site"})).await.unwrap(), 200).await;
+    let r = op("get_config", json!({"key": "site"})).expect(200).await;
     assert_eq!(r["data"]["value"], "v1");
-    let r = json(
-        op("get_config", json!({"key": "missing"})).await.unwrap(),
-        200,
-    )
-    .await;
+    let r = op("get_config", json!({"key": "missing"}))
+        .expect(200)
+        .await;
     assert_eq!(r["ok"], false);
     assert!(r["error"].as_str().unwrap().contains("missing"));
-    let r = json(
-        op("set_flag", json!({"key": "beta", "enabled": false}))
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
+    let r = op("set_flag", json!({"key": "beta", "enabled": false}))
+        .expect(200)
+        .await;
     assert_eq!(r["data"]["enabled"], false);
-    let r = json(
-        op(
-            "set_maintenance_state",
-            json!({"mode": "read_only", "reason": "ops"}),
-        )
-        .await
-        .unwrap(),
-        200,
+    let r = op(
+        "set_maintenance_state",
+        json!({"mode": "read_only", "reason": "ops"}),
     )
+    .expect(200)
     .await;
     assert_eq!(r["data"]["mode"], "read_only");
-    let r = json(op("get_maintenance_state", json!({})).await.unwrap(), 200).await;
+    let r = op("get_maintenance_state", json!({})).expect(200).await;
     assert_eq!(r["data"]["mode"], "read_only");
-    json(
-        op("set_maintenance_state", json!({"mode": "normal"}))
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
+    op("set_maintenance_state", json!({"mode": "normal"}))
+        .expect(200)
+        .await;
     let (client, _) = register(&app, "victim", &["read"]).await;
-    let r = json(
-        op("deactivate_client", json!({"id": client["id"]}))
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
+    let r = op("deactivate_client", json!({"id": client["id"]}))
+        .expect(200)
+        .await;
     assert_eq!(r["data"]["active"], false);
-    let r = json(op("list_clients", json!({})).await.unwrap(), 200).await;
+    let r = op("list_clients", json!({})).expect(200).await;
     assert_eq!(r["data"]["total"], 1);
     // rate_limits is not enabled here: ok false with the reason, never a 500
-    let r = json(op("list_rate_limit_rules", json!({})).await.unwrap(), 200).await;
+    let r = op("list_rate_limit_rules", json!({})).expect(200).await;
     assert_eq!(r["ok"], false);
     assert!(r["error"].as_str().unwrap().contains("not enabled"), "{r}");
 
-    let p = problem(op("reboot.universe", json!({})).await.unwrap(), 400).await;
+    let p = op("reboot.universe", json!({})).expect_problem(400).await;
     assert!(
         p["detail"].as_str().unwrap().contains("set_config"),
         "lists the known actions: {p}"
     );
-    let p = problem(op("get_config", json!({})).await.unwrap(), 422).await;
+    let p = op("get_config", json!({})).expect_problem(422).await;
     assert_eq!(p["errors"][0]["field"], "params.key");
-    problem(
-        app.admin(Method::POST, "/admin/ops")
-            .json(&json!({"params": {}}))
-            .send()
-            .await
-            .unwrap(),
-        422,
-    )
-    .await;
+    app.as_admin()
+        .post("/admin/ops", &json!({"params": {}}))
+        .expect_problem(422)
+        .await;
     // admin only
     let (_, writer) = register(&app, "writer", &["write"]).await;
-    problem(
-        app.with_key(Method::POST, "/admin/ops", &writer)
-            .json(&json!({"action": "get_maintenance_state"}))
-            .send()
-            .await
-            .unwrap(),
-        403,
-    )
-    .await;
+    app.as_key(&writer)
+        .post("/admin/ops", &json!({"action": "get_maintenance_state"}))
+        .expect_problem(403)
+        .await;
     // every action audited
     eventually(&app, "/system/logs?category=audit&source=admin_ops", |v| {
         v["total"].as_i64() >= Some(9)
@@ -641,15 +487,11 @@ async fn admin_ops_with_every_target_disabled() {
         ("deactivate_client", json!({"id": "x"})),
         ("list_rate_limit_rules", json!({})),
     ] {
-        let r = json(
-            app.admin(Method::POST, "/admin/ops")
-                .json(&json!({"action": action, "params": params}))
-                .send()
-                .await
-                .unwrap(),
-            200,
-        )
-        .await;
+        let r = app
+            .as_admin()
+            .post("/admin/ops", &json!({"action": action, "params": params}))
+            .expect(200)
+            .await;
         assert_eq!(r["ok"], false, "{action}: {r}");
         assert!(
             r["error"].as_str().unwrap().contains("not enabled"),
@@ -670,27 +512,20 @@ async fn shield_without_maintenance_and_ungranted_calls() {
     .await
     .unwrap();
     let resp = app
-        .admin(Method::POST, "/system/config")
-        .json(&json!({"key": "a", "value": "b"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+        .as_admin()
+        .post("/system/config", &json!({"key": "a", "value": "b"}));
+    assert_eq!(resp.status().await, 200);
     app.finish().await;
 
     let db = TestDb::new(Engine::Sqlite).await.unwrap();
     let mut cfg = secured(&db, &["admin_ops", "maintenance"]);
     cfg.packs.get_mut("admin_ops").unwrap().grants.packs.clear();
     let app = TestApp::start(db, cfg).await;
-    let r = json(
-        app.admin(Method::POST, "/admin/ops")
-            .json(&json!({"action": "get_maintenance_state"}))
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
+    let r = app
+        .as_admin()
+        .post("/admin/ops", &json!({"action": "get_maintenance_state"}))
+        .expect(200)
+        .await;
     assert_eq!(r["ok"], false);
     assert!(r["error"].as_str().unwrap().contains("grants.packs"), "{r}");
     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -703,53 +538,37 @@ async fn seed_002(engine: Engine) {
         return;
     };
     // curl /system/clients/ -d '{"name": "TestClient", "client_type": "test", "api_key": "sk_test_123"}'
-    let created = json(
-        app.admin(Method::POST, "/system/clients/")
-            .json(&json!({"name": "TestClient", "client_type": "test", "api_key": "sk_test_123"}))
-            .send()
-            .await
-            .unwrap(),
-        201,
-    )
-    .await;
+    let created = app
+        .as_admin()
+        .post(
+            "/system/clients/",
+            &json!({"name": "TestClient", "client_type": "test", "api_key": "sk_test_123"}),
+        )
+        .expect(201)
+        .await;
     assert_eq!(created["client"]["name"], "TestClient");
     assert_eq!(created["client"]["client_type"], "test");
     assert_eq!(created["api_key"], "sk_test_123");
     assert_eq!(
-        status(
-            &app,
-            Method::GET,
-            "/system/config",
-            Some("sk_test_123"),
-            None
-        )
-        .await,
+        app.as_key("sk_test_123")
+            .get("/system/config")
+            .status()
+            .await,
         200
     );
     // curl /system/clients/ → the list
-    let list = json(
-        app.admin(Method::GET, "/system/clients/")
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
+    let list = app.as_admin().get("/system/clients/").expect(200).await;
     assert_eq!(list["total"], 1);
     // curl /system/maintenance/state → mode, reason, updated_at
-    let state = json(app.get("/system/maintenance/state").await, 200).await;
+    let state = app.get("/system/maintenance/state").expect(200).await;
     assert_eq!(state["mode"], "normal");
     assert!(state.get("reason").is_some() && state.get("updated_at").is_some());
     // curl -X POST /admin/ops/ -d '{"action": "get_maintenance_state"}' → ok=true, data has mode
-    let op = json(
-        app.admin(Method::POST, "/admin/ops/")
-            .json(&json!({"action": "get_maintenance_state"}))
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
+    let op = app
+        .as_admin()
+        .post("/admin/ops/", &json!({"action": "get_maintenance_state"}))
+        .expect(200)
+        .await;
     assert_eq!(op["ok"], true);
     assert_eq!(op["data"]["mode"], "normal");
     app.finish().await;
@@ -758,27 +577,23 @@ async fn seed_002(engine: Engine) {
     let Some(app) = app_with(engine, &["api_clients", "rate_limits"]).await else {
         return;
     };
-    let rule = json(
-        app.admin(Method::POST, "/system/ratelimits/rules")
-            .json(&json!({"scope": "ip", "key": "192.168.1.1", "max_requests": 100}))
-            .send()
-            .await
-            .unwrap(),
-        201,
-    )
-    .await;
+    let rule = app
+        .as_admin()
+        .post(
+            "/system/ratelimits/rules",
+            &json!({"scope": "ip", "key": "192.168.1.1", "max_requests": 100}),
+        )
+        .expect(201)
+        .await;
     assert_eq!(rule["scope"], "ip");
     assert_eq!(rule["max_requests"], 100);
     assert_eq!(rule["window_seconds"], 60);
     // curl /system/ratelimits/rules → the list
-    let rules = json(
-        app.admin(Method::GET, "/system/ratelimits/rules")
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
+    let rules = app
+        .as_admin()
+        .get("/system/ratelimits/rules")
+        .expect(200)
+        .await;
     assert_eq!(rules["total"], 1);
     app.finish().await;
 }

@@ -1,11 +1,18 @@
 //! The test harness: start the real host with the real built packs on port 0 and a fresh
 //! database (a SQLite file in a temp dir, or a new database on the test PostgreSQL server),
-//! and talk to it over HTTP.
+//! and talk to it over HTTP (the request helpers are in `requests.rs`).
+//!
+//! A [`TestApp`] cleans up when dropped, so a failing assertion leaks nothing: the server task
+//! is aborted and the PostgreSQL database dropped (the temp dir goes with it). `finish()` is the
+//! graceful path: it stops the server, waits for it and checks that it stopped cleanly.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::Value;
+use sqlx::Connection;
+use testkit::ConfigToml;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use valhalla::{Application, Config, StartupError};
@@ -70,6 +77,10 @@ impl TestDb {
                     return None;
                 };
                 let name = format!("vt_{}", uuid::Uuid::new_v4().simple());
+                let url = match admin.rsplit_once('/') {
+                    Some((base, _)) => format!("{base}/{name}"),
+                    None => panic!("VALHALLA_TEST_POSTGRES_URL has no database part"),
+                };
                 let pool = sqlx::PgPool::connect(&admin)
                     .await
                     .expect("connect to test PostgreSQL");
@@ -78,10 +89,6 @@ impl TestDb {
                     .await
                     .expect("create test database");
                 pool.close().await;
-                let url = match admin.rsplit_once('/') {
-                    Some((base, _)) => format!("{base}/{name}"),
-                    None => panic!("VALHALLA_TEST_POSTGRES_URL has no database part"),
-                };
                 Some(Self {
                     url,
                     pg: Some((admin, name)),
@@ -91,37 +98,123 @@ impl TestDb {
         }
     }
 
-    pub async fn drop_database(&self) {
-        if let Some((admin, name)) = &self.pg
-            && let Ok(pool) = sqlx::PgPool::connect(admin).await
-        {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&pool)
-                .await;
-            pool.close().await;
+    /// Remove the PostgreSQL database now (the temp dir goes when `self` does).
+    pub async fn drop_database(mut self) {
+        self.drop_pg().await;
+    }
+
+    async fn drop_pg(&mut self) {
+        if let Some((admin, name)) = self.pg.take() {
+            report(
+                &name,
+                tokio::time::timeout(DROP_LIMIT, drop_pg(&admin, &name)).await,
+            );
         }
     }
 }
 
-/// A config for tests: the given packs enabled, the test database, port 0, short deadline.
-pub fn config(db: &TestDb, packs: &[&str]) -> Config {
-    let mut text = String::from(
-        "[server]\nbind = \"127.0.0.1:0\"\nbody_limit_bytes = 65536\nshutdown_grace_seconds = 5\n",
-    );
-    text.push_str("[runtime]\ndeadline_ms = 500\nmax_instances = 64\n");
-    // Most tests are about a pack, not about access: authentication is switched on (with an
-    // admin key) by the tests of the guard chain.
-    text.push_str("[auth]\nenabled = false\n");
-    for p in packs {
-        text.push_str(&format!("[packs.{p}]\nenabled = true\n"));
+/// How long dropping a PostgreSQL test database may take before the test moves on.
+const DROP_LIMIT: Duration = Duration::from_secs(10);
+
+/// A test that failed (or never called `finish`) still removes its PostgreSQL database. Drop
+/// cannot await, and the test's runtime may be the one unwinding, so the drop runs on a thread
+/// of its own with a small runtime, and is given [`DROP_LIMIT`] at most.
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((admin, name)) = self.pg.take() else {
+            return;
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread_name = name.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("drop {name}"))
+            .spawn(move || {
+                let done = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(tokio::time::timeout(
+                        DROP_LIMIT,
+                        drop_pg(&admin, &thread_name),
+                    )),
+                    Err(e) => Ok(Err(sqlx::Error::Io(e))),
+                };
+                let _ = tx.send(done);
+            });
+        match spawned {
+            Ok(_) => match rx.recv_timeout(DROP_LIMIT + Duration::from_secs(1)) {
+                Ok(done) => report(&name, done),
+                Err(_) => eprintln!("test database {name} left behind: its drop did not finish"),
+            },
+            Err(e) => eprintln!("test database {name} left behind: {e}"),
+        }
     }
-    let path = db.dir.path().join("config.toml");
-    let mut config = Config::parse(&text, &path).expect("test config parses");
-    config.database.url = db.url.clone();
-    config.runtime.packs_dir = packs_dir();
-    config.runtime.migrations_dir = root().join("migrations");
-    config.runtime.cache_dir = root().join("target/valhalla-test-cache");
+}
+
+/// Drop database `name` and the pack roles the host made for it (`vh_<hash of the name>_…`,
+/// see `storage/pg_sandbox.rs`: roles belong to the cluster, not to the database).
+async fn drop_pg(admin: &str, name: &str) -> Result<(), sqlx::Error> {
+    use sha2::Digest;
+    let mut conn = sqlx::PgConnection::connect(admin).await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut conn)
+        .await?;
+    let prefix = format!(
+        "vh\\_{}\\_",
+        hex::encode(&sha2::Sha256::digest(name.as_bytes())[..4])
+    );
+    let roles: Vec<String> =
+        sqlx::query_scalar("SELECT rolname::text FROM pg_roles WHERE rolname LIKE $1 || '%'")
+            .bind(prefix)
+            .fetch_all(&mut conn)
+            .await?;
+    for role in roles {
+        sqlx::query(&format!("DROP ROLE IF EXISTS \"{role}\""))
+            .execute(&mut conn)
+            .await?;
+    }
+    conn.close().await
+}
+
+fn report(name: &str, done: Result<Result<(), sqlx::Error>, tokio::time::error::Elapsed>) {
+    match done {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => eprintln!("test database {name} left behind: {e}"),
+        Err(_) => eprintln!("test database {name} left behind: no answer within {DROP_LIMIT:?}"),
+    }
+}
+
+/// The config text of a test: the given packs enabled, the test database, port 0, a short
+/// deadline, authentication off (most tests are about a pack, not about access; the tests of
+/// the guard chain use [`secured`]). Add to it and [`parse`] it to start a variant.
+pub fn config_toml(db: &TestDb, packs: &[&str]) -> ConfigToml {
+    let mut config = ConfigToml::in_workspace(&root())
+        .packs_dir(&packs_dir())
+        .cache_dir(&root().join("target/valhalla-test-cache"))
+        .database_url(&db.url)
+        .bind("127.0.0.1:0")
+        .body_limit_bytes(65536)
+        .shutdown_grace_seconds(5)
+        .deadline_ms(500)
+        .max_instances(64)
+        .auth_off();
+    for p in packs {
+        config = config.pack(p, true);
+    }
     config
+}
+
+/// `config` parsed by the host, as if read from `config.toml` in the test's temp dir.
+pub fn parse(db: &TestDb, config: &ConfigToml) -> Config {
+    let text = config.to_toml();
+    let path = db.dir.path().join("config.toml");
+    Config::parse(&text, &path)
+        .unwrap_or_else(|e| panic!("test config does not parse: {e}\n{text}"))
+}
+
+/// A config for tests: [`config_toml`], parsed.
+pub fn config(db: &TestDb, packs: &[&str]) -> Config {
+    parse(db, &config_toml(db, packs))
 }
 
 /// A running server.
@@ -177,42 +270,6 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
-    pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).send().await.expect("GET")
-    }
-
-    pub async fn delete(&self, path: &str) -> reqwest::Response {
-        self.client
-            .delete(self.url(path))
-            .send()
-            .await
-            .expect("DELETE")
-    }
-
-    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.client
-            .post(self.url(path))
-            .json(body)
-            .send()
-            .await
-            .expect("POST")
-    }
-
-    pub async fn post_raw(
-        &self,
-        path: &str,
-        content_type: &str,
-        body: impl Into<reqwest::Body>,
-    ) -> reqwest::Response {
-        self.client
-            .post(self.url(path))
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .expect("POST")
-    }
-
     /// Stop gracefully and wait until stopped; the database stays for a restart.
     pub async fn stop(mut self) -> (TestDb, Config) {
         self.shutdown().await;
@@ -238,53 +295,22 @@ impl TestApp {
         }
     }
 
-    /// Stop and remove the database.
+    /// Stop gracefully (asserting a clean stop) and remove the database.
     pub async fn finish(mut self) {
         self.shutdown().await;
-        self.db.drop_database().await;
+        self.db.drop_pg().await;
     }
 }
 
-/// Read a JSON body, asserting the status.
-pub async fn json(resp: reqwest::Response, status: u16) -> Value {
-    let got = resp.status().as_u16();
-    let text = resp.text().await.expect("body");
-    assert_eq!(got, status, "unexpected status; body: {text}");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
-
-/// Assert an RFC 9457 problem with `status`; answers its body.
-pub async fn problem(resp: reqwest::Response, status: u16) -> Value {
-    let got = resp.status().as_u16();
-    let content_type = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let request_id = resp
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let text = resp.text().await.expect("body");
-    assert_eq!(got, status, "unexpected status; body: {text}");
-    assert_eq!(content_type, "application/problem+json", "body: {text}");
-    let body: Value = serde_json::from_str(&text).expect("problem is JSON");
-    assert_eq!(body["status"], status, "{body}");
-    assert!(
-        body["type"].as_str().is_some_and(|t| !t.is_empty()),
-        "{body}"
-    );
-    assert!(
-        body["title"].as_str().is_some_and(|t| !t.is_empty()),
-        "{body}"
-    );
-    assert!(body["detail"].as_str().is_some(), "{body}");
-    assert!(!request_id.is_empty(), "no X-Request-ID");
-    assert_eq!(body["request_id"], request_id.as_str(), "{body}");
-    body
+/// Not finished (a failed assertion, an early return): abort the server; the database goes
+/// with the `db` field right after. After `finish` or `stop` there is nothing left to do.
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.stop.take();
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
 }
 
 /// `test_on_both!(name, |engine| async { ... })`: one test per engine.
@@ -320,14 +346,7 @@ pub fn grant(config: &mut Config, pack: &str, pattern: &str) {
 pub async fn eventually(app: &TestApp, path: &str, done: impl Fn(&Value) -> bool) -> Value {
     let mut last = Value::Null;
     for _ in 0..100 {
-        let resp = app
-            .client
-            .get(app.url(path))
-            .header("x-api-key", ADMIN_KEY)
-            .send()
-            .await
-            .expect("GET");
-        last = json(resp, 200).await;
+        last = app.as_admin().get(path).expect(200).await;
         if done(&last) {
             return last;
         }
@@ -341,27 +360,39 @@ pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdef";
 
 /// A config with authentication on, the bootstrap admin key set, and `packs` enabled.
 pub fn secured(db: &TestDb, packs: &[&str]) -> Config {
-    let mut cfg = config(db, packs);
-    cfg.auth.enabled = true;
-    cfg.auth.admin_key = Some(valhalla::config::Secret::new(ADMIN_KEY));
-    cfg
+    parse(db, &config_toml(db, packs).admin_key(ADMIN_KEY))
 }
 
-impl TestApp {
-    /// A request with `key` as `X-API-Key`.
-    pub fn with_key(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        key: &str,
-    ) -> reqwest::RequestBuilder {
-        self.client
-            .request(method, self.url(path))
-            .header("x-api-key", key)
-    }
-
-    /// A request as the bootstrap admin.
-    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.with_key(method, path, ADMIN_KEY)
+/// The harness's own promise: a test that stops half-way (an assertion failed) and drops its
+/// [`TestApp`] without `finish` leaves no database, temp dir or pack role behind.
+async fn dropped_without_finish(engine: Engine) {
+    let Some(app) = TestApp::spawn(engine, &["system_config"]).await else {
+        return;
+    };
+    app.post(
+        "/system/config",
+        &serde_json::json!({"key": "k", "value": "v"}),
+    )
+    .expect(200)
+    .await;
+    let dir = app.db.dir.path().to_path_buf();
+    let pg = app.db.pg.clone();
+    drop(app);
+    assert!(!dir.exists(), "{} is left", dir.display());
+    if let Some((admin, name)) = pg {
+        let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect");
+        let left: i64 = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM pg_database WHERE datname = $1) + \
+             (SELECT count(*) FROM pg_roles WHERE rolname LIKE 'vh\\_' || $2 || '\\_%')",
+        )
+        .bind(&name)
+        .bind(hex::encode(
+            &<sha2::Sha256 as sha2::Digest>::digest(name.as_bytes())[..4],
+        ))
+        .fetch_one(&mut conn)
+        .await
+        .expect("count");
+        assert_eq!(left, 0, "database {name} or its pack roles are left");
     }
 }
+crate::on_both_engines!(a_dropped_app_leaves_nothing_behind, dropped_without_finish);

@@ -3,9 +3,11 @@
 
 use std::time::Duration;
 
+use reqwest::Method;
 use serde_json::json;
 
-use crate::harness::{Engine, TestApp, TestDb, config, json, problem};
+use crate::harness::{Engine, TestApp, TestDb, config};
+use crate::requests::problem;
 
 async fn app() -> TestApp {
     TestApp::spawn(Engine::Sqlite, &["system_config", "faulty"])
@@ -17,12 +19,9 @@ async fn app() -> TestApp {
 async fn request_id_is_echoed_or_generated() {
     let app = app().await;
     let resp = app
-        .client
-        .get(app.url("/system/health/live"))
+        .get("/system/health/live")
         .header("x-request-id", "client-chosen-42")
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(resp.headers()["x-request-id"], "client-chosen-42");
 
     let resp = app.get("/system/health/live").await;
@@ -31,24 +30,18 @@ async fn request_id_is_echoed_or_generated() {
 
     // an unusable id is replaced, not echoed
     let resp = app
-        .client
-        .get(app.url("/system/health/live"))
+        .get("/system/health/live")
         .header("x-request-id", "bad id with spaces")
-        .send()
-        .await
-        .unwrap();
+        .await;
     let replaced = resp.headers()["x-request-id"].to_str().unwrap();
     assert!(uuid::Uuid::parse_str(replaced).is_ok());
 
     // a pack's problem carries the request id sent
-    let resp = app
-        .client
-        .get(app.url("/system/config/nothing"))
+    let p = app
+        .get("/system/config/nothing")
         .header("x-request-id", "trace-me")
-        .send()
-        .await
-        .unwrap();
-    let p = problem(resp, 404).await;
+        .expect_problem(404)
+        .await;
     assert_eq!(p["request_id"], "trace-me");
     app.finish().await;
 }
@@ -56,40 +49,23 @@ async fn request_id_is_echoed_or_generated() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_routes_and_methods_are_problems() {
     let app = app().await;
-    let p = problem(app.get("/no/such/route").await, 404).await;
+    let p = app.get("/no/such/route").expect_problem(404).await;
     assert_eq!(p["instance"], "/no/such/route");
-    let resp = app
-        .client
-        .put(app.url("/system/config"))
-        .send()
-        .await
-        .unwrap();
+    let resp = app.anon().request(Method::PUT, "/system/config").await;
     let allow = resp.headers()["allow"].to_str().unwrap().to_string();
     assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
     problem(resp, 405).await;
-    problem(
-        app.client
-            .patch(app.url("/system/health/live"))
-            .send()
-            .await
-            .unwrap(),
-        405,
-    )
-    .await;
+    app.anon()
+        .request(Method::PATCH, "/system/health/live")
+        .expect_problem(405)
+        .await;
     let resp = app
-        .client
-        .request(reqwest::Method::OPTIONS, app.url("/system/config/x"))
-        .send()
-        .await
-        .unwrap();
+        .anon()
+        .request(Method::OPTIONS, "/system/config/x")
+        .await;
     assert_eq!(resp.status(), 204);
     assert!(resp.headers()["allow"].to_str().unwrap().contains("DELETE"));
-    let resp = app
-        .client
-        .head(app.url("/system/config"))
-        .send()
-        .await
-        .unwrap();
+    let resp = app.anon().request(Method::HEAD, "/system/config").await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.text().await.unwrap(), "");
     app.finish().await;
@@ -99,12 +75,10 @@ async fn unknown_routes_and_methods_are_problems() {
 async fn oversize_bodies_get_413() {
     let app = app().await;
     let big = json!({"key": "big", "value": "x".repeat(70_000)}).to_string();
-    let p = problem(
-        app.post_raw("/system/config", "application/json", big.clone())
-            .await,
-        413,
-    )
-    .await;
+    let p = app
+        .post_raw("/system/config", "application/json", big.clone())
+        .expect_problem(413)
+        .await;
     assert!(p["detail"].as_str().unwrap().contains("65536"), "{p}");
     // without a Content-Length (chunked), the limit still holds
     let stream = futures_stream(big.into_bytes());
@@ -123,7 +97,7 @@ async fn oversize_bodies_get_413() {
         }
         Err(e) => assert!(e.is_request(), "{e}"),
     }
-    problem(app.get("/system/config/big").await, 404).await;
+    app.get("/system/config/big").expect_problem(404).await;
     app.finish().await;
 }
 
@@ -150,9 +124,9 @@ fn futures_stream(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_live_and_ready() {
     let app = app().await;
-    let live = json(app.get("/system/health/live").await, 200).await;
+    let live = app.get("/system/health/live").expect(200).await;
     assert_eq!(live["status"], "ok");
-    let ready = json(app.get("/system/health/ready/").await, 200).await;
+    let ready = app.get("/system/health/ready/").expect(200).await;
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["checks"]["database"]["status"], "ok");
     assert_eq!(ready["checks"]["packs"]["system_config"], "loaded");
@@ -166,15 +140,12 @@ async fn a_disabled_pack_has_no_routes() {
     let mut cfg = config(&db, &["system_config", "faulty"]);
     cfg.packs.get_mut("system_config").unwrap().enabled = false;
     let app = TestApp::start(db, cfg).await;
-    problem(app.get("/system/config").await, 404).await;
-    problem(
-        app.post_json("/system/config", &json!({"key": "k", "value": "v"}))
-            .await,
-        404,
-    )
-    .await;
-    json(app.get("/faulty/ok").await, 200).await;
-    let ready = json(app.get("/system/health/ready").await, 200).await;
+    app.get("/system/config").expect_problem(404).await;
+    app.post("/system/config", &json!({"key": "k", "value": "v"}))
+        .expect_problem(404)
+        .await;
+    app.get("/faulty/ok").expect(200).await;
+    let ready = app.get("/system/health/ready").expect(200).await;
     assert!(ready["checks"]["packs"].get("system_config").is_none());
     app.finish().await;
 }

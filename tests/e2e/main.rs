@@ -10,6 +10,8 @@ mod harness;
 mod http_basics;
 mod pg_roles;
 mod rate_limits;
+mod readme_example;
+mod requests;
 mod route_index;
 mod runtime_faults;
 mod sandbox;

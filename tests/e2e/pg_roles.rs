@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{Engine, TestApp, TestDb, config, json};
+use crate::harness::{Engine, TestApp, TestDb, config};
 
 /// The test database as the superuser of the test server.
 async fn admin(db: &TestDb) -> sqlx::PgPool {
@@ -14,11 +14,9 @@ async fn admin(db: &TestDb) -> sqlx::PgPool {
 
 /// `sql` through the hostile fixture pack.
 async fn as_pack(app: &TestApp, sql: &str) -> Value {
-    json(
-        app.post_json("/hostile/sql", &json!({ "sql": sql })).await,
-        200,
-    )
-    .await
+    app.post("/hostile/sql", &json!({ "sql": sql }))
+        .expect(200)
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,6 +88,6 @@ async fn a_host_user_that_cannot_create_roles_stops_startup_unless_opted_out() {
     assert!(!message.contains("plain-password"), "no secret: {message}");
     cfg.database.pack_roles = false;
     let app = TestApp::start(db, cfg).await;
-    json(app.get("/system/config").await, 200).await;
+    app.get("/system/config").expect(200).await;
     app.finish().await;
 }

@@ -13,10 +13,9 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::{
-    ADMIN_KEY, Engine, TestApp, TestDb, config, eventually, json, problem, secured,
-};
+use crate::harness::{ADMIN_KEY, Engine, TestApp, TestDb, config, eventually, secured};
 use crate::on_both_engines;
+use crate::requests::{Caller, problem};
 
 const RULES: &str = "/system/ratelimits/rules";
 const SNAPSHOTS: &str = "/system/ratelimits/snapshots";
@@ -43,30 +42,15 @@ fn operator() -> reqwest::Client {
         .expect("client bound to 127.0.0.2")
 }
 
-async fn create(app: &TestApp, client: &reqwest::Client, rule: Value) -> Value {
-    json(
-        client
-            .post(app.url(RULES))
-            .json(&rule)
-            .send()
-            .await
-            .unwrap(),
-        201,
-    )
-    .await
+async fn create(caller: Caller<'_>, rule: Value) -> Value {
+    caller.post(RULES, &rule).expect(201).await
 }
 
-async fn patch(app: &TestApp, client: &reqwest::Client, id: &str, body: Value) -> Value {
-    json(
-        client
-            .patch(app.url(&format!("{RULES}/{id}")))
-            .json(&body)
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await
+async fn patch(caller: Caller<'_>, id: &str, body: Value) -> Value {
+    caller
+        .patch(&format!("{RULES}/{id}"), &body)
+        .expect(200)
+        .await
 }
 
 fn header<'a>(resp: &'a reqwest::Response, name: &str) -> Option<&'a str> {
@@ -116,8 +100,7 @@ async fn crud(engine: Engine) {
     };
     // Limits high enough never to refuse this test's own requests.
     let ip = create(
-        &app,
-        &app.client,
+        app.anon(),
         json!({"scope": "ip", "window_seconds": 60, "max_requests": 100000}),
     )
     .await;
@@ -132,8 +115,7 @@ async fn crud(engine: Engine) {
     assert_eq!(id.len(), 36, "a UUID: {id}");
 
     let user = create(
-        &app,
-        &app.client,
+        app.anon(),
         json!({"scope": "user", "key": "alice", "window_seconds": 3600,
                "max_requests": 1000, "description": "alice's quota"}),
     )
@@ -141,8 +123,7 @@ async fn crud(engine: Engine) {
     assert_eq!(user["key"], "alice");
     assert_eq!(user["description"], "alice's quota");
     let client = create(
-        &app,
-        &app.client,
+        app.anon(),
         json!({"scope": "api_key", "key": "0195-abc", "window_seconds": 1,
                "max_requests": 10}),
     )
@@ -152,8 +133,7 @@ async fn crud(engine: Engine) {
         "an API client's key is its principal id"
     );
     let other_ip = create(
-        &app,
-        &app.client,
+        app.anon(),
         json!({"scope": "ip", "key": "::ffff:10.0.0.9", "window_seconds": 86400,
                "max_requests": 1000000, "enabled": false}),
     )
@@ -161,7 +141,7 @@ async fn crud(engine: Engine) {
     assert_eq!(other_ip["key"], "10.0.0.9", "IPs are stored canonically");
     assert_eq!(other_ip["enabled"], false);
 
-    let all = json(app.get(RULES).await, 200).await;
+    let all = app.get(RULES).expect(200).await;
     assert_eq!(all["total"], 4);
     let items = all["items"].as_array().unwrap();
     let order: Vec<(&str, &str)> = items
@@ -177,34 +157,35 @@ async fn crud(engine: Engine) {
     let mut created = [&ip["id"], &user["id"], &client["id"], &other_ip["id"]];
     created.sort_by_key(|id| id.as_str());
     assert_eq!(ids, created);
-    let ips = json(app.get(&format!("{RULES}?scope=ip")).await, 200).await;
+    let ips = app.get(&format!("{RULES}?scope=ip")).expect(200).await;
     assert_eq!(ips["total"], 2);
-    let off = json(app.get(&format!("{RULES}?enabled=false")).await, 200).await;
+    let off = app.get(&format!("{RULES}?enabled=false")).expect(200).await;
     assert_eq!(off["total"], 1);
     assert_eq!(off["items"][0]["id"], other_ip["id"]);
-    let on_ips = json(
-        app.get(&format!("{RULES}?scope=ip&enabled=true")).await,
-        200,
-    )
-    .await;
+    let on_ips = app
+        .get(&format!("{RULES}?scope=ip&enabled=true"))
+        .expect(200)
+        .await;
     assert_eq!(on_ips["total"], 1);
     assert_eq!(on_ips["items"][0]["id"], ip["id"]);
-    let page = json(app.get(&format!("{RULES}?limit=2&offset=1")).await, 200).await;
+    let page = app
+        .get(&format!("{RULES}?limit=2&offset=1"))
+        .expect(200)
+        .await;
     assert_eq!(page["total"], 4);
     assert_eq!(page["items"].as_array().unwrap()[..], items[1..3]);
     assert_eq!(
-        json(app.get(&format!("{RULES}?scope=api_key")).await, 200).await["total"],
+        app.get(&format!("{RULES}?scope=api_key")).expect(200).await["total"],
         1
     );
 
-    let got = json(app.get(&format!("{RULES}/{id}")).await, 200).await;
+    let got = app.get(&format!("{RULES}/{id}")).expect(200).await;
     assert_eq!(got, ip);
 
     // partial updates: only what is given changes; `description: null` clears it
     tokio::time::sleep(Duration::from_millis(5)).await;
     let changed = patch(
-        &app,
-        &app.client,
+        app.anon(),
         &id,
         json!({"max_requests": 50000, "description": "everyone"}),
     )
@@ -216,8 +197,7 @@ async fn crud(engine: Engine) {
     assert_eq!(changed["created_at"], ip["created_at"]);
     assert_ne!(changed["updated_at"], ip["updated_at"]);
     let changed = patch(
-        &app,
-        &app.client,
+        app.anon(),
         &id,
         json!({"description": null, "window_seconds": 120, "key": "192.0.2.1"}),
     )
@@ -226,39 +206,28 @@ async fn crud(engine: Engine) {
     assert_eq!(changed["window_seconds"], 120);
     assert_eq!(changed["key"], "192.0.2.1");
     assert_eq!(changed["max_requests"], 50000);
-    let changed = patch(
-        &app,
-        &app.client,
-        &id,
-        json!({"key": "*", "enabled": false}),
-    )
-    .await;
+    let changed = patch(app.anon(), &id, json!({"key": "*", "enabled": false})).await;
     assert_eq!(changed["enabled"], false);
-    assert_eq!(
-        json(app.get(&format!("{RULES}/{id}")).await, 200).await,
-        changed
-    );
-    let unchanged = patch(&app, &app.client, &id, json!({})).await;
+    assert_eq!(app.get(&format!("{RULES}/{id}")).expect(200).await, changed);
+    let unchanged = patch(app.anon(), &id, json!({})).await;
     assert_eq!(unchanged, changed, "an empty patch changes nothing");
 
     assert_eq!(
         app.delete(&format!("{RULES}/{id}")).await.status(),
         StatusCode::NO_CONTENT
     );
-    problem(app.get(&format!("{RULES}/{id}")).await, 404).await;
-    problem(app.delete(&format!("{RULES}/{id}")).await, 404).await;
-    problem(
-        app.client
-            .patch(app.url(&format!("{RULES}/{id}")))
-            .json(&json!({"enabled": true}))
-            .send()
-            .await
-            .unwrap(),
-        404,
-    )
-    .await;
-    problem(app.get(&format!("{RULES}/no-such-rule")).await, 404).await;
-    assert_eq!(json(app.get(RULES).await, 200).await["total"], 3);
+    app.get(&format!("{RULES}/{id}")).expect_problem(404).await;
+    app.delete(&format!("{RULES}/{id}"))
+        .expect_problem(404)
+        .await;
+    app.anon()
+        .patch(&format!("{RULES}/{id}"), &json!({"enabled": true}))
+        .expect_problem(404)
+        .await;
+    app.get(&format!("{RULES}/no-such-rule"))
+        .expect_problem(404)
+        .await;
+    assert_eq!(app.get(RULES).expect(200).await["total"], 3);
 
     // every write is audited with the state before and after
     let audit = eventually(
@@ -332,19 +301,17 @@ async fn validation(engine: Engine) {
         (with("burst", json!(5)), "burst"),
     ];
     for (body, field) in cases {
-        let p = problem(app.post_json(RULES, &body).await, 422).await;
+        let p = app.post(RULES, &body).expect_problem(422).await;
         assert_eq!(p["errors"][0]["field"], field, "{body} → {p}");
     }
     // every broken field is named at once
-    let p = problem(
-        app.post_json(
+    let p = app
+        .post(
             RULES,
             &json!({"scope": "planet", "window_seconds": 0, "max_requests": 0}),
         )
-        .await,
-        422,
-    )
-    .await;
+        .expect_problem(422)
+        .await;
     let fields: Vec<_> = p["errors"]
         .as_array()
         .unwrap()
@@ -352,12 +319,18 @@ async fn validation(engine: Engine) {
         .map(|e| e["field"].as_str().unwrap())
         .collect();
     assert_eq!(fields, ["scope", "window_seconds", "max_requests"], "{p}");
-    problem(app.post_raw(RULES, "application/json", "{nope").await, 400).await;
-    problem(app.post_raw(RULES, "application/json", "").await, 400).await;
-    problem(app.post_raw(RULES, "text/plain", "scope=ip").await, 415).await;
+    app.post_raw(RULES, "application/json", "{nope")
+        .expect_problem(400)
+        .await;
+    app.post_raw(RULES, "application/json", "")
+        .expect_problem(400)
+        .await;
+    app.post_raw(RULES, "text/plain", "scope=ip")
+        .expect_problem(415)
+        .await;
 
-    let rule = create(&app, &app.client, ok.clone()).await;
-    let url = app.url(&format!("{RULES}/{}", rule["id"].as_str().unwrap()));
+    let rule = create(app.anon(), ok.clone()).await;
+    let path = format!("{RULES}/{}", rule["id"].as_str().unwrap());
     let patch_cases = [
         (json!({"scope": "user"}), "scope"),
         (json!({"max_requests": 0}), "max_requests"),
@@ -369,26 +342,17 @@ async fn validation(engine: Engine) {
         (json!({"id": "x"}), "id"),
     ];
     for (body, field) in patch_cases {
-        let p = problem(
-            app.client.patch(&url).json(&body).send().await.unwrap(),
-            422,
-        )
-        .await;
+        let p = app.anon().patch(&path, &body).expect_problem(422).await;
         assert_eq!(p["errors"][0]["field"], field, "{body} → {p}");
     }
-    problem(
-        app.client
-            .patch(&url)
-            .header("content-type", "application/json")
-            .body("{\"enabled\": ")
-            .send()
-            .await
-            .unwrap(),
-        400,
-    )
-    .await;
+    app.anon()
+        .request(Method::PATCH, &path)
+        .header("content-type", "application/json")
+        .body("{\"enabled\": ")
+        .expect_problem(400)
+        .await;
     assert_eq!(
-        json(app.client.get(&url).send().await.unwrap(), 200).await,
+        app.get(&path).expect(200).await,
         rule,
         "refused patches change nothing"
     );
@@ -399,7 +363,10 @@ async fn validation(engine: Engine) {
         ("limit=0", "limit"),
         ("offset=-1", "offset"),
     ] {
-        let p = problem(app.get(&format!("{RULES}?{query}")).await, 422).await;
+        let p = app
+            .get(&format!("{RULES}?{query}"))
+            .expect_problem(422)
+            .await;
         assert_eq!(p["errors"][0]["field"], field, "{query}");
     }
     for (query, field) in [
@@ -408,10 +375,13 @@ async fn validation(engine: Engine) {
         ("limit=ten", "limit"),
         ("scope=planet", "scope"),
     ] {
-        let p = problem(app.get(&format!("{SNAPSHOTS}?{query}")).await, 422).await;
+        let p = app
+            .get(&format!("{SNAPSHOTS}?{query}"))
+            .expect_problem(422)
+            .await;
         assert_eq!(p["errors"][0]["field"], field, "{query}");
     }
-    assert_eq!(json(app.get(RULES).await, 200).await["total"], 1);
+    assert_eq!(app.get(RULES).expect(200).await["total"], 1);
     app.finish().await;
 }
 on_both_engines!(
@@ -422,15 +392,15 @@ on_both_engines!(
 async fn burst(engine: Engine) {
     let Some(app) = app(engine).await else { return };
     let op = operator();
+    let ops = app.anon().via(&op);
     let rule = create(
-        &app,
-        &op,
+        ops,
         json!({"scope": "ip", "key": "*", "window_seconds": 60, "max_requests": 50}),
     )
     .await;
     let id = rule["id"].as_str().unwrap().to_string();
     // the operator's own requests are counted for 127.0.0.2, not 127.0.0.1
-    let resp = op.get(app.url(RULES)).send().await.unwrap();
+    let resp = ops.get(RULES).await;
     assert_eq!(assert_counted(&resp, 50, 60), 49);
 
     let mut tasks = Vec::new();
@@ -469,7 +439,7 @@ async fn burst(engine: Engine) {
         StatusCode::OK
     );
 
-    let snap = json(op.get(app.url(SNAPSHOTS)).send().await.unwrap(), 200).await;
+    let snap = ops.get(SNAPSHOTS).expect(200).await;
     assert_eq!(snap["total"], 2, "{snap}");
     let of = |subject: &str| -> Value {
         snap["items"]
@@ -491,36 +461,25 @@ async fn burst(engine: Engine) {
     let operator_snap = of("127.0.0.2");
     assert_eq!(operator_snap["count"], 2, "the rule list and this snapshot");
     assert_eq!(operator_snap["remaining"], 48);
-    let limited_only = json(
-        op.get(app.url(&format!("{SNAPSHOTS}?limit=1")))
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
+    let limited_only = ops.get(&format!("{SNAPSHOTS}?limit=1")).expect(200).await;
     assert_eq!(limited_only["total"], 2);
     assert_eq!(limited_only["items"].as_array().unwrap().len(), 1);
-    let users = json(
-        op.get(app.url(&format!("{SNAPSHOTS}?scope=user")))
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
+    let users = ops
+        .get(&format!("{SNAPSHOTS}?scope=user"))
+        .expect(200)
+        .await;
     assert_eq!(users["total"], 0);
 
     // disabled: the very next request goes through, with no RateLimit headers
-    let off = patch(&app, &op, &id, json!({"enabled": false})).await;
+    let off = patch(ops, &id, json!({"enabled": false})).await;
     assert_eq!(off["enabled"], false);
     let resp = app.get(RULES).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(!has_rate_headers(&resp), "{:?}", resp.headers());
-    let snap = json(op.get(app.url(SNAPSHOTS)).send().await.unwrap(), 200).await;
+    let snap = ops.get(SNAPSHOTS).expect(200).await;
     assert_eq!(snap["total"], 0, "a disabled rule counts nothing: {snap}");
     // enabled again: a fresh window
-    patch(&app, &op, &id, json!({"enabled": true})).await;
+    patch(ops, &id, json!({"enabled": true})).await;
     let resp = app.get(RULES).await;
     assert_eq!(assert_counted(&resp, 50, 60), 49);
     app.finish().await;
@@ -530,9 +489,9 @@ on_both_engines!(exactly_the_limit_of_a_concurrent_burst_gets_through, burst);
 async fn changes(engine: Engine) {
     let Some(app) = app(engine).await else { return };
     let op = operator();
+    let ops = app.anon().via(&op);
     let rule = create(
-        &app,
-        &op,
+        ops,
         json!({"scope": "ip", "window_seconds": 60, "max_requests": 3}),
     )
     .await;
@@ -545,7 +504,7 @@ async fn changes(engine: Engine) {
     assert_limited(app.get(&url).await, 3, 60).await;
     // the guard sees every route: writes too
     assert_limited(
-        app.post_json(
+        app.post(
             RULES,
             &json!({"scope": "ip", "window_seconds": 60, "max_requests": 3}),
         )
@@ -555,25 +514,21 @@ async fn changes(engine: Engine) {
     )
     .await;
     // a higher limit applies to the current count at once (5 so far, the 6th is allowed)
-    patch(&app, &op, id, json!({"max_requests": 10})).await;
+    patch(ops, id, json!({"max_requests": 10})).await;
     let resp = app.get(&url).await;
     assert_eq!(assert_counted(&resp, 10, 60), 4);
     // a lower one too
-    patch(&app, &op, id, json!({"max_requests": 6})).await;
+    patch(ops, id, json!({"max_requests": 6})).await;
     assert_limited(app.get(&url).await, 6, 60).await;
     // deleted: no limit, no headers
-    assert_eq!(
-        op.delete(app.url(&url)).send().await.unwrap().status(),
-        StatusCode::NO_CONTENT
-    );
+    assert_eq!(ops.delete(&url).await.status(), StatusCode::NO_CONTENT);
     let resp = app.get(RULES).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(!has_rate_headers(&resp));
 
     // a window ends: the count starts again
     create(
-        &app,
-        &op,
+        ops,
         json!({"scope": "ip", "key": "127.0.0.1", "window_seconds": 1, "max_requests": 1}),
     )
     .await;
@@ -591,10 +546,10 @@ on_both_engines!(rule_changes_apply_to_the_very_next_request, changes);
 async fn subjects(engine: Engine) {
     let Some(app) = app(engine).await else { return };
     let op = operator();
+    let ops = app.anon().via(&op);
     // a rule for another IP leaves 127.0.0.1 alone
     create(
-        &app,
-        &op,
+        ops,
         json!({"scope": "ip", "key": "10.1.2.3", "window_seconds": 60, "max_requests": 1}),
     )
     .await;
@@ -605,53 +560,52 @@ async fn subjects(engine: Engine) {
     }
     // one for 127.0.0.1 limits it, and only it
     create(
-        &app,
-        &op,
+        ops,
         json!({"scope": "ip", "key": "127.0.0.1", "window_seconds": 60, "max_requests": 2}),
     )
     .await;
     let resp = app.get(RULES).await;
     assert_eq!(assert_counted(&resp, 2, 60), 1);
-    let resp = op.get(app.url(RULES)).send().await.unwrap();
+    let resp = ops.get(RULES).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(!has_rate_headers(&resp), "127.0.0.2 is not 127.0.0.1");
     // with a looser rule for everyone, the headers are those of the tightest rule
     create(
-        &app,
-        &op,
+        ops,
         json!({"scope": "ip", "window_seconds": 60, "max_requests": 100}),
     )
     .await;
     let resp = app.get(RULES).await;
     assert_eq!(assert_counted(&resp, 2, 60), 0);
-    let resp = op.get(app.url(RULES)).send().await.unwrap();
+    let resp = ops.get(RULES).await;
     assert_eq!(assert_counted(&resp, 100, 60), 99);
     assert_limited(app.get(RULES).await, 2, 60).await;
 
     // with authentication off every caller acts as the principal `local`: a rule for another
     // user leaves it alone, one for `local` counts it whatever its IP
     create(
-        &app,
-        &op,
+        ops,
         json!({"scope": "user", "key": "alice", "window_seconds": 60, "max_requests": 1}),
     )
     .await;
-    let resp = op.get(app.url(RULES)).send().await.unwrap();
+    let resp = ops.get(RULES).await;
     assert_eq!(assert_counted(&resp, 100, 60), 97);
     create(
-        &app,
-        &op,
+        ops,
         json!({"scope": "user", "key": "local", "window_seconds": 1, "max_requests": 1}),
     )
     .await;
-    let resp = op.get(app.url(RULES)).send().await.unwrap();
+    let resp = ops.get(RULES).await;
     assert_eq!(assert_counted(&resp, 1, 1), 0, "tighter than the IP rule");
-    assert_limited(op.get(app.url(RULES)).send().await.unwrap(), 1, 1).await;
-    let p = problem(app.get(&format!("{SNAPSHOTS}?scope=user")).await, 429).await;
+    assert_limited(ops.get(RULES).await, 1, 1).await;
+    let p = app
+        .get(&format!("{SNAPSHOTS}?scope=user"))
+        .expect_problem(429)
+        .await;
     assert!(p["detail"].as_str().unwrap().contains("exceeded"), "{p}");
     // the window of `local` ends
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let resp = op.get(app.url(RULES)).send().await.unwrap();
+    let resp = ops.get(RULES).await;
     assert_eq!(assert_counted(&resp, 1, 1), 0, "a new window for `local`");
     app.finish().await;
 }
@@ -665,15 +619,11 @@ async fn api_clients(engine: Engine) {
     cfg.server.guard_order = vec!["api_clients".into(), "rate_limits".into()];
     let app = TestApp::start(db, cfg).await;
     let register = async |name: &str| -> (String, String) {
-        let body = json(
-            app.admin(Method::POST, "/system/clients")
-                .json(&json!({"name": name, "roles": ["read"]}))
-                .send()
-                .await
-                .unwrap(),
-            201,
-        )
-        .await;
+        let body = app
+            .as_admin()
+            .post("/system/clients", &json!({"name": name, "roles": ["read"]}))
+            .expect(201)
+            .await;
         (
             body["client"]["id"].as_str().unwrap().to_string(),
             body["api_key"].as_str().unwrap().to_string(),
@@ -681,50 +631,42 @@ async fn api_clients(engine: Engine) {
     };
     let (_, key_a) = register("a").await;
     let (id_b, key_b) = register("b").await;
-    json(
-        app.admin(Method::POST, RULES)
-            .json(&json!({"scope": "api_key", "window_seconds": 60, "max_requests": 3}))
-            .send()
-            .await
-            .unwrap(),
-        201,
-    )
-    .await;
-    let get = |key: &str| app.with_key(Method::GET, RULES, key).send();
+    app.as_admin()
+        .post(
+            RULES,
+            &json!({"scope": "api_key", "window_seconds": 60, "max_requests": 3}),
+        )
+        .expect(201)
+        .await;
+    let get = |key: &str| app.as_key(key).get(RULES);
     for left in [2, 1, 0] {
-        assert_eq!(assert_counted(&get(&key_a).await.unwrap(), 3, 60), left);
+        assert_eq!(assert_counted(&get(&key_a).await, 3, 60), left);
     }
-    assert_limited(get(&key_a).await.unwrap(), 3, 60).await;
+    assert_limited(get(&key_a).await, 3, 60).await;
     // another client has its own count; the bootstrap admin is no API client
-    assert_eq!(assert_counted(&get(&key_b).await.unwrap(), 3, 60), 2);
-    let resp = get(ADMIN_KEY).await.unwrap();
+    assert_eq!(assert_counted(&get(&key_b).await, 3, 60), 2);
+    let resp = get(ADMIN_KEY).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(!has_rate_headers(&resp));
     // a rule for client b alone, given by its bare id
-    let only_b = json(
-        app.admin(Method::POST, RULES)
-            .json(
-                &json!({"scope": "api_key", "key": id_b, "window_seconds": 60,
+    let only_b = app
+        .as_admin()
+        .post(
+            RULES,
+            &json!({"scope": "api_key", "key": id_b, "window_seconds": 60,
                           "max_requests": 1}),
-            )
-            .send()
-            .await
-            .unwrap(),
-        201,
-    )
-    .await;
+        )
+        .expect(201)
+        .await;
     assert_eq!(only_b["key"], format!("client:{id_b}"));
     // b: 1 of 1 on its own rule, 2 of 3 on everyone's: the tighter one shows, then refuses
-    assert_eq!(assert_counted(&get(&key_b).await.unwrap(), 1, 60), 0);
-    assert_limited(get(&key_b).await.unwrap(), 1, 60).await;
-    let snap = json(
-        app.admin(Method::GET, &format!("{SNAPSHOTS}?scope=api_key"))
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
+    assert_eq!(assert_counted(&get(&key_b).await, 1, 60), 0);
+    assert_limited(get(&key_b).await, 1, 60).await;
+    let snap = app
+        .as_admin()
+        .get(&format!("{SNAPSHOTS}?scope=api_key"))
+        .expect(200)
+        .await;
     assert_eq!(snap["total"], 3, "{snap}");
     assert!(
         snap["items"]
@@ -738,11 +680,12 @@ async fn api_clients(engine: Engine) {
     // counted and then refused with 403, still with the RateLimit headers
     let (_, key_c) = register("c").await;
     let resp = app
-        .with_key(Method::POST, RULES, &key_c)
-        .json(&json!({"scope": "ip", "window_seconds": 1, "max_requests": 1}))
-        .send()
-        .await
-        .unwrap();
+        .as_key(&key_c)
+        .post(
+            RULES,
+            &json!({"scope": "ip", "window_seconds": 1, "max_requests": 1}),
+        )
+        .await;
     assert_eq!(int_header(&resp, "ratelimit-remaining"), 2);
     problem(resp, 403).await;
     app.finish().await;

@@ -2,7 +2,6 @@
 //! block in the README is its source, byte for byte, and it serves what the README says, with
 //! authentication on, on both engines.
 
-use reqwest::Method;
 use serde_json::json;
 
 use crate::harness::{Engine, TestApp, TestDb, eventually, root, secured};
@@ -24,11 +23,8 @@ async fn notes_pack(engine: Engine) {
     let Some(db) = TestDb::new(engine).await else {
         return;
     };
-    let app = TestApp::start(
-        db.clone(),
-        secured(&db, &["api_clients", "system_log", "notes"]),
-    )
-    .await;
+    let cfg = secured(&db, &["api_clients", "system_log", "notes"]);
+    let app = TestApp::start(db, cfg).await;
 
     let note = app
         .as_admin()

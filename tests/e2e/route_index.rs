@@ -1,6 +1,6 @@
 //! route_index (pack TY): the live route table over HTTP.
 
-use crate::harness::{Engine, TestApp, TestDb, config, json};
+use crate::harness::{Engine, TestApp, TestDb, config};
 use crate::on_both_engines;
 
 async fn lists(engine: Engine) {
@@ -10,7 +10,7 @@ async fn lists(engine: Engine) {
         return;
     };
     // seed: curl /debug/routes/ | jq .total → a number > 0
-    let index = json(app.get("/debug/routes/").await, 200).await;
+    let index = app.get("/debug/routes/").expect(200).await;
     let routes = index["routes"].as_array().unwrap();
     assert_eq!(index["total"], routes.len());
     assert!(!routes.is_empty());
@@ -60,7 +60,7 @@ async fn disabled(engine: Engine) {
     let mut cfg = config(&db, &["route_index", "system_config", "feature_flags"]);
     cfg.packs.get_mut("feature_flags").unwrap().enabled = false;
     let app = TestApp::start(db, cfg).await;
-    let index = json(app.get("/debug/routes").await, 200).await;
+    let index = app.get("/debug/routes").expect(200).await;
     let packs: Vec<&str> = index["routes"]
         .as_array()
         .unwrap()

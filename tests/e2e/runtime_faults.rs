@@ -1,7 +1,8 @@
 //! A pack that traps, loops or allocates without bound fails only its own request; the
 //! sandbox keeps packs out of other tables, the network and each other's memory.
 
-use crate::harness::{Engine, TestApp, eventually, json, problem};
+use crate::harness::{Engine, TestApp, eventually};
+use crate::requests::problem;
 
 async fn app() -> TestApp {
     TestApp::spawn(Engine::Sqlite, &["system_config", "faulty"])
@@ -10,16 +11,16 @@ async fn app() -> TestApp {
 }
 
 async fn then_all_is_well(app: &TestApp) {
-    let ok = json(app.get("/faulty/ok").await, 200).await;
+    let ok = app.get("/faulty/ok").expect(200).await;
     assert_eq!(ok["ok"], true);
-    json(app.get("/system/config").await, 200).await;
+    app.get("/system/config").expect(200).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trap_is_a_500_for_that_request_only() {
     let app = app().await;
     for _ in 0..3 {
-        let p = problem(app.get("/faulty/trap").await, 500).await;
+        let p = app.get("/faulty/trap").expect_problem(500).await;
         assert_eq!(p["type"], "urn:valhalla:problem:pack-failed");
         assert!(
             !p["detail"].as_str().unwrap().contains("panicked"),
@@ -35,7 +36,7 @@ async fn a_panic_message_and_place_reach_the_log_not_the_client() {
     let app = TestApp::spawn(Engine::Sqlite, &["system_config", "system_log", "faulty"])
         .await
         .expect("sqlite always runs");
-    let p = problem(app.get("/faulty/trap").await, 500).await;
+    let p = app.get("/faulty/trap").expect_problem(500).await;
     assert!(!p.to_string().contains("on purpose"), "no internals: {p}");
     let found = eventually(&app, "/system/logs?category=faulty&level=error", |v| {
         v["total"] == 1
@@ -55,14 +56,14 @@ async fn a_panic_message_and_place_reach_the_log_not_the_client() {
 async fn secure_random_bytes_and_the_clock_come_from_the_host() {
     let app = app().await;
     // more than one host call's worth (4096 bytes): the SDK asks again
-    let a = json(app.get("/faulty/random?bytes=10000").await, 200).await;
-    let b = json(app.get("/faulty/random?bytes=10000").await, 200).await;
+    let a = app.get("/faulty/random?bytes=10000").expect(200).await;
+    let b = app.get("/faulty/random?bytes=10000").expect(200).await;
     let hex = a["hex"].as_str().unwrap();
     assert_eq!(hex.len(), 20_000);
     assert_ne!(hex, b["hex"].as_str().unwrap());
     // no run of 64 zero bytes anywhere: every chunk was filled
     assert!(!hex.contains(&"0".repeat(128)), "{hex}");
-    let none = json(app.get("/faulty/random?bytes=0").await, 200).await;
+    let none = app.get("/faulty/random?bytes=0").expect(200).await;
     assert_eq!(none["hex"], "");
     let (us, ms) = (a["now_us"].as_i64().unwrap(), a["now_ms"].as_i64().unwrap());
     assert!((us / 1000 - ms).abs() < 1000, "one clock: {us} µs, {ms} ms");
@@ -132,7 +133,7 @@ async fn an_endless_loop_hits_the_deadline() {
 async fn unbounded_allocation_hits_the_memory_cap() {
     let app = app().await;
     for _ in 0..2 {
-        let p = problem(app.get("/faulty/oom").await, 500).await;
+        let p = app.get("/faulty/oom").expect_problem(500).await;
         assert_eq!(p["type"], "urn:valhalla:problem:pack-out-of-memory");
         then_all_is_well(&app).await;
     }
@@ -176,7 +177,7 @@ async fn faults_in_parallel_leave_normal_requests_alone() {
 async fn every_request_gets_a_fresh_instance() {
     let app = app().await;
     for _ in 0..5 {
-        let body = json(app.get("/faulty/static").await, 200).await;
+        let body = app.get("/faulty/static").expect(200).await;
         assert_eq!(
             body["calls"], 1,
             "a static written by one request is not seen by the next"
@@ -188,7 +189,7 @@ async fn every_request_gets_a_fresh_instance() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn packs_reach_only_their_own_tables() {
     let app = app().await;
-    let results = json(app.get("/faulty/snoop").await, 200).await;
+    let results = app.get("/faulty/snoop").expect(200).await;
     for r in results.as_array().unwrap() {
         assert_eq!(r["result"], "access-denied", "{r}");
     }
@@ -201,7 +202,10 @@ async fn outbound_http_is_denied_without_a_grant() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let url = format!("http://{}/", listener.local_addr().unwrap());
-    let body = json(app.get(&format!("/faulty/outbound?url={url}")).await, 200).await;
+    let body = app
+        .get(&format!("/faulty/outbound?url={url}"))
+        .expect(200)
+        .await;
     assert_eq!(body["result"], "access-denied");
     assert!(listener.accept().is_err(), "no connection was attempted");
     app.finish().await;

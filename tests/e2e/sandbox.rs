@@ -8,13 +8,13 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sqlx::Connection;
 
-use crate::harness::{ADMIN_KEY, Engine, TestApp, TestDb, json, problem, secured};
+use crate::harness::{ADMIN_KEY, Engine, TestApp, TestDb, secured};
 use crate::on_both_engines;
+use crate::requests::json;
 
 const CLIENT_NAME: &str = "victim-client-4d1e";
 const CLIENT_KEY: &str = "victim-key-0123456789abcdef-9d2c41";
@@ -40,24 +40,22 @@ async fn app(engine: Engine) -> Option<(TestApp, Victim)> {
     let mut cfg = secured(&db, &["system_config", "api_clients", "hostile"]);
     cfg.server.guard_order = vec!["api_clients".into()];
     let app = TestApp::start(db, cfg).await;
-    let registered = json(
-        app.admin(Method::POST, "/system/clients")
-            .json(&json!({"name": CLIENT_NAME, "roles": ["read"], "key": CLIENT_KEY}))
-            .send()
-            .await
-            .unwrap(),
-        201,
-    )
-    .await;
-    let entry = json(
-        app.admin(Method::POST, "/system/config")
-            .json(&json!({"key": "secret.token", "value": CONFIG_VALUE}))
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
+    let registered = app
+        .as_admin()
+        .post(
+            "/system/clients",
+            &json!({"name": CLIENT_NAME, "roles": ["read"], "key": CLIENT_KEY}),
+        )
+        .expect(201)
+        .await;
+    let entry = app
+        .as_admin()
+        .post(
+            "/system/config",
+            &json!({"key": "secret.token", "value": CONFIG_VALUE}),
+        )
+        .expect(200)
+        .await;
     let client = registered["client"].clone();
     Some((app, Victim { client, entry }))
 }
@@ -65,20 +63,19 @@ async fn app(engine: Engine) -> Option<(TestApp, Victim)> {
 /// Send `sql` through the hostile pack's `store` `via` query, execute or batch.
 async fn attempt(app: &TestApp, sql: &str, params: &[&str], via: &str) -> Value {
     let body = json!({"sql": sql, "params": params, "via": via});
-    let answer = json(app.post_json("/hostile/sql", &body).await, 200).await;
+    let answer = app.post("/hostile/sql", &body).expect(200).await;
     assert!(answer["result"].is_string(), "{sql} via {via}: {answer}");
     answer
 }
 
 /// GET `path` as the bootstrap admin: its 200 JSON.
 async fn admin_get(app: &TestApp, path: &str) -> Value {
-    json(app.admin(Method::GET, path).send().await.unwrap(), 200).await
+    app.as_admin().get(path).expect(200).await
 }
 
 /// The status of a GET of `path` with `key` as `X-API-Key`.
 async fn status_with(app: &TestApp, path: &str, key: &str) -> u16 {
-    let resp = app.with_key(Method::GET, path, key).send().await.unwrap();
-    resp.status().as_u16()
+    app.as_key(key).get(path).status().await
 }
 
 /// Does any string inside `v` satisfy `f`?
@@ -345,11 +342,9 @@ async fn hostile_sql(engine: Engine) {
         (r#"{"sql": "", "via": "x"}"#, 422),
     ];
     for (body, status) in bodies {
-        problem(
-            app.post_raw("/hostile/sql", "application/json", body).await,
-            status,
-        )
-        .await;
+        app.post_raw("/hostile/sql", "application/json", body)
+            .expect_problem(status)
+            .await;
     }
 
     let mut allowed = Vec::new();
@@ -418,7 +413,7 @@ async fn hostile_sql(engine: Engine) {
     );
     assert_eq!(schema(&app).await, schema_before, "the schema is unchanged");
     assert_eq!(files(&app), files_before, "no file appeared in {tmp}");
-    json(app.get("/hostile/headers").await, 200).await;
+    app.get("/hostile/headers").expect(200).await;
     app.finish().await;
 }
 on_both_engines!(hostile_sql_is_refused_or_reads_nothing_foreign, hostile_sql);
@@ -503,7 +498,7 @@ async fn runaway(engine: Engine) {
     )
     .await;
     let started = Instant::now();
-    problem(app.get("/hostile/runaway").await, 503).await;
+    app.get("/hostile/runaway").expect_problem(503).await;
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "took {:?}",
@@ -594,8 +589,7 @@ async fn credentials(engine: Engine) {
     assert_eq!(app.get("/system/config").await.status(), 401);
     let bad = "victim-key-but-not-the-right-one-000000";
     for path in ["/system/config", "/hostile/headers"] {
-        let refused = app.with_key(Method::GET, path, bad).send().await.unwrap();
-        problem(refused, 401).await;
+        app.as_key(bad).get(path).expect_problem(401).await;
     }
     app.finish().await;
 }

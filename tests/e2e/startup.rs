@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::process::Command;
 
+use testkit::ConfigToml;
+
 use crate::harness::{Engine, TestApp, TestDb, config, packs_dir, root};
 
 /// Run `valhalla ARGS` and answer (exit code, stdout, stderr).
@@ -23,13 +25,11 @@ fn valhalla(args: &[&str]) -> (i32, String, String) {
 
 /// A config file in `dir` with `body` appended to settings that point at the built packs.
 fn write_config(dir: &Path, body: &str) -> String {
-    let text = format!(
-        "[database]\nurl = \"sqlite://{db}\"\n[runtime]\npacks_dir = \"{packs}\"\nmigrations_dir = \"{migrations}\"\ncache_dir = \"{cache}\"\n{body}",
-        db = dir.join("v.db").display(),
-        packs = packs_dir().display(),
-        migrations = root().join("migrations").display(),
-        cache = root().join("target/valhalla-test-cache").display(),
-    );
+    let base = ConfigToml::in_workspace(&root())
+        .packs_dir(&packs_dir())
+        .cache_dir(&root().join("target/valhalla-test-cache"))
+        .database_url(&format!("sqlite://{}", dir.join("v.db").display()));
+    let text = format!("{}{body}", base.to_toml());
     let path = dir.join("config.toml");
     std::fs::write(&path, text).unwrap();
     path.display().to_string()

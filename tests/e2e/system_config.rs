@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::harness::{Engine, TestApp, json, problem};
+use crate::harness::{Engine, TestApp};
 use crate::on_both_engines;
 
 async fn app(engine: Engine) -> Option<TestApp> {
@@ -13,15 +13,13 @@ async fn app(engine: Engine) -> Option<TestApp> {
 async fn seed_curl_examples(engine: Engine) {
     let Some(app) = app(engine).await else { return };
     // curl -X POST /system/config/ -d '{"key": "test_key", "value": "test_value"}' → 200 + object
-    let created = json(
-        app.post_json(
+    let created = app
+        .post(
             "/system/config/",
             &json!({"key": "test_key", "value": "test_value"}),
         )
-        .await,
-        200,
-    )
-    .await;
+        .expect(200)
+        .await;
     assert_eq!(created["key"], "test_key");
     assert_eq!(created["value"], "test_value");
     assert_eq!(created["mutable"], true);
@@ -29,10 +27,10 @@ async fn seed_curl_examples(engine: Engine) {
     assert!(uuid::Uuid::parse_str(created["id"].as_str().unwrap()).is_ok());
     assert!(chrono::DateTime::parse_from_rfc3339(created["created_at"].as_str().unwrap()).is_ok());
     // curl /system/config/test_key → the config just created
-    let fetched = json(app.get("/system/config/test_key").await, 200).await;
+    let fetched = app.get("/system/config/test_key").expect(200).await;
     assert_eq!(fetched, created);
     // curl /system/config/ | jq .total
-    let list = json(app.get("/system/config/").await, 200).await;
+    let list = app.get("/system/config/").expect(200).await;
     assert_eq!(list["total"], 1);
     app.finish().await;
 }
@@ -43,24 +41,20 @@ on_both_engines!(
 
 async fn upsert_updates_in_place(engine: Engine) {
     let Some(app) = app(engine).await else { return };
-    let first = json(
-        app.post_json(
+    let first = app
+        .post(
             "/system/config",
             &json!({"key": "site.name", "value": "a", "description": "the name"}),
         )
-        .await,
-        200,
-    )
-    .await;
-    let second = json(
-        app.post_json(
+        .expect(200)
+        .await;
+    let second = app
+        .post(
             "/system/config",
             &json!({"key": "site.name", "value": "b", "mutable": true}),
         )
-        .await,
-        200,
-    )
-    .await;
+        .expect(200)
+        .await;
     assert_eq!(second["id"], first["id"], "an upsert keeps the entry's id");
     assert_eq!(second["value"], "b");
     assert_eq!(
@@ -70,7 +64,7 @@ async fn upsert_updates_in_place(engine: Engine) {
     );
     assert_eq!(second["created_at"], first["created_at"]);
     assert!(second["updated_at"].as_str() >= first["updated_at"].as_str());
-    let list = json(app.get("/system/config").await, 200).await;
+    let list = app.get("/system/config").expect(200).await;
     assert_eq!(list["total"], 1);
     app.finish().await;
 }
@@ -79,14 +73,11 @@ on_both_engines!(upsert_updates_an_existing_entry, upsert_updates_in_place);
 async fn list_pages(engine: Engine) {
     let Some(app) = app(engine).await else { return };
     for key in ["c", "a", "e", "b", "d"] {
-        json(
-            app.post_json("/system/config", &json!({"key": key, "value": key}))
-                .await,
-            200,
-        )
-        .await;
+        app.post("/system/config", &json!({"key": key, "value": key}))
+            .expect(200)
+            .await;
     }
-    let all = json(app.get("/system/config").await, 200).await;
+    let all = app.get("/system/config").expect(200).await;
     assert_eq!(all["total"], 5);
     let keys: Vec<_> = all["items"]
         .as_array()
@@ -95,7 +86,7 @@ async fn list_pages(engine: Engine) {
         .map(|i| i["key"].clone())
         .collect();
     assert_eq!(keys, ["a", "b", "c", "d", "e"], "sorted by key");
-    let page = json(app.get("/system/config?limit=2&offset=2").await, 200).await;
+    let page = app.get("/system/config?limit=2&offset=2").expect(200).await;
     assert_eq!(page["total"], 5, "total counts every entry, not the page");
     let keys: Vec<_> = page["items"]
         .as_array()
@@ -105,7 +96,10 @@ async fn list_pages(engine: Engine) {
         .collect();
     assert_eq!(keys, ["c", "d"]);
     for bad in ["limit=0", "limit=100000", "limit=abc", "offset=-1"] {
-        let p = problem(app.get(&format!("/system/config?{bad}")).await, 422).await;
+        let p = app
+            .get(&format!("/system/config?{bad}"))
+            .expect_problem(422)
+            .await;
         let field = bad.split('=').next().unwrap();
         assert_eq!(p["errors"][0]["field"], field, "{p}");
     }
@@ -115,29 +109,29 @@ on_both_engines!(list_is_sorted_paged_and_validated, list_pages);
 
 async fn get_and_delete(engine: Engine) {
     let Some(app) = app(engine).await else { return };
-    let p = problem(app.get("/system/config/missing").await, 404).await;
+    let p = app.get("/system/config/missing").expect_problem(404).await;
     assert_eq!(p["instance"], "/system/config/missing");
-    problem(app.delete("/system/config/missing").await, 404).await;
+    app.delete("/system/config/missing")
+        .expect_problem(404)
+        .await;
 
-    json(
-        app.post_json("/system/config", &json!({"key": "gone.soon", "value": "x"}))
-            .await,
-        200,
-    )
-    .await;
+    app.post("/system/config", &json!({"key": "gone.soon", "value": "x"}))
+        .expect(200)
+        .await;
     let resp = app.delete("/system/config/gone.soon/").await;
     assert_eq!(resp.status(), 204);
-    problem(app.get("/system/config/gone.soon").await, 404).await;
-    problem(app.delete("/system/config/gone.soon").await, 404).await;
+    app.get("/system/config/gone.soon")
+        .expect_problem(404)
+        .await;
+    app.delete("/system/config/gone.soon")
+        .expect_problem(404)
+        .await;
 
     // keys with characters that need percent-encoding in a path still round-trip
-    json(
-        app.post_json("/system/config", &json!({"key": "a:b", "value": "x"}))
-            .await,
-        200,
-    )
-    .await;
-    let got = json(app.get("/system/config/a%3Ab").await, 200).await;
+    app.post("/system/config", &json!({"key": "a:b", "value": "x"}))
+        .expect(200)
+        .await;
+    let got = app.get("/system/config/a%3Ab").expect(200).await;
     assert_eq!(got["key"], "a:b");
     app.finish().await;
 }
@@ -145,33 +139,27 @@ on_both_engines!(get_and_delete_with_404s, get_and_delete);
 
 async fn immutable_entries(engine: Engine) {
     let Some(app) = app(engine).await else { return };
-    json(
-        app.post_json(
-            "/system/config",
-            &json!({"key": "locked", "value": "v1", "mutable": false}),
-        )
-        .await,
-        200,
+    app.post(
+        "/system/config",
+        &json!({"key": "locked", "value": "v1", "mutable": false}),
     )
+    .expect(200)
     .await;
-    let p = problem(
-        app.post_json("/system/config", &json!({"key": "locked", "value": "v2"}))
-            .await,
-        409,
-    )
-    .await;
+    let p = app
+        .post("/system/config", &json!({"key": "locked", "value": "v2"}))
+        .expect_problem(409)
+        .await;
     assert!(p["detail"].as_str().unwrap().contains("immutable"), "{p}");
-    problem(
-        app.post_json(
-            "/system/config",
-            &json!({"key": "locked", "value": "v2", "mutable": true}),
-        )
-        .await,
-        409,
+    app.post(
+        "/system/config",
+        &json!({"key": "locked", "value": "v2", "mutable": true}),
     )
+    .expect_problem(409)
     .await;
-    problem(app.delete("/system/config/locked").await, 409).await;
-    let still = json(app.get("/system/config/locked").await, 200).await;
+    app.delete("/system/config/locked")
+        .expect_problem(409)
+        .await;
+    let still = app.get("/system/config/locked").expect(200).await;
     assert_eq!(
         still["value"], "v1",
         "a refused change leaves the entry as it was"
@@ -205,40 +193,27 @@ async fn bad_bodies(engine: Engine) {
         ),
     ];
     for (body, field) in cases {
-        let p = problem(app.post_json("/system/config", &body).await, 422).await;
+        let p = app.post("/system/config", &body).expect_problem(422).await;
         assert_eq!(p["errors"][0]["field"], field, "{body} → {p}");
     }
-    problem(
-        app.post_json("/system/config", &json!([1, 2, 3])).await,
-        422,
-    )
-    .await;
+    app.post("/system/config", &json!([1, 2, 3]))
+        .expect_problem(422)
+        .await;
 
-    problem(
-        app.post_raw("/system/config", "application/json", "{\"key\":")
-            .await,
-        400,
-    )
-    .await;
-    problem(
-        app.post_raw("/system/config", "application/json", "").await,
-        400,
-    )
-    .await;
-    problem(
-        app.post_raw("/system/config", "application/json", "{} trailing")
-            .await,
-        400,
-    )
-    .await;
-    problem(
-        app.post_raw("/system/config", "text/plain", "key=value")
-            .await,
-        415,
-    )
-    .await;
+    app.post_raw("/system/config", "application/json", "{\"key\":")
+        .expect_problem(400)
+        .await;
+    app.post_raw("/system/config", "application/json", "")
+        .expect_problem(400)
+        .await;
+    app.post_raw("/system/config", "application/json", "{} trailing")
+        .expect_problem(400)
+        .await;
+    app.post_raw("/system/config", "text/plain", "key=value")
+        .expect_problem(415)
+        .await;
 
-    let list = json(app.get("/system/config").await, 200).await;
+    let list = app.get("/system/config").expect(200).await;
     assert_eq!(list["total"], 0, "no bad body stored anything");
     app.finish().await;
 }
@@ -246,15 +221,12 @@ on_both_engines!(bad_bodies_get_400_415_or_422_naming_the_field, bad_bodies);
 
 async fn survives_restart(engine: Engine) {
     let Some(app) = app(engine).await else { return };
-    json(
-        app.post_json("/system/config", &json!({"key": "persist", "value": "yes"}))
-            .await,
-        200,
-    )
-    .await;
+    app.post("/system/config", &json!({"key": "persist", "value": "yes"}))
+        .expect(200)
+        .await;
     let (db, config) = app.stop().await;
     let app = TestApp::start(db, config).await;
-    let got = json(app.get("/system/config/persist").await, 200).await;
+    let got = app.get("/system/config/persist").expect(200).await;
     assert_eq!(got["value"], "yes");
     app.finish().await;
 }
@@ -291,7 +263,7 @@ async fn concurrent_writes(engine: Engine) {
             .collect(),
     )
     .await;
-    let list = json(app.get("/system/config?limit=1000").await, 200).await;
+    let list = app.get("/system/config?limit=1000").expect(200).await;
     assert_eq!(list["total"], 41);
     app.finish().await;
 }
@@ -310,7 +282,7 @@ async fn cached_reads_follow_writes(engine: Engine) {
     };
     set("v0".into()).await;
     assert_eq!(
-        json(app.get("/system/config/hot.read").await, 200).await["value"],
+        app.get("/system/config/hot.read").expect(200).await["value"],
         "v0"
     );
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -328,7 +300,7 @@ async fn cached_reads_follow_writes(engine: Engine) {
         .collect();
     for i in 1..=30 {
         set(format!("v{i}")).await;
-        let got = json(app.get("/system/config/hot.read").await, 200).await;
+        let got = app.get("/system/config/hot.read").expect(200).await;
         assert_eq!(got["value"], format!("v{i}"), "a read after write {i}");
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -336,10 +308,10 @@ async fn cached_reads_follow_writes(engine: Engine) {
         r.await.unwrap();
     }
     assert_eq!(app.delete("/system/config/hot.read").await.status(), 204);
-    problem(app.get("/system/config/hot.read").await, 404).await;
+    app.get("/system/config/hot.read").expect_problem(404).await;
     set("again".into()).await;
     assert_eq!(
-        json(app.get("/system/config/hot.read").await, 200).await["value"],
+        app.get("/system/config/hot.read").expect(200).await["value"],
         "again"
     );
     app.finish().await;

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::harness::{Engine, TestApp, eventually, json, problem};
+use crate::harness::{Engine, TestApp, eventually};
 use crate::on_both_engines;
 
 async fn app(engine: Engine) -> Option<TestApp> {
@@ -12,15 +12,13 @@ async fn app(engine: Engine) -> Option<TestApp> {
 
 async fn write_and_search(engine: Engine) {
     let Some(app) = app(engine).await else { return };
-    let e = json(
-        app.post_json(
+    let e = app
+        .post(
             "/system/logs/",
             &json!({"message": "deploy started", "category": "deploy", "context": {"v": 2}}),
         )
-        .await,
-        201,
-    )
-    .await;
+        .expect(201)
+        .await;
     assert_eq!(e["level"], "INFO", "INFO by default");
     assert_eq!(e["category"], "deploy");
     assert_eq!(e["context"]["v"], 2);
@@ -30,55 +28,46 @@ async fn write_and_search(engine: Engine) {
         "the request id by default"
     );
     assert!(chrono::DateTime::parse_from_rfc3339(e["timestamp"].as_str().unwrap()).is_ok());
-    let e = json(
-        app.post_json(
+    let e = app.post(
             "/system/logs",
             &json!({"level": "error", "message": "disk full", "category": "ops", "correlation_id": "corr-1", "user_id": "u-7"}),
-        )
-        .await,
-        201,
-    )
-    .await;
+        ).expect(201).await;
     assert_eq!(
         e["level"], "ERROR",
         "levels are case-insensitive, stored upper-case"
     );
-    json(
-        app.post_json(
-            "/system/logs",
-            &json!({"level": "WARNING", "message": "slow", "category": "ops"}),
-        )
-        .await,
-        201,
+    app.post(
+        "/system/logs",
+        &json!({"level": "WARNING", "message": "slow", "category": "ops"}),
     )
+    .expect(201)
     .await;
 
-    let ops = json(app.get("/system/logs?category=ops").await, 200).await;
+    let ops = app.get("/system/logs?category=ops").expect(200).await;
     assert_eq!(ops["total"], 2);
     assert_eq!(ops["items"][0]["message"], "slow", "newest first");
-    let errors = json(app.get("/system/logs?level=error").await, 200).await;
+    let errors = app.get("/system/logs?level=error").expect(200).await;
     assert_eq!(errors["total"], 1);
     assert_eq!(errors["items"][0]["user_id"], "u-7");
-    let corr = json(app.get("/system/logs?correlation_id=corr-1").await, 200).await;
+    let corr = app
+        .get("/system/logs?correlation_id=corr-1")
+        .expect(200)
+        .await;
     assert_eq!(corr["total"], 1);
-    let page = json(
-        app.get("/system/logs?category=ops&limit=1&offset=1").await,
-        200,
-    )
-    .await;
+    let page = app
+        .get("/system/logs?category=ops&limit=1&offset=1")
+        .expect(200)
+        .await;
     assert_eq!(page["items"][0]["message"], "disk full");
-    let future = json(
-        app.get("/system/logs?since=2999-01-01T00:00:00Z").await,
-        200,
-    )
-    .await;
+    let future = app
+        .get("/system/logs?since=2999-01-01T00:00:00Z")
+        .expect(200)
+        .await;
     assert_eq!(future["total"], 0);
-    let past = json(
-        app.get("/system/logs?since=2000-01-01T00:00:00%2B02:00&category=ops")
-            .await,
-        200,
-    )
-    .await;
+    let past = app
+        .get("/system/logs?since=2000-01-01T00:00:00%2B02:00&category=ops")
+        .expect(200)
+        .await;
     assert_eq!(past["total"], 2);
     app.finish().await;
 }
@@ -94,20 +83,21 @@ async fn validation(engine: Engine) {
         (json!({"message": "x", "category": "a b"}), "category"),
         (json!({"message": 5}), "message"),
     ] {
-        let p = problem(app.post_json("/system/logs", &body).await, 422).await;
+        let p = app.post("/system/logs", &body).expect_problem(422).await;
         assert_eq!(p["errors"][0]["field"], field, "{body} → {p}");
     }
-    problem(
-        app.post_raw("/system/logs", "application/json", "{").await,
-        400,
-    )
-    .await;
+    app.post_raw("/system/logs", "application/json", "{")
+        .expect_problem(400)
+        .await;
     for (query, field) in [
         ("level=LOUD", "level"),
         ("since=yesterday", "since"),
         ("limit=0", "limit"),
     ] {
-        let p = problem(app.get(&format!("/system/logs?{query}")).await, 422).await;
+        let p = app
+            .get(&format!("/system/logs?{query}"))
+            .expect_problem(422)
+            .await;
         assert_eq!(p["errors"][0]["field"], field, "{query}");
     }
     app.finish().await;
@@ -158,14 +148,11 @@ async fn audit_trail(engine: Engine) {
     assert_eq!(found["items"][0]["source"], "feature_flags");
 
     // an update records before and after
-    json(
-        app.post_json(
-            "/system/config",
-            &json!({"key": "site.name", "value": "Asgard"}),
-        )
-        .await,
-        200,
+    app.post(
+        "/system/config",
+        &json!({"key": "site.name", "value": "Asgard"}),
     )
+    .expect(200)
     .await;
     let found = eventually(
         &app,
@@ -187,24 +174,19 @@ on_both_engines!(
 async fn shutdown_flushes(engine: Engine) {
     let Some(app) = app(engine).await else { return };
     for i in 0..60 {
-        json(
-            app.post_json(
-                "/system/config",
-                &json!({"key": format!("k{i}"), "value": "v"}),
-            )
-            .await,
-            200,
+        app.post(
+            "/system/config",
+            &json!({"key": format!("k{i}"), "value": "v"}),
         )
+        .expect(200)
         .await;
     }
     let (db, cfg) = app.stop().await;
     let app = TestApp::start(db, cfg).await;
-    let audit = json(
-        app.get("/system/logs?category=audit&source=system_config")
-            .await,
-        200,
-    )
-    .await;
+    let audit = app
+        .get("/system/logs?category=audit&source=system_config")
+        .expect(200)
+        .await;
     assert_eq!(
         audit["total"], 60,
         "every audit event queued before shutdown was written"
@@ -222,12 +204,9 @@ async fn writes_work_without_the_log_pack() {
     let app = TestApp::spawn(Engine::Sqlite, &["system_config"])
         .await
         .unwrap();
-    json(
-        app.post_json("/system/config", &json!({"key": "k", "value": "v"}))
-            .await,
-        200,
-    )
-    .await;
-    problem(app.get("/system/logs").await, 404).await;
+    app.post("/system/config", &json!({"key": "k", "value": "v"}))
+        .expect(200)
+        .await;
+    app.get("/system/logs").expect_problem(404).await;
     app.finish().await;
 }
