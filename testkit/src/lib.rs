@@ -127,8 +127,11 @@ impl ConfigToml {
 
     /// `auth.enabled = true` with the bootstrap `auth.admin_key`.
     pub fn admin_key(self, key: &str) -> Self {
-        self.set("auth", "enabled", Value::Bool(true))
-            .set("auth", "admin_key", Value::Str(key.into()))
+        self.set("auth", "enabled", Value::Bool(true)).set(
+            "auth",
+            "admin_key",
+            Value::Str(key.into()),
+        )
     }
 
     fn pack_mut(&mut self, name: &str) -> &mut PackToml {
@@ -151,7 +154,9 @@ impl ConfigToml {
 
     /// `packs.<name>.grants.outbound`: the URL patterns `name` may call.
     pub fn grant_outbound(mut self, name: &str, patterns: &[&str]) -> Self {
-        self.pack_mut(name).grants.insert("outbound", list(patterns));
+        self.pack_mut(name)
+            .grants
+            .insert("outbound", list(patterns));
         self
     }
 
