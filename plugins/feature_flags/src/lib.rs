@@ -6,79 +6,56 @@
 use valhalla_sdk::prelude::*;
 
 fn pack() -> Pack {
-    Pack::new(
-        "feature_flags",
-        env!("CARGO_PKG_VERSION"),
-        "Feature flags with percentage rollout",
-    )
-    .post(
-        "/system/features",
-        Access::Write,
-        "Create or update a flag",
-        upsert,
-    )
-    .get(
-        "/system/features",
-        Access::Read,
-        "List flags (filter by group)",
-        list,
-    )
-    .get("/system/features/{key}", Access::Read, "Get a flag", get)
-    .delete(
-        "/system/features/{key}",
-        Access::Write,
-        "Delete a flag",
-        delete,
-    )
-    .get(
-        "/system/features/{key}/evaluate",
-        Access::Read,
-        "Evaluate a flag for a subject",
-        evaluate,
-    )
+    Pack::new("feature_flags", env!("CARGO_PKG_VERSION"), "Feature flags with percentage rollout")
+        .post("/system/features", Access::Write, "Create or update a flag", upsert)
+        .get("/system/features", Access::Read, "List flags (filter by group)", list)
+        .get("/system/features/{key}", Access::Read, "Get a flag", |Path(key): Path<String>| {
+            find(&key).map(Json)
+        })
+        .delete("/system/features/{key}", Access::Write, "Delete a flag", delete)
+        .get(
+            "/system/features/{key}/evaluate",
+            Access::Read,
+            "Evaluate a flag for a subject",
+            evaluate,
+        )
 }
 
 valhalla_sdk::export_pack!(pack);
 
-const COLUMNS: &str =
-    "id, key, enabled, description, flag_group, rollout_percent, created_at, updated_at";
+/// The flag's `group` is the `flag_group` column (`group` is a word SQL reserves), so the
+/// select list is spelled out rather than taken from [`Flag`]'s fields.
+const COLUMNS: &str = "id, key, enabled, description, flag_group AS \"group\", rollout_percent, \
+                       created_at, updated_at";
 /// Bounds how stale another replica's cached flag can be; writes here invalidate at once.
 const CACHE_TTL_MS: u64 = 30_000;
 
-#[derive(Deserialize)]
+/// `POST /system/features`: a flag to create or replace.
+#[derive(Deserialize, JsonSchema, Validate)]
 #[serde(deny_unknown_fields)]
 struct Upsert {
+    #[validate(identifier(max = 128))]
     key: String,
-    #[serde(default = "yes")]
+    #[serde(default = "valhalla_sdk::yes")]
     enabled: bool,
     #[serde(default)]
+    #[validate(length(max = 1024))]
     description: Option<String>,
-    #[serde(default)]
-    group: Option<String>,
+    /// the share of subjects the flag is on for, 0..=100
     #[serde(default = "all")]
+    #[validate(range(min = 0, max = 100))]
     rollout_percent: i64,
-}
-
-fn yes() -> bool {
-    true
+    #[serde(default)]
+    #[validate(identifier(max = 64))]
+    group: Option<String>,
 }
 
 fn all() -> i64 {
     100
 }
 
-impl Validate for Upsert {
-    fn validate(&self, v: &mut Validator) {
-        v.identifier("key", &self.key, 128)
-            .max_length("description", self.description.as_deref(), 1024)
-            .range("rollout_percent", self.rollout_percent, 0, 100);
-        if let Some(g) = &self.group {
-            v.identifier("group", g, 64);
-        }
-    }
-}
-
-#[derive(Serialize, Deserialize, Clone)]
+/// A flag as stored, cached and answered.
+#[derive(Serialize, Deserialize, JsonSchema)]
 struct Flag {
     id: String,
     key: String,
@@ -90,19 +67,27 @@ struct Flag {
     updated_at: String,
 }
 
-impl Flag {
-    fn from_row(row: &Row) -> Result<Self, Problem> {
-        Ok(Self {
-            id: row.text("id")?,
-            key: row.text("key")?,
-            enabled: row.bool("enabled")?,
-            description: row.opt_text("description")?,
-            group: row.opt_text("flag_group")?,
-            rollout_percent: row.int("rollout_percent")?,
-            created_at: row.text("created_at")?,
-            updated_at: row.text("updated_at")?,
-        })
-    }
+/// `GET /system/features?group=…`
+#[derive(Deserialize)]
+struct ListQuery {
+    group: Option<String>,
+}
+
+/// `GET /system/features/{key}/evaluate?subject=…`
+#[derive(Deserialize)]
+struct Subject {
+    subject: Option<String>,
+}
+
+/// A flag's answer for one subject.
+#[derive(Serialize, JsonSchema)]
+struct Evaluation {
+    enabled: bool,
+    key: String,
+    /// `enabled`, `disabled`, `rollout_zero`, `in_rollout` or `outside_rollout`
+    reason: &'static str,
+    rollout_percent: i64,
+    subject: Option<String>,
 }
 
 fn cache_key(key: &str) -> String {
@@ -110,32 +95,30 @@ fn cache_key(key: &str) -> String {
 }
 
 fn find_in_db(key: &str) -> Result<Option<Flag>, Problem> {
-    let sql = format!("SELECT {COLUMNS} FROM feature_flags WHERE key = $1");
-    db::query_one(&sql, params![key])?
-        .map(|row| Flag::from_row(&row))
-        .transpose()
+    db::query_one_as(&format!("SELECT {COLUMNS} FROM feature_flags WHERE key = $1"), params![key])
 }
 
 /// The flag, from the cache when it is there.
-fn find(key: &str) -> Result<Option<Flag>, Problem> {
-    cache::read_through(&cache_key(key), CACHE_TTL_MS, || find_in_db(key))
+fn find(key: &str) -> Result<Flag, Problem> {
+    cache::read_through(&cache_key(key), CACHE_TTL_MS, || find_in_db(key))?
+        .ok_or_else(|| not_found(key))
 }
 
 fn not_found(key: &str) -> Problem {
     Problem::not_found(format!("no feature flag `{key}`"))
 }
 
-fn upsert(req: &Request) -> Result<Response, Problem> {
-    let body: Upsert = req.json()?;
+fn upsert(Valid(body): Valid<Upsert>) -> Result<Json<Flag>, Problem> {
     let before = find_in_db(&body.key)?;
     let sql = format!(
-        "INSERT INTO feature_flags ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
+        "INSERT INTO feature_flags (id, key, enabled, description, flag_group, rollout_percent, \
+         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
          ON CONFLICT (key) DO UPDATE SET enabled = excluded.enabled, \
          description = excluded.description, flag_group = excluded.flag_group, \
          rollout_percent = excluded.rollout_percent, updated_at = excluded.updated_at \
          RETURNING {COLUMNS}"
     );
-    let row = db::query_one(
+    let after: Flag = db::returning(
         &sql,
         params![
             clock::new_id(),
@@ -146,49 +129,24 @@ fn upsert(req: &Request) -> Result<Response, Problem> {
             body.rollout_percent,
             clock::now_rfc3339()
         ],
-    )?
-    .ok_or_else(|| Problem::internal("the upsert returned no row"))?;
-    let after = Flag::from_row(&row)?;
+    )?;
     cache::invalidate(&cache_key(&after.key));
-    log::audit_upsert(
-        "flag",
-        &format!("feature_flags/{}", after.key),
-        before.as_ref(),
-        &after,
-    );
-    Response::ok(&after)
+    log::audit_upsert("flag", &format!("feature_flags/{}", after.key), before.as_ref(), &after);
+    Ok(Json(after))
 }
 
-fn list(req: &Request) -> Result<Response, Problem> {
+fn list(page: Page, Query(q): Query<ListQuery>) -> Result<Json<db::List<Flag>>, Problem> {
     let mut filter = db::Filter::new();
-    filter.eq("flag_group", req.query("group"));
-    db::list_page(
-        "feature_flags",
-        COLUMNS,
-        &filter,
-        "key",
-        req.page()?,
-        Flag::from_row,
-    )
+    filter.eq("flag_group", q.group);
+    db::list_page_with("feature_flags", COLUMNS, &filter, "key", page)
 }
 
-fn get(req: &Request) -> Result<Response, Problem> {
-    let key = req.param("key")?;
-    Response::ok(&find(key)?.ok_or_else(|| not_found(key))?)
-}
-
-fn delete(req: &Request) -> Result<Response, Problem> {
-    let key = req.param("key")?;
-    let before = find_in_db(key)?.ok_or_else(|| not_found(key))?;
-    db::execute("DELETE FROM feature_flags WHERE key = $1", params![key])?;
-    cache::invalidate(&cache_key(key));
-    log::audit::<Flag, ()>(
-        "flag.delete",
-        &format!("feature_flags/{key}"),
-        Some(&before),
-        None,
-    );
-    Response::no_content()
+fn delete(Path(key): Path<String>) -> Result<NoContent, Problem> {
+    let before = find_in_db(&key)?.ok_or_else(|| not_found(&key))?;
+    db::execute("DELETE FROM feature_flags WHERE key = $1", params![key.as_str()])?;
+    cache::invalidate(&cache_key(&key));
+    log::audit::<Flag, ()>("flag.delete", &format!("feature_flags/{key}"), Some(&before), None);
+    Ok(NoContent)
 }
 
 /// The subject's bucket 0..100 for `key`: the same subject always lands in the same bucket,
@@ -208,33 +166,26 @@ fn bucket(key: &str, subject: &str) -> i64 {
     (h % 100) as i64
 }
 
-fn evaluate(req: &Request) -> Result<Response, Problem> {
-    let key = req.param("key")?;
-    let flag = find(key)?.ok_or_else(|| not_found(key))?;
-    let subject = req.query("subject").filter(|s| !s.is_empty());
-    let (enabled, reason) = if !flag.enabled {
-        (false, "disabled")
-    } else if flag.rollout_percent >= 100 {
-        (true, "enabled")
-    } else if flag.rollout_percent <= 0 {
-        (false, "rollout_zero")
-    } else {
-        let subject = subject.ok_or_else(|| {
-            Problem::invalid_field("subject", "required for a flag with a partial rollout")
-        })?;
-        if bucket(key, subject) < flag.rollout_percent {
-            (true, "in_rollout")
-        } else {
-            (false, "outside_rollout")
+fn evaluate(
+    Path(key): Path<String>,
+    Query(q): Query<Subject>,
+) -> Result<Json<Evaluation>, Problem> {
+    let flag = find(&key)?;
+    let subject = q.subject.filter(|s| !s.is_empty());
+    let percent = flag.rollout_percent;
+    let (enabled, reason) = match (flag.enabled, percent) {
+        (false, _) => (false, "disabled"),
+        (true, 100..) => (true, "enabled"),
+        (true, ..=0) => (false, "rollout_zero"),
+        (true, _) => {
+            let subject = subject.as_deref().ok_or_else(|| {
+                Problem::invalid_field("subject", "required for a flag with a partial rollout")
+            })?;
+            let inside = bucket(&key, subject) < percent;
+            (inside, if inside { "in_rollout" } else { "outside_rollout" })
         }
     };
-    Response::ok(&serde_json::json!({
-        "key": flag.key,
-        "subject": subject,
-        "enabled": enabled,
-        "reason": reason,
-        "rollout_percent": flag.rollout_percent,
-    }))
+    Ok(Json(Evaluation { enabled, key: flag.key, reason, rollout_percent: percent, subject }))
 }
 
 #[cfg(test)]
@@ -245,9 +196,7 @@ mod tests {
     fn buckets_are_stable_and_spread() {
         assert_eq!(bucket("f", "user-1"), bucket("f", "user-1"));
         let n = 10_000;
-        let inside = (0..n)
-            .filter(|i| bucket("checkout", &format!("user-{i}")) < 30)
-            .count();
+        let inside = (0..n).filter(|i| bucket("checkout", &format!("user-{i}")) < 30).count();
         let share = inside as f64 / n as f64;
         assert!((0.28..=0.32).contains(&share), "{share}");
     }

@@ -84,15 +84,48 @@ pub fn list_page<T: DeserializeOwned>(
     order_by: &str,
     page: Page,
 ) -> Result<Json<List<T>>, Problem> {
-    let columns = columns::<T>();
+    list_page_with(table, &columns::<T>(), filter, order_by, page)
+}
+
+/// [`list_page`] with the select list spelled out, for a `T` whose fields are not all plain
+/// columns (`flag_group AS "group"`).
+pub fn list_page_with<T: DeserializeOwned>(
+    table: &str,
+    columns: &str,
+    filter: &Filter,
+    order_by: &str,
+    page: Page,
+) -> Result<Json<List<T>>, Problem> {
+    let (count_sql, page_sql) = page_queries(table, columns, filter, order_by);
+    let total = query_scalar(&count_sql, filter.params(vec![]))?;
+    let items = query_as(&page_sql, filter.params(crate::params![page.limit, page.offset]))?;
+    Ok(Json(List { total, items }))
+}
+
+/// The `COUNT(*)` and the page `SELECT` of a list, the page's limit and offset numbered after
+/// the filter's parameters.
+fn page_queries(table: &str, columns: &str, filter: &Filter, order_by: &str) -> (String, String) {
     let where_sql = filter.sql();
-    let total =
-        query_scalar(&format!("SELECT COUNT(*) FROM {table}{where_sql}"), filter.params(vec![]))?;
     let n = filter.next_param();
-    let sql = format!(
+    let count = format!("SELECT COUNT(*) FROM {table}{where_sql}");
+    let page = format!(
         "SELECT {columns} FROM {table}{where_sql} ORDER BY {order_by} LIMIT ${n} OFFSET ${}",
         n + 1
     );
-    let items = query_as(&sql, filter.params(crate::params![page.limit, page.offset]))?;
-    Ok(Json(List { total, items }))
+    (count, page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_numbers_its_limit_and_offset_after_the_filter() {
+        let mut filter = Filter::new();
+        filter.eq("flag_group", Some("ui")).eq("kind", None::<&str>);
+        let (count, page) = page_queries("t", r#"id, g AS "group""#, &filter, "id");
+        assert_eq!(count, "SELECT COUNT(*) FROM t WHERE flag_group = $1");
+        let want = r#"SELECT id, g AS "group" FROM t WHERE flag_group = $1 ORDER BY id LIMIT $2 OFFSET $3"#;
+        assert_eq!(page, want);
+    }
 }

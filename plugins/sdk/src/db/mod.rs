@@ -16,7 +16,7 @@ mod decode;
 mod list;
 
 pub use decode::{DecodeError, field_names};
-pub use list::{Filter, List, list_page};
+pub use list::{Filter, List, list_page, list_page_with};
 pub use store::{Statement, Value};
 
 /// Converts a Rust value into a typed SQL parameter.
