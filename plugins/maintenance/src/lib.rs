@@ -7,48 +7,29 @@
 use valhalla_sdk::prelude::*;
 
 fn pack() -> Pack {
-    Pack::new(
-        "maintenance",
-        env!("CARGO_PKG_VERSION"),
-        "Maintenance mode and windows",
-    )
-    .get(
-        "/system/maintenance/state",
-        Access::Public,
-        "The current mode",
-        state,
-    )
-    .post(
-        "/system/maintenance/state/{mode}",
-        Access::Admin,
-        "Switch the mode",
-        set_state,
-    )
-    .post(
-        "/system/maintenance/windows",
-        Access::Admin,
-        "Schedule a maintenance window",
-        create_window,
-    )
-    .get(
-        "/system/maintenance/windows",
-        Access::Read,
-        "List maintenance windows",
-        list_windows,
-    )
-    .schedule(1_000, tick)
+    Pack::new("maintenance", env!("CARGO_PKG_VERSION"), "Maintenance mode and windows")
+        .get("/system/maintenance/state", Access::Public, "The current mode", || {
+            load_state().map(Json)
+        })
+        .post("/system/maintenance/state/{mode}", Access::Admin, "Switch the mode", set_state)
+        .post(
+            "/system/maintenance/windows",
+            Access::Admin,
+            "Schedule a maintenance window",
+            create_window,
+        )
+        .get("/system/maintenance/windows", Access::Read, "List maintenance windows", list_windows)
+        .schedule(1_000, || run_windows().map_err(|p| p.detail))
 }
 
 valhalla_sdk::export_pack!(pack);
 
 const MODES: [&str; 3] = ["normal", "read_only", "maintenance"];
-const STATE_COLUMNS: &str = "mode, reason, changed_by, changed_at, window_id, until_at";
-const WINDOW_COLUMNS: &str =
-    "id, starts_at, ends_at, mode, reason, status, created_by, created_at, updated_at";
 /// Bounds how stale another replica's view is; changes here update the cache at once.
 const STATE_TTL_MS: u64 = 2_000;
 
-#[derive(Serialize, Deserialize, Clone, PartialEq)]
+/// The current mode, as cached and answered.
+#[derive(Serialize, Deserialize, JsonSchema, Default)]
 struct State {
     mode: String,
     reason: Option<String>,
@@ -63,15 +44,15 @@ struct State {
 }
 
 impl State {
-    fn normal() -> Self {
+    /// `mode`, set by `by` at `now`.
+    fn set(mode: &str, reason: Option<String>, by: String, now: &str) -> Self {
         Self {
-            mode: "normal".into(),
-            reason: None,
-            changed_by: None,
-            changed_at: None,
-            updated_at: None,
-            window_id: None,
-            until: None,
+            mode: mode.into(),
+            reason,
+            changed_by: Some(by),
+            changed_at: Some(now.into()),
+            updated_at: Some(now.into()),
+            ..Self::default()
         }
     }
 }
@@ -80,92 +61,75 @@ fn load_state() -> Result<State, Problem> {
     if let Some(s) = cache::get_json::<State>("state") {
         return Ok(s);
     }
-    let sql = format!("SELECT {STATE_COLUMNS} FROM maintenance_state WHERE id = $1");
-    let state = match db::query_one(&sql, params!["current"])? {
-        Some(r) => State {
-            mode: r.text("mode")?,
-            reason: r.opt_text("reason")?,
-            changed_by: r.opt_text("changed_by")?,
-            changed_at: r.opt_text("changed_at")?,
-            updated_at: r.opt_text("changed_at")?,
-            window_id: r.opt_text("window_id")?,
-            until: r.opt_text("until_at")?,
-        },
-        None => State::normal(),
-    };
+    let sql = "SELECT mode, reason, changed_by, changed_at, changed_at AS updated_at, window_id, \
+               until_at AS until FROM maintenance_state WHERE id = $1";
+    let normal = || State { mode: "normal".into(), ..State::default() };
+    let state = db::query_one_as(sql, params!["current"])?.unwrap_or_else(normal);
     cache::set_json("state", &state, Some(STATE_TTL_MS));
     Ok(state)
 }
 
 /// Record `next` as the current state, audit the change and refresh the cache.
 fn save_state(next: &State, before: &State) -> Result<(), Problem> {
-    let sql = format!(
-        "INSERT INTO maintenance_state (id, {STATE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+    db::execute(
+        "INSERT INTO maintenance_state (id, mode, reason, changed_by, changed_at, window_id, \
+         until_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
          ON CONFLICT (id) DO UPDATE SET mode = excluded.mode, reason = excluded.reason, \
          changed_by = excluded.changed_by, changed_at = excluded.changed_at, \
-         window_id = excluded.window_id, until_at = excluded.until_at"
-    );
-    db::execute(
-        &sql,
+         window_id = excluded.window_id, until_at = excluded.until_at",
         params![
             "current",
-            next.mode.as_str(),
-            next.reason.clone(),
-            next.changed_by.clone(),
-            next.changed_at.clone(),
-            next.window_id.clone(),
-            next.until.clone()
+            next.mode,
+            next.reason,
+            next.changed_by,
+            next.changed_at,
+            next.window_id,
+            next.until
         ],
     )?;
     cache::set_json("state", next, Some(STATE_TTL_MS));
-    log::audit(
-        "maintenance.mode",
-        &format!("maintenance/{}", next.mode),
-        Some(before),
-        Some(next),
-    );
+    log::audit("maintenance.mode", &format!("maintenance/{}", next.mode), Some(before), Some(next));
     Ok(())
 }
 
-fn state(_: &Request) -> Result<Response, Problem> {
-    Response::ok(&load_state()?)
+/// `POST /system/maintenance/state/{mode}?reason=…`
+#[derive(Deserialize)]
+struct Reason {
+    reason: Option<String>,
 }
 
-fn set_state(req: &Request) -> Result<Response, Problem> {
-    let mode = req.param("mode")?;
-    if !MODES.contains(&mode) {
-        return Err(Problem::invalid_field(
-            "mode",
-            "must be normal, read_only or maintenance",
-        ));
+fn set_state(
+    Path(mode): Path<String>,
+    Query(q): Query<Reason>,
+    Actor(actor): Actor,
+) -> Result<Json<State>, Problem> {
+    if !MODES.contains(&mode.as_str()) {
+        return Err(Problem::invalid_field("mode", "must be normal, read_only or maintenance"));
     }
-    let reason = req.query("reason").map(str::to_string);
     let mut v = Validator::default();
-    v.max_length("reason", reason.as_deref(), 1024);
+    v.max_length("reason", q.reason.as_deref(), 1024);
     v.finish()?;
     let before = load_state()?;
-    let now = clock::now_rfc3339();
-    let next = State {
-        mode: mode.to_string(),
-        reason,
-        changed_by: Some(req.actor().to_string()),
-        changed_at: Some(now.clone()),
-        updated_at: Some(now),
-        window_id: None,
-        until: None,
-    };
+    let next = State::set(&mode, q.reason, actor, &clock::now_rfc3339());
     save_state(&next, &before)?;
-    Response::ok(&next)
+    Ok(Json(next))
 }
 
-#[derive(Deserialize)]
+/// `POST /system/maintenance/windows`: a window to schedule.
+#[derive(Deserialize, JsonSchema, Validate)]
 #[serde(deny_unknown_fields)]
+#[validate(with = in_order)]
 struct NewWindow {
+    #[validate(custom(function = rfc3339))]
     starts_at: String,
+    #[validate(custom(function = rfc3339))]
     ends_at: String,
+    /// `read_only` or `maintenance` (the default)
     #[serde(default = "maintenance_mode")]
+    #[validate(custom(function = window_mode))]
     mode: String,
     #[serde(default)]
+    #[validate(length(max = 1024))]
     reason: Option<String>,
 }
 
@@ -173,33 +137,29 @@ fn maintenance_mode() -> String {
     "maintenance".into()
 }
 
-impl Validate for NewWindow {
-    fn validate(&self, v: &mut Validator) {
-        let starts = clock::parse_rfc3339(&self.starts_at);
-        let ends = clock::parse_rfc3339(&self.ends_at);
-        v.check(
-            starts.is_some(),
-            "starts_at",
-            "must be an RFC 3339 timestamp",
-        )
-        .check(ends.is_some(), "ends_at", "must be an RFC 3339 timestamp")
-        .check(
-            self.mode == "read_only" || self.mode == "maintenance",
-            "mode",
-            "a window switches to read_only or maintenance",
-        )
-        .max_length("reason", self.reason.as_deref(), 1024);
-        if let (Some(s), Some(e)) = (starts, ends) {
-            v.check(e > s, "ends_at", "must be after starts_at").check(
-                e > clock::now_ms(),
-                "ends_at",
-                "must be in the future",
-            );
-        }
+fn rfc3339(t: &str) -> Result<(), &'static str> {
+    clock::parse_rfc3339(t).map(|_| ()).ok_or("must be an RFC 3339 timestamp")
+}
+
+fn window_mode(mode: &str) -> Result<(), &'static str> {
+    match mode {
+        "read_only" | "maintenance" => Ok(()),
+        _ => Err("a window switches to read_only or maintenance"),
     }
 }
 
-#[derive(Serialize)]
+/// A window ends after it starts, and in the future.
+fn in_order(w: &NewWindow, v: &mut Validator) {
+    if let (Some(s), Some(e)) =
+        (clock::parse_rfc3339(&w.starts_at), clock::parse_rfc3339(&w.ends_at))
+    {
+        v.check(e > s, "ends_at", "must be after starts_at");
+        v.check(e > clock::now_ms(), "ends_at", "must be in the future");
+    }
+}
+
+/// A maintenance window as stored and answered.
+#[derive(Serialize, Deserialize, JsonSchema)]
 struct Window {
     id: String,
     starts_at: String,
@@ -213,149 +173,119 @@ struct Window {
     updated_at: String,
 }
 
-impl Window {
-    fn from_row(r: &Row) -> Result<Self, Problem> {
-        Ok(Self {
-            id: r.text("id")?,
-            starts_at: r.text("starts_at")?,
-            ends_at: r.text("ends_at")?,
-            mode: r.text("mode")?,
-            reason: r.opt_text("reason")?,
-            status: r.text("status")?,
-            created_by: r.opt_text("created_by")?,
-            created_at: r.text("created_at")?,
-            updated_at: r.text("updated_at")?,
-        })
-    }
-}
-
-fn create_window(req: &Request) -> Result<Response, Problem> {
-    let body: NewWindow = req.json()?;
+fn create_window(
+    Valid(body): Valid<NewWindow>,
+    Actor(actor): Actor,
+) -> Result<Created<Window>, Problem> {
     // Stored in one fixed format, so that text comparison is time comparison.
-    let normalise = |t: &str| {
-        clock::parse_rfc3339(t)
-            .map(clock::rfc3339)
-            .unwrap_or_default()
-    };
-    let now = clock::now_rfc3339();
+    let normalise = |t: &str| clock::parse_rfc3339(t).map(clock::rfc3339).unwrap_or_default();
+    let columns = db::columns::<Window>();
     let sql = format!(
-        "INSERT INTO maintenance_windows ({WINDOW_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING {WINDOW_COLUMNS}"
+        "INSERT INTO maintenance_windows ({columns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+         RETURNING {columns}"
     );
-    let row = db::query_one(
+    let window: Window = db::returning(
         &sql,
         params![
             clock::new_id(),
             normalise(&body.starts_at),
             normalise(&body.ends_at),
             body.mode.as_str(),
-            body.reason.clone(),
+            body.reason,
             "scheduled",
-            req.actor(),
-            now
+            actor,
+            clock::now_rfc3339()
         ],
-    )?
-    .ok_or_else(|| Problem::internal("the insert returned no row"))?;
-    let window = Window::from_row(&row)?;
-    log::audit::<(), _>(
-        "maintenance.window.create",
-        &format!("maintenance/windows/{}", window.id),
-        None,
-        Some(&window),
-    );
-    Response::created(&window)
+    )?;
+    let target = format!("maintenance/windows/{}", window.id);
+    log::audit::<(), _>("maintenance.window.create", &target, None, Some(&window));
+    Ok(Created(window))
 }
 
-fn list_windows(req: &Request) -> Result<Response, Problem> {
-    let page = req.page()?;
-    let status = req.query("status");
-    if let Some(s) = status
-        && !["scheduled", "active", "done"].contains(&s)
-    {
-        return Err(Problem::invalid_field(
-            "status",
-            "must be scheduled, active or done",
-        ));
+/// `GET /system/maintenance/windows?status=…`
+#[derive(Deserialize)]
+struct StatusQuery {
+    status: Option<String>,
+}
+
+fn list_windows(
+    page: Page,
+    Query(q): Query<StatusQuery>,
+) -> Result<Json<db::List<Window>>, Problem> {
+    if q.status.as_deref().is_some_and(|s| !["scheduled", "active", "done"].contains(&s)) {
+        return Err(Problem::invalid_field("status", "must be scheduled, active or done"));
     }
     let mut filter = db::Filter::new();
-    filter.eq("status", status);
-    db::list_page(
-        "maintenance_windows",
-        WINDOW_COLUMNS,
-        &filter,
-        "starts_at, id",
-        page,
-        Window::from_row,
-    )
+    filter.eq("status", q.status);
+    db::list_page("maintenance_windows", &filter, "starts_at, id", page)
 }
 
-fn set_window_status(id: &str, status: &str, now: &str) -> Result<(), Problem> {
+/// Windows matching `condition` (`$1`… are `params`).
+fn windows(condition: &str, params: Vec<db::Value>) -> Result<Vec<Window>, Problem> {
+    let sql =
+        format!("SELECT {} FROM maintenance_windows WHERE {condition}", db::columns::<Window>());
+    db::query_as(&sql, params)
+}
+
+/// Mark window `id` as `status`, and read the state afresh: the cache must not answer for
+/// the decision that follows.
+fn set_window_status(id: &str, status: &str, now: &str) -> Result<State, Problem> {
     db::execute(
         "UPDATE maintenance_windows SET status = $2, updated_at = $3 WHERE id = $1",
         params![id, status, now],
     )?;
-    Ok(())
+    cache::delete("state");
+    load_state()
 }
 
 /// Scheduled: start windows whose start has passed, end those whose end has passed.
-fn tick() -> Result<String, String> {
-    run_windows().map_err(|p| p.detail)
-}
-
 fn run_windows() -> Result<String, Problem> {
     let now = clock::now_rfc3339();
     let mut report = Vec::new();
     // End first, so a window that both started and ended since the last tick leaves `normal`.
-    let ending = db::query(
-        &format!(
-            "SELECT {WINDOW_COLUMNS} FROM maintenance_windows WHERE status IN ($1, $2) AND ends_at <= $3"
-        ),
+    let ending = windows(
+        "status IN ($1, $2) AND ends_at <= $3",
         params!["scheduled", "active", now.as_str()],
     )?;
-    for row in &ending {
-        let w = Window::from_row(row)?;
-        set_window_status(&w.id, "done", &now)?;
-        // don't let the cache answer for the decision below
-        cache::delete("state");
-        let current = load_state()?;
+    for w in &ending {
+        let current = set_window_status(&w.id, "done", &now)?;
         if current.window_id.as_deref() == Some(w.id.as_str()) {
-            let next = State {
-                mode: "normal".into(),
-                reason: Some(format!("maintenance window {} ended", w.id)),
-                changed_by: Some(format!("window:{}", w.id)),
-                changed_at: Some(now.clone()),
-                updated_at: Some(now.clone()),
-                window_id: None,
-                until: None,
-            };
+            let reason = Some(format!("maintenance window {} ended", w.id));
+            let next = State::set("normal", reason, format!("window:{}", w.id), &now);
             save_state(&next, &current)?;
         }
         report.push(format!("ended {}", w.id));
     }
-    let starting = db::query(
-        &format!(
-            "SELECT {WINDOW_COLUMNS} FROM maintenance_windows WHERE status = $1 AND starts_at <= $2 AND ends_at > $2 ORDER BY starts_at"
-        ),
+    let starting = windows(
+        "status = $1 AND starts_at <= $2 AND ends_at > $2 ORDER BY starts_at",
         params!["scheduled", now.as_str()],
     )?;
-    for row in &starting {
-        let w = Window::from_row(row)?;
-        set_window_status(&w.id, "active", &now)?;
-        cache::delete("state");
-        let current = load_state()?;
+    for w in &starting {
+        let current = set_window_status(&w.id, "active", &now)?;
+        let reason = w.reason.clone().or_else(|| Some(format!("maintenance window {}", w.id)));
         let next = State {
-            mode: w.mode.clone(),
-            reason: w
-                .reason
-                .clone()
-                .or_else(|| Some(format!("maintenance window {}", w.id))),
-            changed_by: Some(format!("window:{}", w.id)),
-            changed_at: Some(now.clone()),
-            updated_at: Some(now.clone()),
             window_id: Some(w.id.clone()),
             until: Some(w.ends_at.clone()),
+            ..State::set(&w.mode, reason, format!("window:{}", w.id), &now)
         };
         save_state(&next, &current)?;
         report.push(format!("started {}", w.id));
     }
     Ok(report.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_rules_name_their_fields_in_order() {
+        let body = r#"{"starts_at":"soon","ends_at":"2030-01-01T00:00:00Z","mode":"normal"}"#;
+        let mut v = Validator::default();
+        serde_json::from_str::<NewWindow>(body).unwrap().validate(&mut v);
+        let p = v.finish().unwrap_err();
+        let fields: Vec<_> = p.errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["starts_at", "mode"]);
+        assert_eq!(p.errors[1].message, "a window switches to read_only or maintenance");
+    }
 }
