@@ -6,37 +6,42 @@
 use valhalla_sdk::prelude::*;
 
 fn pack() -> Pack {
-    Pack::new(
-        "system_log",
-        env!("CARGO_PKG_VERSION"),
-        "System log and audit trail",
-    )
-    .post("/system/logs", Access::Write, "Write a log entry", write)
-    .get("/system/logs", Access::Read, "Search the log", list)
+    Pack::new("system_log", env!("CARGO_PKG_VERSION"), "System log and audit trail")
+        .post("/system/logs", Access::Write, "Write a log entry", write)
+        .get("/system/logs", Access::Read, "Search the log", list)
 }
 
 valhalla_sdk::export_pack!(pack);
 
 const LEVELS: [&str; 5] = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"];
-const COLUMNS: &str =
-    "id, logged_at, level, category, message, correlation_id, user_id, source, context";
+const NOT_A_LEVEL: &str = "must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL";
+const NOT_A_TIMESTAMP: &str = "must be an RFC 3339 timestamp like 2026-11-23T08:00:00Z";
 
 /// `warning` → `WARNING`; anything else is not a level.
 fn level(raw: &str) -> Option<&'static str> {
     LEVELS.iter().find(|l| l.eq_ignore_ascii_case(raw)).copied()
 }
 
-#[derive(Deserialize)]
+/// `POST /system/logs`: an entry to write.
+#[derive(Deserialize, JsonSchema, Validate)]
 #[serde(deny_unknown_fields)]
 struct NewEntry {
+    /// DEBUG, INFO (the default), WARNING, ERROR or CRITICAL, in any case
     #[serde(default = "info")]
+    #[validate(custom(function = known_level))]
     level: String,
     #[serde(default = "general")]
+    #[validate(identifier(max = 64))]
     category: String,
+    #[validate(length(min = 1, max = 8192))]
     message: String,
+    /// the writing request's id when left out
     #[serde(default)]
+    #[validate(length(max = 128))]
     correlation_id: Option<String>,
+    /// the principal's id when left out
     #[serde(default)]
+    #[validate(length(max = 128))]
     user_id: Option<String>,
     #[serde(default)]
     context: Option<serde_json::Map<String, serde_json::Value>>,
@@ -50,23 +55,15 @@ fn general() -> String {
     "general".into()
 }
 
-impl Validate for NewEntry {
-    fn validate(&self, v: &mut Validator) {
-        v.check(
-            level(&self.level).is_some(),
-            "level",
-            "must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
-        )
-        .identifier("category", &self.category, 64)
-        .length("message", &self.message, 8192)
-        .max_length("correlation_id", self.correlation_id.as_deref(), 128)
-        .max_length("user_id", self.user_id.as_deref(), 128);
-    }
+fn known_level(raw: &str) -> Result<(), &'static str> {
+    level(raw).map(|_| ()).ok_or(NOT_A_LEVEL)
 }
 
-#[derive(Serialize)]
+/// An entry as stored and answered.
+#[derive(Serialize, Deserialize, JsonSchema)]
 struct Entry {
     id: String,
+    #[serde(rename(deserialize = "logged_at"))]
     timestamp: String,
     level: String,
     category: String,
@@ -74,95 +71,91 @@ struct Entry {
     correlation_id: Option<String>,
     user_id: Option<String>,
     source: String,
+    #[serde(deserialize_with = "json_or_text")]
     context: serde_json::Value,
 }
 
-impl Entry {
-    fn from_row(row: &Row) -> Result<Self, Problem> {
-        let context = row.text("context")?;
-        Ok(Self {
-            id: row.text("id")?,
-            timestamp: row.text("logged_at")?,
-            level: row.text("level")?,
-            category: row.text("category")?,
-            message: row.text("message")?,
-            correlation_id: row.opt_text("correlation_id")?,
-            user_id: row.opt_text("user_id")?,
-            source: row.text("source")?,
-            context: serde_json::from_str(&context).unwrap_or(serde_json::Value::String(context)),
-        })
-    }
+/// The `context` column as the JSON it holds, or as a string when it holds no JSON.
+fn json_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<serde_json::Value, D::Error> {
+    let text = String::deserialize(d)?;
+    Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
 }
 
-fn write(req: &Request) -> Result<Response, Problem> {
-    let body: NewEntry = req.json()?;
-    let level = level(&body.level).unwrap_or("INFO");
+fn write(Valid(body): Valid<NewEntry>, req: Request) -> Result<Created<Entry>, Problem> {
     // An entry without its own correlation id belongs to the request that wrote it.
-    let correlation_id = body
-        .correlation_id
-        .clone()
-        .unwrap_or_else(|| req.request_id().to_string());
-    let user_id = body
-        .user_id
-        .clone()
-        .or_else(|| req.principal().map(|p| p.id.clone()));
-    let context = serde_json::Value::Object(body.context.clone().unwrap_or_default()).to_string();
+    let correlation_id = body.correlation_id.unwrap_or_else(|| req.request_id().to_string());
+    let user_id = body.user_id.or_else(|| req.principal().map(|p| p.id.clone()));
+    let context = serde_json::Value::Object(body.context.unwrap_or_default()).to_string();
+    let columns = db::columns::<Entry>();
     let sql = format!(
-        "INSERT INTO system_logs ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
+        "INSERT INTO system_logs ({columns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         RETURNING {columns}"
     );
-    let row = db::query_one(
+    let entry = db::returning(
         &sql,
         params![
             clock::new_id(),
             clock::now_rfc3339(),
-            level,
-            body.category.as_str(),
-            body.message.as_str(),
+            level(&body.level).unwrap_or("INFO"),
+            body.category,
+            body.message,
             correlation_id,
             user_id,
             "api",
             context
         ],
-    )?
-    .ok_or_else(|| Problem::internal("the insert returned no row"))?;
-    Response::created(&Entry::from_row(&row)?)
+    )?;
+    Ok(Created(entry))
 }
 
-fn list(req: &Request) -> Result<Response, Problem> {
-    let page = req.page()?;
-    let level = match req.query("level") {
-        None => None,
-        Some(raw) => Some(level(raw).ok_or_else(|| {
-            Problem::invalid_field(
-                "level",
-                "must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
-            )
-        })?),
-    };
-    let since = match req.query("since") {
-        None => None,
-        Some(raw) => Some(clock::rfc3339(clock::parse_rfc3339(raw).ok_or_else(
-            || {
-                Problem::invalid_field(
-                    "since",
-                    "must be an RFC 3339 timestamp like 2026-11-23T08:00:00Z",
-                )
-            },
-        )?)),
-    };
+/// `GET /system/logs?level=…&category=…&correlation_id=…&source=…&since=…`
+#[derive(Deserialize)]
+struct Search {
+    level: Option<String>,
+    category: Option<String>,
+    correlation_id: Option<String>,
+    source: Option<String>,
+    since: Option<String>,
+}
+
+fn list(page: Page, Query(q): Query<Search>) -> Result<Json<db::List<Entry>>, Problem> {
+    let level =
+        q.level.map(|raw| level(&raw).ok_or_else(|| Problem::invalid_field("level", NOT_A_LEVEL)));
+    let since = q.since.map(|raw| {
+        let since = clock::parse_rfc3339(&raw).map(clock::rfc3339);
+        since.ok_or_else(|| Problem::invalid_field("since", NOT_A_TIMESTAMP))
+    });
+    let (level, since) = (level.transpose()?, since.transpose()?);
     let mut filter = db::Filter::new();
     filter
         .eq("level", level)
-        .eq("category", req.query("category"))
-        .eq("correlation_id", req.query("correlation_id"))
-        .eq("source", req.query("source"))
+        .eq("category", q.category)
+        .eq("correlation_id", q.correlation_id)
+        .eq("source", q.source)
         .push("logged_at", ">=", since);
-    db::list_page(
-        "system_logs",
-        COLUMNS,
-        &filter,
-        "logged_at DESC, id DESC",
-        page,
-        Entry::from_row,
-    )
+    db::list_page("system_logs", &filter, "logged_at DESC, id DESC", page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_ignore_case_and_a_context_that_is_no_json_reads_as_text() {
+        assert_eq!((level("warning"), level("LOUD")), (Some("WARNING"), None));
+        let cell = |s: &str| json_or_text(serde_json::Value::String(s.into())).unwrap();
+        assert_eq!(cell(r#"{"v":2}"#)["v"], 2);
+        assert_eq!(cell("not json"), "not json");
+    }
+
+    #[test]
+    fn every_broken_rule_names_its_field_in_order() {
+        let body = r#"{"level":"LOUD","category":"a b","message":"","user_id":""}"#;
+        let mut v = Validator::default();
+        serde_json::from_str::<NewEntry>(body).unwrap().validate(&mut v);
+        let p = v.finish().unwrap_err();
+        let fields: Vec<_> = p.errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["level", "category", "message"]);
+        assert_eq!(p.errors[0].message, NOT_A_LEVEL);
+    }
 }
