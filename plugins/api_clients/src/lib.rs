@@ -7,72 +7,59 @@
 use valhalla_sdk::prelude::*;
 
 fn pack() -> Pack {
-    Pack::new(
-        "api_clients",
-        env!("CARGO_PKG_VERSION"),
-        "API clients, keys and authentication",
-    )
-    .post(
-        "/system/clients",
-        Access::Admin,
-        "Register a client (the key is shown once)",
-        register,
-    )
-    .get("/system/clients", Access::Admin, "List clients", list)
-    .get("/system/clients/{id}", Access::Admin, "Get a client", get)
-    .post(
-        "/system/clients/{id}/activate",
-        Access::Admin,
-        "Activate a client",
-        activate,
-    )
-    .post(
-        "/system/clients/{id}/deactivate",
-        Access::Admin,
-        "Deactivate a client",
-        deactivate,
-    )
-    .post(
-        "/system/clients/{id}/rotate",
-        Access::Admin,
-        "Replace a client's key",
-        rotate,
-    )
-    .guard(
-        GuardSpec {
-            order: 0,
-            methods: vec![],
-            path_prefixes: vec![],
-            needs_credentials: true,
-        },
-        authenticate,
-    )
+    Pack::new("api_clients", env!("CARGO_PKG_VERSION"), "API clients, keys and authentication")
+        .post(
+            "/system/clients",
+            Access::Admin,
+            "Register a client (the key is shown once)",
+            register,
+        )
+        .get("/system/clients", Access::Admin, "List clients", list)
+        .get("/system/clients/{id}", Access::Admin, "Get a client", |Path(id): Path<String>| {
+            find(&id).map(Json)
+        })
+        .post("/system/clients/{id}/activate", Access::Admin, "Activate a client", set_active(true))
+        .post(
+            "/system/clients/{id}/deactivate",
+            Access::Admin,
+            "Deactivate a client",
+            set_active(false),
+        )
+        .post("/system/clients/{id}/rotate", Access::Admin, "Replace a client's key", rotate)
+        .guard(
+            GuardSpec { order: 0, needs_credentials: true, ..GuardSpec::default() },
+            authenticate,
+        )
 }
 
 valhalla_sdk::export_pack!(pack);
 
-const COLUMNS: &str = "id, name, description, client_type, roles, key_prefix, key_hash, active, created_at, updated_at, rotated_at";
 const ROLES: [&str; 3] = ["read", "write", "admin"];
-/// Shortest key a caller may choose (generated keys have 192 random bits).
-const MIN_CHOSEN_KEY: usize = 8;
 /// How long an authenticated key is trusted from the cache (writes invalidate at once).
 const AUTH_TTL_MS: u64 = 60_000;
 /// How long an unknown key's refusal is remembered.
 const NEGATIVE_TTL_MS: u64 = 5_000;
 
-#[derive(Deserialize)]
+/// `POST /system/clients`: a client to register.
+#[derive(Deserialize, JsonSchema, Validate)]
 #[serde(deny_unknown_fields)]
 struct Register {
+    #[validate(length(min = 1, max = 128))]
     name: String,
-    #[serde(default = "read_only")]
-    roles: Vec<String>,
     #[serde(default)]
+    #[validate(length(max = 1024))]
     description: Option<String>,
+    /// `read`, `write`, `admin`; read only when absent
+    #[serde(default = "read_only")]
+    #[validate(custom(function = known_roles))]
+    roles: Vec<String>,
     /// a key of the caller's choosing (`api_key` in the seeds); generated when absent
     #[serde(default, alias = "api_key")]
+    #[validate(custom(function = chosen_key))]
     key: Option<String>,
     /// a free-form kind: `service`, `test`, `partner` …
     #[serde(default)]
+    #[validate(identifier(max = 64))]
     client_type: Option<String>,
 }
 
@@ -80,69 +67,56 @@ fn read_only() -> Vec<String> {
     vec!["read".into()]
 }
 
-impl Validate for Register {
-    fn validate(&self, v: &mut Validator) {
-        v.length("name", &self.name, 128)
-            .max_length("description", self.description.as_deref(), 1024)
-            .check(!self.roles.is_empty(), "roles", "at least one role")
-            .check(
-                self.roles.iter().all(|r| ROLES.contains(&r.as_str())),
-                "roles",
-                "roles are read, write and admin",
-            );
-        if let Some(key) = &self.key {
-            v.check(
-                (MIN_CHOSEN_KEY..=128).contains(&key.len())
-                    && key
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')),
-                "key",
-                "8 to 128 letters, digits, `_`, `-` or `.` (a generated key is stronger: leave it out)",
-            );
-        }
-        if let Some(kind) = &self.client_type {
-            v.identifier("client_type", kind, 64);
-        }
+fn known_roles(roles: &[String]) -> Result<(), &'static str> {
+    if roles.is_empty() {
+        Err("at least one role")
+    } else if roles.iter().all(|r| ROLES.contains(&r.as_str())) {
+        Ok(())
+    } else {
+        Err("roles are read, write and admin")
     }
 }
 
-#[derive(Serialize, Clone)]
+/// 8 to 128 of `A-Z a-z 0-9 _ - .` (generated keys have 192 random bits).
+fn chosen_key(key: &Option<String>) -> Result<(), &'static str> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    match key {
+        Some(k) if !(8..=128).contains(&k.len()) || !k.chars().all(allowed) => Err(
+            "8 to 128 letters, digits, `_`, `-` or `.` (a generated key is stronger: leave it out)",
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// A client as stored and answered (without its key's digest).
+#[derive(Serialize, Deserialize, JsonSchema)]
 struct Client {
     id: String,
     name: String,
     description: Option<String>,
     client_type: Option<String>,
+    #[serde(deserialize_with = "db::comma_list")]
     roles: Vec<String>,
+    /// the public start of the key, to tell keys apart
     key_prefix: String,
+    #[serde(skip_serializing)]
+    key_hash: String,
     active: bool,
     created_at: String,
     updated_at: String,
     rotated_at: Option<String>,
-    #[serde(skip)]
-    key_hash: String,
 }
 
-impl Client {
-    fn from_row(row: &Row) -> Result<Self, Problem> {
-        Ok(Self {
-            id: row.text("id")?,
-            name: row.text("name")?,
-            description: row.opt_text("description")?,
-            client_type: row.opt_text("client_type")?,
-            roles: row
-                .text("roles")?
-                .split(',')
-                .filter(|r| !r.is_empty())
-                .map(String::from)
-                .collect(),
-            key_prefix: row.text("key_prefix")?,
-            key_hash: row.text("key_hash")?,
-            active: row.bool("active")?,
-            created_at: row.text("created_at")?,
-            updated_at: row.text("updated_at")?,
-            rotated_at: row.opt_text("rotated_at")?,
-        })
-    }
+/// A client with its key, shown this once.
+#[derive(Serialize, JsonSchema)]
+struct Issued {
+    api_key: String,
+    client: Client,
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    active: Option<bool>,
 }
 
 /// A new key: `vk_` and 48 hex characters (192 random bits).
@@ -153,11 +127,7 @@ fn new_key() -> String {
 /// The public start of a key: `vk_` and 8 characters of a generated key, at most a third of a
 /// chosen one.
 fn prefix_of(key: &str) -> String {
-    let n = if key.starts_with("vk_") {
-        11
-    } else {
-        (key.len() / 3).min(8)
-    };
+    let n = if key.starts_with("vk_") { 11 } else { (key.len() / 3).min(8) };
     key.chars().take(n).collect()
 }
 
@@ -165,135 +135,79 @@ fn auth_cache_key(hash: &str) -> String {
     format!("key:{hash}")
 }
 
-fn normalise_roles(roles: &[String]) -> String {
-    ROLES
-        .iter()
-        .filter(|r| roles.iter().any(|x| x == *r))
-        .copied()
-        .collect::<Vec<_>>()
-        .join(",")
+fn not_found(id: &str) -> Problem {
+    Problem::not_found(format!("no client `{id}`"))
 }
 
 fn find(id: &str) -> Result<Client, Problem> {
-    let sql = format!("SELECT {COLUMNS} FROM api_clients WHERE id = $1");
-    db::query_one(&sql, params![id])?
-        .map(|r| Client::from_row(&r))
-        .transpose()?
-        .ok_or_else(|| Problem::not_found(format!("no client `{id}`")))
+    let sql = format!("SELECT {} FROM api_clients WHERE id = $1", db::columns::<Client>());
+    db::query_one_as(&sql, params![id])?.ok_or_else(|| not_found(id))
 }
 
-fn register(req: &Request) -> Result<Response, Problem> {
-    let body: Register = req.json()?;
-    let key = body.key.clone().unwrap_or_else(new_key);
-    let now = clock::now_rfc3339();
+fn register(Valid(body): Valid<Register>) -> Result<Created<Issued>, Problem> {
+    let key = body.key.unwrap_or_else(new_key);
+    let roles: Vec<_> = ROLES.into_iter().filter(|r| body.roles.iter().any(|x| x == r)).collect();
+    let columns = db::columns::<Client>();
     let sql = format!(
-        "INSERT INTO api_clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) RETURNING {COLUMNS}"
+        "INSERT INTO api_clients ({columns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) \
+         RETURNING {columns}"
     );
-    let row = db::query_one(
+    let client: Client = db::returning(
         &sql,
         params![
             clock::new_id(),
-            body.name.as_str(),
+            body.name,
             body.description,
             body.client_type,
-            normalise_roles(&body.roles),
+            roles.join(","),
             prefix_of(&key),
             crypto::sha256_hex(key.as_bytes()),
             true,
-            now,
+            clock::now_rfc3339(),
             None::<String>
         ],
-    )?
-    .ok_or_else(|| Problem::internal("the insert returned no row"))?;
-    let client = Client::from_row(&row)?;
+    )?;
     cache::delete(&auth_cache_key(&client.key_hash));
-    log::audit::<(), _>(
-        "client.register",
-        &format!("api_clients/{}", client.id),
-        None,
-        Some(&client),
-    );
-    Response::created(&serde_json::json!({ "client": client, "api_key": key }))
+    log::audit::<(), _>("client.register", &target(&client), None, Some(&client));
+    Ok(Created(Issued { client, api_key: key }))
 }
 
-fn list(req: &Request) -> Result<Response, Problem> {
-    let mut filter = db::Filter::new();
-    filter.eq("active", req.query_as::<bool>("active")?);
-    db::list_page(
-        "api_clients",
-        COLUMNS,
-        &filter,
-        "created_at, id",
-        req.page()?,
-        Client::from_row,
-    )
+fn list(Query(q): Query<ListQuery>, page: Page) -> Result<Json<db::List<Client>>, Problem> {
+    db::list_page("api_clients", db::Filter::new().eq("active", q.active), "created_at, id", page)
 }
 
-fn get(req: &Request) -> Result<Response, Problem> {
-    Response::ok(&find(req.param("id")?)?)
+fn target(client: &Client) -> String {
+    format!("api_clients/{}", client.id)
 }
 
-fn set_active(req: &Request, active: bool) -> Result<Response, Problem> {
-    let before = find(req.param("id")?)?;
-    let sql = format!(
-        "UPDATE api_clients SET active = $2, updated_at = $3 WHERE id = $1 RETURNING {COLUMNS}"
-    );
-    let row = db::query_one(
-        &sql,
-        params![before.id.as_str(), active, clock::now_rfc3339()],
-    )?
-    .ok_or_else(|| Problem::not_found(format!("no client `{}`", before.id)))?;
-    let after = Client::from_row(&row)?;
-    // the very next request with this key is checked against the database again
+/// Run `UPDATE api_clients SET {set} WHERE id = $1` on client `id`; the cached authentication
+/// of its key is dropped, so the very next request with it is checked against the database.
+fn change(id: &str, action: &str, set: &str, params: Vec<db::Value>) -> Result<Client, Problem> {
+    let before = find(id)?;
+    let sql =
+        format!("UPDATE api_clients SET {set} WHERE id = $1 RETURNING {}", db::columns::<Client>());
+    let after: Client = db::query_one_as(&sql, params)?.ok_or_else(|| not_found(id))?;
     cache::delete(&auth_cache_key(&before.key_hash));
-    let action = if active {
-        "client.activate"
-    } else {
-        "client.deactivate"
-    };
-    log::audit(
-        action,
-        &format!("api_clients/{}", after.id),
-        Some(&before),
-        Some(&after),
-    );
-    Response::ok(&after)
+    log::audit(action, &target(&after), Some(&before), Some(&after));
+    Ok(after)
 }
 
-fn activate(req: &Request) -> Result<Response, Problem> {
-    set_active(req, true)
+/// `POST /system/clients/{id}/activate` or `/deactivate`.
+fn set_active(active: bool) -> impl Fn(Path<String>) -> Result<Json<Client>, Problem> {
+    let action = if active { "client.activate" } else { "client.deactivate" };
+    move |Path(id)| {
+        let params = params![id.as_str(), active, clock::now_rfc3339()];
+        change(&id, action, "active = $2, updated_at = $3", params).map(Json)
+    }
 }
 
-fn deactivate(req: &Request) -> Result<Response, Problem> {
-    set_active(req, false)
-}
-
-fn rotate(req: &Request) -> Result<Response, Problem> {
-    let before = find(req.param("id")?)?;
+fn rotate(Path(id): Path<String>) -> Result<Json<Issued>, Problem> {
     let key = new_key();
-    let now = clock::now_rfc3339();
-    let sql = format!(
-        "UPDATE api_clients SET key_prefix = $2, key_hash = $3, rotated_at = $4, updated_at = $4 WHERE id = $1 RETURNING {COLUMNS}"
-    );
-    let row = db::query_one(
-        &sql,
-        params![
-            before.id.as_str(),
-            prefix_of(&key),
-            crypto::sha256_hex(key.as_bytes()),
-            now
-        ],
-    )?
-    .ok_or_else(|| Problem::not_found(format!("no client `{}`", before.id)))?;
-    let after = Client::from_row(&row)?;
-    cache::delete(&auth_cache_key(&before.key_hash));
-    log::audit(
-        "client.rotate",
-        &format!("api_clients/{}", after.id),
-        Some(&before),
-        Some(&after),
-    );
-    Response::ok(&serde_json::json!({ "client": after, "api_key": key }))
+    let set = "key_prefix = $2, key_hash = $3, rotated_at = $4, updated_at = $4";
+    let hash = crypto::sha256_hex(key.as_bytes());
+    let params = params![id.as_str(), prefix_of(&key), hash, clock::now_rfc3339()];
+    let client = change(&id, "client.rotate", set, params)?;
+    Ok(Json(Issued { client, api_key: key }))
 }
 
 /// What the cache remembers about a key digest: its principal, or that it is not valid.
@@ -302,12 +216,13 @@ struct Known {
     principal: Option<(String, String, Vec<String>)>,
 }
 
-fn unauthorized(req: &Request) -> Result<guard::Decision, Problem> {
-    let response =
-        Problem::unauthorized("the API key is not valid (unknown, deactivated or rotated)")
-            .into_response(req.request_id(), req.path())
-            .with_header("www-authenticate", "Bearer");
-    Ok(guard::respond(response))
+/// The columns the guard reads of the key's owner.
+#[derive(Deserialize)]
+struct Owner {
+    id: String,
+    name: String,
+    roles: String,
+    active: bool,
 }
 
 /// The guard: a presented key becomes a principal, or the request is refused with 401.
@@ -324,30 +239,51 @@ fn authenticate(req: &Request) -> Result<guard::Decision, Problem> {
     let known = match cache::get_json::<Known>(&auth_cache_key(&hash)) {
         Some(k) => k,
         None => {
-            let row = db::query_one(
-                "SELECT id, name, roles, active FROM api_clients WHERE key_hash = $1",
-                params![hash.as_str()],
-            )?;
-            let principal = match row {
-                Some(r) if r.bool("active")? => Some((
-                    format!("client:{}", r.text("id")?),
-                    r.text("name")?,
-                    r.text("roles")?.split(',').map(String::from).collect(),
+            let sql = "SELECT id, name, roles, active FROM api_clients WHERE key_hash = $1";
+            let principal = match db::query_one_as::<Owner>(sql, params![hash.as_str()])? {
+                Some(o) if o.active => Some((
+                    format!("client:{}", o.id),
+                    o.name,
+                    o.roles.split(',').map(String::from).collect(),
                 )),
                 _ => None,
             };
-            let ttl = if principal.is_some() {
-                AUTH_TTL_MS
-            } else {
-                NEGATIVE_TTL_MS
-            };
+            let ttl = if principal.is_some() { AUTH_TTL_MS } else { NEGATIVE_TTL_MS };
             let known = Known { principal };
             cache::set_json(&auth_cache_key(&hash), &known, Some(ttl));
             known
         }
     };
-    match known.principal {
-        Some((id, name, roles)) => Ok(guard::proceed_as(guard::principal(id, name, roles))),
-        None => unauthorized(req),
+    let Some((id, name, roles)) = known.principal else {
+        let response =
+            Problem::unauthorized("the API key is not valid (unknown, deactivated or rotated)")
+                .into_response(req.request_id(), req.path())
+                .with_header("www-authenticate", "Bearer");
+        return Ok(guard::respond(response));
+    };
+    Ok(guard::proceed_as(guard::principal(id, name, roles)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_show_little_of_a_key() {
+        assert_eq!(prefix_of("vk_0123456789abcdef"), "vk_01234567");
+        assert_eq!(prefix_of("sk_test_123"), "sk_");
+        assert_eq!(prefix_of("my-own-key-that-is-long-enough-1234"), "my-own-k");
+    }
+
+    #[test]
+    fn roles_and_chosen_keys_are_checked() {
+        let roles = |r: &[&str]| known_roles(&r.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(roles(&[]), Err("at least one role"));
+        assert_eq!(roles(&["read", "root"]), Err("roles are read, write and admin"));
+        assert_eq!(roles(&["admin", "read"]), Ok(()));
+        assert!(chosen_key(&None).is_ok());
+        assert!(chosen_key(&Some("sk_test_123".into())).is_ok());
+        assert!(chosen_key(&Some("short".into())).is_err());
+        assert!(chosen_key(&Some("has spaces in it".into())).is_err());
     }
 }
