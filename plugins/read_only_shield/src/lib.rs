@@ -6,22 +6,12 @@
 #![cfg_attr(not(test), no_std)]
 
 use valhalla_sdk::prelude::*;
+use valhalla_sdk::problem::Kind;
 
 fn pack() -> Pack {
-    Pack::new(
-        "read_only_shield",
-        env!("CARGO_PKG_VERSION"),
-        "Refuses writes outside normal mode",
-    )
-    .guard(
-        GuardSpec {
-            order: 30,
-            methods: vec![Method::Post, Method::Put, Method::Patch, Method::Delete],
-            path_prefixes: vec![],
-            needs_credentials: false,
-        },
-        shield,
-    )
+    let writes = vec![Method::Post, Method::Put, Method::Patch, Method::Delete];
+    Pack::new("read_only_shield", env!("CARGO_PKG_VERSION"), "Refuses writes outside normal mode")
+        .guard(GuardSpec { order: 30, methods: writes, ..GuardSpec::default() }, shield)
 }
 
 valhalla_sdk::export_pack!(pack);
@@ -29,12 +19,21 @@ valhalla_sdk::export_pack!(pack);
 /// Retry-After when the mode has no known end.
 const DEFAULT_RETRY_SECONDS: i64 = 60;
 
+/// The request refused with `problem`, retried after `retry_seconds`.
+fn refuse(req: &Request, problem: Problem, retry_seconds: i64) -> Result<guard::Decision, Problem> {
+    let response = problem
+        .into_response(req.request_id(), req.path())
+        .with_header("retry-after", retry_seconds.to_string());
+    Ok(guard::respond(response))
+}
+
 fn shield(req: &Request) -> Result<guard::Decision, Problem> {
     let operator_path =
         req.path().starts_with("/system/maintenance") || req.path().starts_with("/admin/");
     if operator_path && req.has_role("admin") {
         return Ok(guard::proceed());
     }
+    // the maintenance pack's state is free-form JSON: what is not there reads as normal
     let state = match packs::get("maintenance", "/system/maintenance/state") {
         Ok(answer) if answer.ok() => answer.json(),
         // no maintenance pack, no maintenance mode
@@ -43,13 +42,8 @@ fn shield(req: &Request) -> Result<guard::Decision, Problem> {
         }
         // the mode cannot be known: refuse writes rather than risk them
         Ok(_) | Err(_) => {
-            let p = Problem::unavailable(
-                "the maintenance state cannot be read; writes are refused for now",
-            );
-            return Ok(guard::respond(
-                p.into_response(req.request_id(), req.path())
-                    .with_header("retry-after", "5"),
-            ));
+            let detail = "the maintenance state cannot be read; writes are refused for now";
+            return refuse(req, Problem::unavailable(detail), 5);
         }
     };
     let mode = state["mode"].as_str().unwrap_or("normal");
@@ -59,20 +53,8 @@ fn shield(req: &Request) -> Result<guard::Decision, Problem> {
     let retry = state["until"]
         .as_str()
         .and_then(clock::parse_rfc3339)
-        .map(|until| ((until - clock::now_ms()) / 1000).max(1))
-        .unwrap_or(DEFAULT_RETRY_SECONDS);
-    let reason = state["reason"]
-        .as_str()
-        .map(|r| format!(": {r}"))
-        .unwrap_or_default();
-    let p = Problem::new(
-        503,
-        "read-only",
-        "Service Unavailable",
-        format!("the service is in {mode} mode and refuses writes{reason}"),
-    );
-    Ok(guard::respond(
-        p.into_response(req.request_id(), req.path())
-            .with_header("retry-after", retry.to_string()),
-    ))
+        .map_or(DEFAULT_RETRY_SECONDS, |until| ((until - clock::now_ms()) / 1000).max(1));
+    let reason = state["reason"].as_str().map(|r| format!(": {r}")).unwrap_or_default();
+    let detail = format!("the service is in {mode} mode and refuses writes{reason}");
+    refuse(req, Problem::of(Kind::ReadOnly, detail), retry)
 }
