@@ -32,7 +32,7 @@ fn request(path: &str, route: &str, params: Vec<(String, String)>) -> Request {
 fn packs(
     rt: &tokio::runtime::Runtime,
     dir: &Path,
-) -> (HashMap<String, Arc<LoadedPack>>, EpochTicker) {
+) -> (HashMap<String, Arc<LoadedPack>>, Arc<Services>, EpochTicker) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let text = format!(
         "[database]\nurl = \"sqlite://{}\"\n[runtime]\npacks_dir = \"{}\"\nmigrations_dir = \"{}\"\ncache_dir = \"{}\"\n\
@@ -58,8 +58,11 @@ fn packs(
         .unwrap();
         let sandboxes = valhalla::app::sandbox_packs(&config, &db, &owned).await.unwrap();
         let services = Arc::new(Services::new(db, None));
-        let loaded = valhalla::app::load_packs(&config, &engine, &services, &sandboxes).await.unwrap();
-        (loaded.into_iter().map(|p| (p.name().to_string(), p)).collect(), ticker)
+        let grants = valhalla::capabilities::PackGrants::parse_all(&config).unwrap();
+        let loaded = valhalla::app::load_packs(&config, &engine, &services, &grants, &sandboxes)
+            .await
+            .unwrap();
+        (loaded.into_iter().map(|p| (p.name().to_string(), p)).collect(), services, ticker)
     })
 }
 
@@ -70,7 +73,7 @@ fn bench(c: &mut Criterion) {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (packs, _ticker) = packs(&rt, dir.path());
+    let (packs, services, _ticker) = packs(&rt, dir.path());
 
     let ok = request("/faulty/ok", "/faulty/ok", vec![]);
     let faulty = Arc::clone(&packs["faulty"]);
@@ -79,7 +82,7 @@ fn bench(c: &mut Criterion) {
             .iter(|| async { faulty.handle(&ok).await.unwrap() })
     });
 
-    let db = faulty.ctx.services.db.clone();
+    let db = services.db.clone();
     let sql = "SELECT id, key, value, description, mutable, created_at, updated_at FROM system_config WHERE key = $1";
     let params = vec![valhalla::storage::SqlValue::Text(Some("bench.key".into()))];
     let host = valhalla::storage::Caller::host();
@@ -89,7 +92,7 @@ fn bench(c: &mut Criterion) {
     });
     // The same read as the pack that owns the table: tagged SQL, its authorizer scope.
     let pack = valhalla::storage::Caller::pack(
-        Arc::clone(&packs["system_config"].ctx.sandbox),
+        Arc::clone(packs["system_config"].ctx.capabilities.store.sandbox()),
         std::time::Instant::now() + std::time::Duration::from_secs(3600),
     );
     c.bench_function("pack store query alone (authorizer, tagged SQL)", |b| {
@@ -110,7 +113,7 @@ fn bench(c: &mut Criterion) {
         "/system/features/{key}",
         vec![("key".into(), "bench_flag".into())],
     );
-    flags.ctx.services.cache.set(
+    services.cache.set(
         "feature_flags\u{1f}flag:bench_flag".into(),
         br#"{"id":"1","key":"bench_flag","enabled":true,"description":null,"group":null,"rollout_percent":100,"created_at":"now","updated_at":"now"}"#.to_vec(),
         None,
@@ -136,7 +139,7 @@ fn bench(c: &mut Criterion) {
             r
         })
     });
-    let cache = &config.ctx.services.cache;
+    let cache = &services.cache;
     c.bench_function(
         "fresh instance + config lookup, cache miss (one indexed read)",
         |b| {

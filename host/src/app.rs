@@ -1,7 +1,7 @@
-//! Startup and serving: config → database → migrations → packs → route table → listener, and
-//! graceful shutdown. Tests build the same `Application` on port 0.
+//! Startup and serving: config → grants → database → migrations → packs → route table →
+//! listener, and graceful shutdown. Tests build the same `Application` on port 0.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,18 +10,19 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::capabilities::log_sink::LogSink;
-use crate::capabilities::outbound_http::UrlPattern;
+use crate::capabilities::packs::PackCaller;
+use crate::capabilities::{Capabilities, PackGrants};
 use crate::config::Config;
 use crate::http::access::Auth;
 use crate::http::guard_chain::GuardChain;
-use crate::http::{AppState, RouteConflict, RouteTable, router};
+use crate::http::{AppState, InProcess, RouteConflict, RouteTable, router};
 use crate::runtime::bindings::{Access, Method};
 use crate::runtime::{
     EpochTicker, LoadedPack, PackContext, RuntimeEngine, RuntimeError, load_component,
 };
 use crate::services::{Catalog, PackEntry, RouteEntry, Services};
 use crate::storage::migrations::{self, MigrationError};
-use crate::storage::table_access::{TableAccess, created_tables};
+use crate::storage::table_access::created_tables;
 use crate::storage::{Db, PackRoles, PackTables, RoleError, StorageError};
 
 /// Why the server could not start.
@@ -188,11 +189,13 @@ pub async fn sandbox_packs(
     Ok(sandboxes)
 }
 
-/// Compile (or load from cache) and link every enabled pack, reading its manifest.
+/// Compile (or load from cache) and link every enabled pack with its capabilities (its
+/// `grants`, parsed by [`PackGrants::parse_all`]), reading its manifest.
 pub async fn load_packs(
     config: &Config,
     engine: &RuntimeEngine,
     services: &Arc<Services>,
+    grants: &BTreeMap<String, PackGrants>,
     sandboxes: &HashMap<String, Arc<PackTables>>,
 ) -> Result<Vec<Arc<LoadedPack>>, StartupError> {
     let cache_dir = config.resolve(&config.runtime.cache_dir);
@@ -207,25 +210,15 @@ pub async fn load_packs(
                 .map_err(|e| RuntimeError::Engine(format!("compile task failed: {e}")))??
         };
         let settings_json = serde_json::to_string(&pack.settings).unwrap_or_else(|_| "{}".into());
-        let outbound = pack
-            .grants
-            .outbound
-            .iter()
-            .filter_map(|p| UrlPattern::parse(p).ok())
-            .collect();
         let sandbox = sandboxes
             .get(name)
             .cloned()
             .unwrap_or_else(|| Arc::new(PackTables::new(name, [])));
+        let grants = grants.get(name).cloned().unwrap_or_default();
         let ctx = Arc::new(PackContext {
             name: name.clone(),
-            settings_json,
-            tables: TableAccess::new(sandbox.tables().map(String::from)),
-            sandbox,
-            outbound,
-            callable: pack.grants.packs.clone(),
             deadline: pack.deadline_ms.map(Duration::from_millis),
-            services: Arc::clone(services),
+            capabilities: Capabilities::new(name, settings_json, grants, sandbox, services),
         });
         let loaded = LoadedPack::load(engine, &component, ctx).await?;
         if loaded.manifest.name != *name {
@@ -313,7 +306,8 @@ pub async fn describe_packs(config: &Config) -> Result<String, StartupError> {
             source,
         })?;
     let services = Arc::new(Services::new(db, None));
-    let packs = load_packs(config, &engine, &services, &HashMap::new()).await?;
+    let grants = PackGrants::parse_all(config)?;
+    let packs = load_packs(config, &engine, &services, &grants, &HashMap::new()).await?;
     let routes = build_routes(&packs)?;
     let mut out = String::new();
     for pack in &packs {
@@ -324,9 +318,9 @@ pub async fn describe_packs(config: &Config) -> Result<String, StartupError> {
                 let _ = writeln!(
                     out,
                     "  {:<7} {:<40} {:<7} {}",
-                    crate::http::routes::method_name(method),
+                    method.as_str(),
                     path,
-                    crate::http::routes::access_name(target.access),
+                    target.access.as_str(),
                     target.summary
                 );
             }
@@ -347,6 +341,7 @@ impl Application {
     /// Everything up to a bound listener; any problem stops here with a message.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let started = std::time::Instant::now();
+        let grants = PackGrants::parse_all(&config)?;
         let engine = RuntimeEngine::new(&config.runtime)?;
         let ticker = EpochTicker::start(engine.engine.clone());
         let db = connect(&config).await?;
@@ -358,8 +353,8 @@ impl Application {
             .any(|(name, _)| name == "system_log")
             .then(|| LogSink::start(db.clone()));
         let services = Arc::new(Services::new(db, log_sink));
-        let packs = load_packs(&config, &engine, &services, &sandboxes).await?;
-        let routes = build_routes(&packs)?;
+        let packs = load_packs(&config, &engine, &services, &grants, &sandboxes).await?;
+        let routes = Arc::new(build_routes(&packs)?);
         let _ = services.catalog.set(catalog(&packs, &routes));
         let addr = config.bind_addr()?;
         let listener = TcpListener::bind(addr)
@@ -381,6 +376,10 @@ impl Application {
             );
         }
         let guards = GuardChain::build(&packs, &config.server.guard_order);
+        // In-process pack calls go to the route table through the packs capability's handle.
+        let in_process = Arc::new(InProcess::new(packs.clone(), Arc::clone(&routes)));
+        let caller: Arc<dyn PackCaller> = in_process.clone();
+        services.pack_calls.connect(Arc::downgrade(&caller));
         let state = Arc::new(AppState {
             packs,
             routes,
@@ -388,8 +387,8 @@ impl Application {
             auth: Auth::new(&config.auth),
             services: Arc::clone(&services),
             body_limit: config.server.body_limit_bytes,
+            in_process,
         });
-        let _ = services.app.set(Arc::downgrade(&state));
         Ok(Self {
             listener,
             state,

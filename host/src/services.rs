@@ -1,10 +1,12 @@
-//! The host services every pack instance reaches through its capabilities: the database, the
-//! shared cache, and the catalogue of loaded packs and routes (filled in once loading is done).
+//! The host services the capabilities are built from: the database, the shared cache, the
+//! outbound client, the system log's sink, the catalogue of loaded packs and routes (filled in
+//! once loading is done) and the way to in-process pack calls (connected once serving).
 
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 
 use crate::capabilities::cache::Cache;
 use crate::capabilities::log_sink::LogSink;
+use crate::capabilities::packs::PackCalls;
 use crate::runtime::bindings::{Access, Method};
 use crate::storage::Db;
 
@@ -36,16 +38,16 @@ pub struct Catalog {
 
 pub struct Services {
     pub db: Db,
-    pub cache: Cache,
+    pub cache: Arc<Cache>,
     /// The outbound HTTP client packs share (grants are checked before it is used).
     pub http: reqwest::Client,
     /// Pack logs and audit events on their way to the system_log table, when that pack is on.
-    pub log_sink: Option<LogSink>,
-    pub catalog: OnceLock<Catalog>,
-    /// The serving state, for in-process calls between packs (weak: the state owns the packs).
-    pub app: OnceLock<Weak<crate::http::AppState>>,
+    pub log_sink: Option<Arc<LogSink>>,
+    pub catalog: Arc<OnceLock<Catalog>>,
+    /// The way to other packs' routes for in-process calls, connected once serving.
+    pub pack_calls: PackCalls,
     /// The host's version and build information as JSON.
-    pub build_info: String,
+    pub build_info: Arc<str>,
     pub started_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -63,24 +65,13 @@ impl Services {
         .to_string();
         Self {
             db,
-            cache: Cache::default(),
+            cache: Arc::default(),
             http: crate::capabilities::outbound_http::client(),
-            log_sink,
-            catalog: OnceLock::new(),
-            app: OnceLock::new(),
-            build_info,
+            log_sink: log_sink.map(Arc::new),
+            catalog: Arc::default(),
+            pack_calls: PackCalls::default(),
+            build_info: Arc::from(build_info),
             started_at,
         }
-    }
-
-    pub fn app(&self) -> Option<Arc<crate::http::AppState>> {
-        self.app.get().and_then(Weak::upgrade)
-    }
-
-    pub fn catalog(&self) -> &Catalog {
-        static EMPTY: OnceLock<Catalog> = OnceLock::new();
-        self.catalog
-            .get()
-            .unwrap_or_else(|| EMPTY.get_or_init(Catalog::default))
     }
 }

@@ -1,183 +1,97 @@
-//! `cache`: a shared in-process key/value store with TTLs and windowed counters. Each pack
-//! sees only its own keys (the host prefixes them with the pack name).
+//! `cache`: the shared in-process key/value store ([`Cache`]) with TTLs and windowed
+//! counters. Each pack sees only its own keys: the host prefixes them with the pack's name.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::runtime::State;
+use wasmtime::component::{HasData, Linker};
+
+pub use super::shared_cache::Cache;
 use crate::runtime::bindings::CapabilityError;
-use crate::runtime::bindings::valhalla::pack::cache::{Counter, Host};
+use crate::runtime::bindings::valhalla::pack::cache::{self, Counter, Host};
 
-/// Entries kept at most; past this, expired entries are swept and new ones skipped.
-const MAX_ENTRIES: usize = 100_000;
-/// Longest counter window (a year).
-const MAX_WINDOW: Duration = Duration::from_secs(366 * 24 * 3600);
+/// Between a pack's name and its key: no pack name contains it.
+const SEPARATOR: char = '\u{1f}';
 
-struct Entry {
-    value: Vec<u8>,
-    expires: Option<Instant>,
+/// One pack's `cache`: its namespace in the shared cache.
+pub struct PackCache {
+    /// `<pack>\u{1f}`
+    namespace: String,
+    cache: Arc<Cache>,
 }
 
-struct Window {
-    value: i64,
-    resets: Instant,
-}
-
-/// The shared cache.
-#[derive(Default)]
-pub struct Cache {
-    entries: RwLock<HashMap<String, Entry>>,
-    counters: Mutex<HashMap<String, Window>>,
-}
-
-impl Cache {
-    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
-        let entries = self.entries.read().ok()?;
-        let entry = entries.get(key)?;
-        match entry.expires {
-            Some(t) if t <= Instant::now() => None,
-            _ => Some(entry.value.clone()),
+impl PackCache {
+    pub fn new(pack: &str, cache: Arc<Cache>) -> Self {
+        Self {
+            namespace: format!("{pack}{SEPARATOR}"),
+            cache,
         }
     }
 
-    pub fn set(&self, key: String, value: Vec<u8>, ttl: Option<Duration>) {
-        let Ok(mut entries) = self.entries.write() else {
-            return;
-        };
-        let now = Instant::now();
-        if entries.len() >= MAX_ENTRIES && !entries.contains_key(&key) {
-            entries.retain(|_, e| e.expires.is_none_or(|t| t > now));
-            if entries.len() >= MAX_ENTRIES {
-                tracing::warn!("cache full ({MAX_ENTRIES} entries), not caching");
-                return;
-            }
-        }
-        let expires = ttl.and_then(|d| now.checked_add(d));
-        entries.insert(key, Entry { value, expires });
-    }
-
-    pub fn delete(&self, key: &str) {
-        if let Ok(mut entries) = self.entries.write() {
-            entries.remove(key);
-        }
-        if let Ok(mut counters) = self.counters.lock() {
-            counters.remove(key);
-        }
-    }
-
-    pub fn delete_prefix(&self, prefix: &str) -> u32 {
-        let mut n = 0u32;
-        if let Ok(mut entries) = self.entries.write() {
-            entries.retain(|k, _| {
-                let keep = !k.starts_with(prefix);
-                n += u32::from(!keep);
-                keep
-            });
-        }
-        if let Ok(mut counters) = self.counters.lock() {
-            counters.retain(|k, _| !k.starts_with(prefix));
-        }
-        n
-    }
-
-    /// Add `delta` to the counter `key`, starting a new window of `window` when the last ended.
-    pub fn incr(&self, key: &str, delta: i64, window: Duration) -> Option<(i64, Duration)> {
-        let mut counters = self.counters.lock().ok()?;
-        let now = Instant::now();
-        // a window past any sensible length is capped rather than overflowing the clock
-        let window = window.min(MAX_WINDOW);
-        // Adding 0 reads: an absent (or lapsed) counter is 0 and is not created, so reads of
-        // ever-new keys (a write generation checked before loading a missing record) cost
-        // no memory.
-        if delta == 0 && counters.get(key).is_none_or(|w| w.resets <= now) {
-            return Some((0, window));
-        }
-        if counters.len() >= MAX_ENTRIES && !counters.contains_key(key) {
-            counters.retain(|_, w| w.resets > now);
-        }
-        let w = counters.entry(key.to_string()).or_insert(Window {
-            value: 0,
-            resets: now + window,
-        });
-        if w.resets <= now {
-            w.value = 0;
-            w.resets = now + window;
-        }
-        w.value = w.value.saturating_add(delta);
-        Some((w.value, w.resets - now))
-    }
-}
-
-impl Cache {
-    /// Live counters whose keys start with `prefix`, at most `limit`, sorted by key.
-    pub fn counters(&self, prefix: &str, limit: usize) -> Vec<(String, i64, Duration)> {
-        let Ok(counters) = self.counters.lock() else {
-            return Vec::new();
-        };
-        let now = Instant::now();
-        let mut live: Vec<_> = counters
-            .iter()
-            .filter(|(k, w)| k.starts_with(prefix) && w.resets > now)
-            .map(|(k, w)| (k.clone(), w.value, w.resets - now))
-            .collect();
-        live.sort_by(|a, b| a.0.cmp(&b.0));
-        live.truncate(limit);
-        live
-    }
-}
-
-impl State {
-    fn cache_key(&self, key: &str) -> String {
-        let mut k = String::with_capacity(self.pack.name.len() + 1 + key.len());
-        k.push_str(&self.pack.name);
-        k.push('\u{1f}');
+    /// `key` in the shared cache.
+    fn key(&self, key: &str) -> String {
+        let mut k = String::with_capacity(self.namespace.len() + key.len());
+        k.push_str(&self.namespace);
         k.push_str(key);
         k
     }
 }
 
-impl Host for State {
+/// What one call's `cache` imports see (nothing of the call: the cache is the pack's).
+pub struct CacheView<'a> {
+    pub cache: &'a PackCache,
+}
+
+struct CacheData;
+
+impl HasData for CacheData {
+    type Data<'a> = CacheView<'a>;
+}
+
+/// Link `cache` for stores whose data `get` views.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> CacheView<'_>,
+) -> wasmtime::Result<()> {
+    cache::add_to_linker::<T, CacheData>(linker, get)
+}
+
+fn counter(value: i64, reset: Duration) -> Counter {
+    Counter {
+        value,
+        reset_ms: reset.as_millis() as u64,
+    }
+}
+
+impl Host for CacheView<'_> {
     fn get(&mut self, key: String) -> Option<Vec<u8>> {
-        self.pack.services.cache.get(&self.cache_key(&key))
+        self.cache.cache.get(&self.cache.key(&key))
     }
 
     fn set(&mut self, key: String, value: Vec<u8>, ttl_ms: Option<u64>) {
-        let k = self.cache_key(&key);
-        self.pack
-            .services
+        let k = self.cache.key(&key);
+        self.cache
             .cache
             .set(k, value, ttl_ms.map(Duration::from_millis));
     }
 
     fn delete(&mut self, key: String) {
-        self.pack.services.cache.delete(&self.cache_key(&key));
+        self.cache.cache.delete(&self.cache.key(&key));
     }
 
     fn delete_prefix(&mut self, prefix: String) -> u32 {
-        self.pack
-            .services
-            .cache
-            .delete_prefix(&self.cache_key(&prefix))
+        self.cache.cache.delete_prefix(&self.cache.key(&prefix))
     }
 
     fn counters(&mut self, prefix: String, limit: u32) -> Vec<(String, Counter)> {
-        let full = self.cache_key(&prefix);
-        let own = self.pack.name.len() + 1;
-        self.pack
-            .services
+        let own = self.cache.namespace.len();
+        self.cache
             .cache
-            .counters(&full, limit as usize)
+            .counters(&self.cache.key(&prefix), limit as usize)
             .into_iter()
             .map(|(k, value, reset)| {
                 let key = k.get(own..).unwrap_or_default().to_string();
-                (
-                    key,
-                    Counter {
-                        value,
-                        reset_ms: reset.as_millis() as u64,
-                    },
-                )
+                (key, counter(value, reset))
             })
             .collect()
     }
@@ -194,19 +108,15 @@ impl Host for State {
             ));
         }
         let (value, reset) = self
-            .pack
-            .services
+            .cache
             .cache
             .incr(
-                &self.cache_key(&key),
+                &self.cache.key(&key),
                 delta,
                 Duration::from_millis(window_ms),
             )
             .ok_or_else(|| CapabilityError::Internal("cache unavailable".into()))?;
-        Ok(Counter {
-            value,
-            reset_ms: reset.as_millis() as u64,
-        })
+        Ok(counter(value, reset))
     }
 }
 
@@ -214,65 +124,53 @@ impl Host for State {
 mod tests {
     use super::*;
 
-    #[test]
-    fn ttl_expires() {
-        let c = Cache::default();
-        c.set("a".into(), b"1".to_vec(), Some(Duration::from_millis(0)));
-        assert_eq!(c.get("a"), None);
-        c.set("b".into(), b"2".to_vec(), None);
-        assert_eq!(c.get("b"), Some(b"2".to_vec()));
+    fn two_packs() -> (Arc<Cache>, PackCache, PackCache) {
+        let shared = Arc::new(Cache::default());
+        let a = PackCache::new("a", Arc::clone(&shared));
+        let b = PackCache::new("b", Arc::clone(&shared));
+        (shared, a, b)
     }
 
     #[test]
-    fn prefix_delete_counts() {
-        let c = Cache::default();
-        c.set("p:a".into(), vec![], None);
-        c.set("p:b".into(), vec![], None);
-        c.set("q:a".into(), vec![], None);
-        assert_eq!(c.delete_prefix("p:"), 2);
-        assert!(c.get("q:a").is_some());
+    fn keys_are_namespaced_per_pack() {
+        let (shared, a, b) = two_packs();
+        CacheView { cache: &a }.set("k".into(), b"1".to_vec(), None);
+        assert_eq!(CacheView { cache: &a }.get("k".into()), Some(b"1".to_vec()));
+        assert_eq!(CacheView { cache: &b }.get("k".into()), None);
+        assert_eq!(shared.get("a\u{1f}k"), Some(b"1".to_vec()));
+        CacheView { cache: &b }.delete("k".into());
+        assert!(CacheView { cache: &a }.get("k".into()).is_some());
     }
 
     #[test]
-    fn huge_windows_and_ttls_do_not_overflow() {
-        let c = Cache::default();
-        assert_eq!(
-            c.incr("k", 1, Duration::from_millis(u64::MAX)).unwrap().0,
-            1
-        );
-        assert_eq!(
-            c.incr("k", 1, Duration::from_millis(u64::MAX)).unwrap().0,
-            2
-        );
-        c.set("t".into(), vec![1], Some(Duration::from_millis(u64::MAX)));
-        assert!(c.get("t").is_some());
-    }
-
-    #[test]
-    fn adding_zero_reads_without_creating() {
-        let c = Cache::default();
-        let minute = Duration::from_secs(60);
-        for i in 0..1000 {
-            assert_eq!(c.incr(&format!("gen:{i}"), 0, minute).unwrap().0, 0);
+    fn prefix_deletes_stay_in_the_pack() {
+        let (_, a, b) = two_packs();
+        for pack in [&a, &b] {
+            CacheView { cache: pack }.set("flag:x".into(), vec![], None);
+            CacheView { cache: pack }.set("flag:y".into(), vec![], None);
         }
-        assert!(c.counters("gen:", 10).is_empty(), "nothing created");
-        assert_eq!(c.incr("gen:1", 1, minute).unwrap().0, 1);
-        assert_eq!(
-            c.incr("gen:1", 0, minute).unwrap().0,
-            1,
-            "a live counter is read"
-        );
-        assert_eq!(c.counters("gen:", 10).len(), 1);
-        c.incr("lapsed", 5, Duration::from_millis(0)).unwrap();
-        assert_eq!(c.incr("lapsed", 0, minute).unwrap().0, 0);
+        // an empty prefix is the whole namespace, not the whole cache
+        assert_eq!(CacheView { cache: &a }.delete_prefix(String::new()), 2);
+        assert!(CacheView { cache: &b }.get("flag:x".into()).is_some());
     }
 
     #[test]
-    fn counter_windows() {
-        let c = Cache::default();
-        assert_eq!(c.incr("k", 1, Duration::from_secs(60)).unwrap().0, 1);
-        assert_eq!(c.incr("k", 2, Duration::from_secs(60)).unwrap().0, 3);
-        assert_eq!(c.incr("z", 1, Duration::from_millis(0)).unwrap().0, 1);
-        assert_eq!(c.incr("z", 1, Duration::from_millis(0)).unwrap().0, 1);
+    fn counters_answer_the_packs_own_keys() {
+        let (_, a, b) = two_packs();
+        let mut view = CacheView { cache: &a };
+        assert_eq!(view.incr("rl:1".into(), 2, 60_000).unwrap().value, 2);
+        CacheView { cache: &b }
+            .incr("rl:2".into(), 1, 60_000)
+            .unwrap();
+        let seen: Vec<String> = view
+            .counters("rl:".into(), 10)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(seen, ["rl:1"]);
+        assert!(matches!(
+            view.incr("rl:1".into(), 1, 0),
+            Err(CapabilityError::Invalid(_))
+        ));
     }
 }

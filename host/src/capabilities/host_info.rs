@@ -1,17 +1,64 @@
 //! `host`: the live route table, the loaded packs, this pack's settings, the clock, secure
 //! random bytes.
 
-use crate::runtime::State;
-use crate::runtime::bindings::valhalla::pack::host::{Host, PackInfo, RouteInfo};
+use std::sync::{Arc, OnceLock};
+
+use wasmtime::component::{HasData, Linker};
+
+use crate::runtime::bindings::valhalla::pack::host::{self, Host, PackInfo, RouteInfo};
+use crate::services::Catalog;
 
 /// The most `random-bytes` answers in one call.
 pub const RANDOM_BYTES_MAX: usize = 4096;
 
-impl Host for State {
+/// One pack's `host`: its settings, and what the host tells every pack.
+pub struct HostInfo {
+    /// `[packs.<name>.settings]` as a JSON object
+    settings_json: String,
+    /// filled in once every pack is loaded
+    catalog: Arc<OnceLock<Catalog>>,
+    build_info: Arc<str>,
+}
+
+impl HostInfo {
+    pub fn new(
+        settings_json: String,
+        catalog: Arc<OnceLock<Catalog>>,
+        build_info: Arc<str>,
+    ) -> Self {
+        Self {
+            settings_json,
+            catalog,
+            build_info,
+        }
+    }
+}
+
+/// What one call's `host` imports see.
+pub struct HostInfoView<'a> {
+    pub host: &'a HostInfo,
+}
+
+struct HostInfoData;
+
+impl HasData for HostInfoData {
+    type Data<'a> = HostInfoView<'a>;
+}
+
+/// Link `host` for stores whose data `get` views.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> HostInfoView<'_>,
+) -> wasmtime::Result<()> {
+    host::add_to_linker::<T, HostInfoData>(linker, get)
+}
+
+impl Host for HostInfoView<'_> {
     fn routes(&mut self) -> Vec<RouteInfo> {
-        self.pack
-            .services
-            .catalog()
+        let Some(catalog) = self.host.catalog.get() else {
+            return Vec::new();
+        };
+        catalog
             .routes
             .iter()
             .map(|r| RouteInfo {
@@ -25,9 +72,10 @@ impl Host for State {
     }
 
     fn packs(&mut self) -> Vec<PackInfo> {
-        self.pack
-            .services
-            .catalog()
+        let Some(catalog) = self.host.catalog.get() else {
+            return Vec::new();
+        };
+        catalog
             .packs
             .iter()
             .map(|p| PackInfo {
@@ -39,7 +87,7 @@ impl Host for State {
     }
 
     fn settings(&mut self) -> String {
-        self.pack.settings_json.clone()
+        self.host.settings_json.clone()
     }
 
     fn now_ms(&mut self) -> i64 {
@@ -61,6 +109,46 @@ impl Host for State {
     }
 
     fn build_info(&mut self) -> String {
-        self.pack.services.build_info.clone()
+        self.host.build_info.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::bindings::{Access, Method};
+    use crate::services::{PackEntry, RouteEntry};
+
+    #[test]
+    fn settings_are_the_packs_own_and_the_catalogue_comes_when_loaded() {
+        let catalog = Arc::new(OnceLock::new());
+        let info = HostInfo::new(r#"{"a":1}"#.into(), Arc::clone(&catalog), Arc::from("{}"));
+        let mut view = HostInfoView { host: &info };
+        assert_eq!(view.settings(), r#"{"a":1}"#);
+        assert!(view.routes().is_empty() && view.packs().is_empty());
+        let _ = catalog.set(Catalog {
+            routes: vec![RouteEntry {
+                method: Method::Get,
+                path: "/x".into(),
+                summary: String::new(),
+                pack: "p".into(),
+                access: Access::Read,
+            }],
+            packs: vec![PackEntry {
+                name: "p".into(),
+                version: "1".into(),
+                description: String::new(),
+            }],
+        });
+        assert_eq!(view.routes()[0].path, "/x");
+        assert_eq!(view.packs()[0].name, "p");
+    }
+
+    #[test]
+    fn random_bytes_are_capped() {
+        let info = HostInfo::new("{}".into(), Arc::default(), Arc::from("{}"));
+        let mut view = HostInfoView { host: &info };
+        assert_eq!(view.random_bytes(16).unwrap().len(), 16);
+        assert_eq!(view.random_bytes(u32::MAX).unwrap().len(), RANDOM_BYTES_MAX);
     }
 }

@@ -1,21 +1,49 @@
 //! `log`: a pack's log lines and audit events go to `tracing`, tagged with the pack and the
 //! request id, and, when the system_log pack is on, into its table (info and above, and every
-//! audit event) through the [`LogSink`](super::log_sink::LogSink).
+//! audit event) through the [`LogSink`].
+
+use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
+use wasmtime::component::{HasData, Linker};
 
-use super::log_sink::LogRecord;
-use crate::runtime::State;
-use crate::runtime::bindings::valhalla::pack::log::{AuditEvent, Host, Level};
+use super::log_sink::{LogRecord, LogSink, now};
+use crate::runtime::CallContext;
+use crate::runtime::bindings::valhalla::pack::log::{self, AuditEvent, Host, Level};
 
-impl State {
-    fn correlation_id(&self) -> Option<String> {
-        Some(self.call.request_id.clone()).filter(|id| !id.is_empty())
+/// One pack's `log`: its name, and the system log's sink when that pack is on.
+pub struct PackLog {
+    pack: String,
+    sink: Option<Arc<LogSink>>,
+}
+
+impl PackLog {
+    pub fn new(pack: &str, sink: Option<Arc<LogSink>>) -> Self {
+        Self {
+            pack: pack.to_string(),
+            sink,
+        }
     }
+}
 
-    fn user_id(&self) -> Option<String> {
-        self.call.principal.as_ref().map(|p| p.id.clone())
-    }
+/// What one call's `log` imports see: the pack's log and who the call is for.
+pub struct LogView<'a> {
+    pub log: &'a PackLog,
+    pub call: &'a CallContext,
+}
+
+struct LogData;
+
+impl HasData for LogData {
+    type Data<'a> = LogView<'a>;
+}
+
+/// Link `log` for stores whose data `get` views.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> LogView<'_>,
+) -> wasmtime::Result<()> {
+    log::add_to_linker::<T, LogData>(linker, get)
 }
 
 fn stored_level(level: Level) -> Option<&'static str> {
@@ -35,9 +63,65 @@ fn json_or_text(doc: Option<&str>) -> Value {
     }
 }
 
-impl Host for State {
+impl LogView<'_> {
+    fn correlation_id(&self) -> Option<String> {
+        Some(self.call.request_id.clone()).filter(|id| !id.is_empty())
+    }
+
+    fn user_id(&self) -> Option<String> {
+        self.call.principal.as_ref().map(|p| p.id.clone())
+    }
+
+    /// The system log's row for a log line, if its level is stored.
+    fn line_record(
+        &self,
+        level: Level,
+        message: String,
+        fields: Vec<(String, String)>,
+    ) -> Option<LogRecord> {
+        let level = stored_level(level)?;
+        let context: Map<String, Value> = fields
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect();
+        Some(LogRecord {
+            at: now(),
+            level,
+            category: self.log.pack.clone(),
+            message,
+            correlation_id: self.correlation_id(),
+            user_id: self.user_id(),
+            source: self.log.pack.clone(),
+            context: Value::Object(context).to_string(),
+        })
+    }
+
+    /// The system log's row for an audit event.
+    fn audit_record(&self, event: AuditEvent) -> LogRecord {
+        let actor = self.user_id();
+        let context = json!({
+            "action": event.action,
+            "target": event.target,
+            "actor": actor,
+            "before": json_or_text(event.before.as_deref()),
+            "after": json_or_text(event.after.as_deref()),
+        });
+        LogRecord {
+            at: now(),
+            level: "INFO",
+            category: "audit".into(),
+            message: format!("{} {}", event.action, event.target),
+            correlation_id: self.correlation_id(),
+            user_id: actor,
+            source: self.log.pack.clone(),
+            context: context.to_string(),
+        }
+    }
+}
+
+impl Host for LogView<'_> {
     fn log(&mut self, level: Level, message: String, fields: Vec<(String, String)>) {
-        let pack = &self.pack.name;
+        let pack = &self.log.pack;
         let request_id = &self.call.request_id;
         match level {
             Level::Trace => {
@@ -56,21 +140,10 @@ impl Host for State {
                 tracing::error!(target: "valhalla::pack", %pack, %request_id, ?fields, "{message}")
             }
         }
-        if let (Some(sink), Some(level)) = (&self.pack.services.log_sink, stored_level(level)) {
-            let context: Map<String, Value> = fields
-                .into_iter()
-                .map(|(k, v)| (k, Value::String(v)))
-                .collect();
-            sink.push(LogRecord {
-                at: super::log_sink::now(),
-                level,
-                category: self.pack.name.clone(),
-                message,
-                correlation_id: self.correlation_id(),
-                user_id: self.user_id(),
-                source: self.pack.name.clone(),
-                context: Value::Object(context).to_string(),
-            });
+        if let Some(sink) = &self.log.sink
+            && let Some(record) = self.line_record(level, message, fields)
+        {
+            sink.push(record);
         }
     }
 
@@ -78,31 +151,77 @@ impl Host for State {
         let actor = self.user_id();
         tracing::info!(
             target: "valhalla::audit",
-            pack = %self.pack.name,
+            pack = %self.log.pack,
             request_id = %self.call.request_id,
             actor = actor.as_deref().unwrap_or("anonymous"),
             action = %event.action,
             target_id = %event.target,
             "audit"
         );
-        if let Some(sink) = &self.pack.services.log_sink {
-            let context = json!({
-                "action": event.action,
-                "target": event.target,
-                "actor": actor,
-                "before": json_or_text(event.before.as_deref()),
-                "after": json_or_text(event.after.as_deref()),
-            });
-            sink.push(LogRecord {
-                at: super::log_sink::now(),
-                level: "INFO",
-                category: "audit".into(),
-                message: format!("{} {}", event.action, event.target),
-                correlation_id: self.correlation_id(),
-                user_id: actor,
-                source: self.pack.name.clone(),
-                context: context.to_string(),
-            });
+        if let Some(sink) = &self.log.sink {
+            sink.push(self.audit_record(event));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::bindings::Principal;
+
+    fn call() -> CallContext {
+        CallContext {
+            request_id: "rid-1".into(),
+            principal: Some(Principal {
+                id: "client-7".into(),
+                name: "ops".into(),
+                roles: vec!["admin".into()],
+            }),
+            depth: 0,
+        }
+    }
+
+    #[test]
+    fn lines_below_info_are_not_stored() {
+        let (log, call) = (PackLog::new("flags", None), call());
+        let view = LogView {
+            log: &log,
+            call: &call,
+        };
+        assert!(view.line_record(Level::Debug, "m".into(), vec![]).is_none());
+        let r = view
+            .line_record(Level::Warn, "m".into(), vec![("k".into(), "v".into())])
+            .unwrap();
+        assert_eq!(
+            (r.level, r.category.as_str(), r.source.as_str()),
+            ("WARNING", "flags", "flags")
+        );
+        assert_eq!(r.correlation_id.as_deref(), Some("rid-1"));
+        assert_eq!(r.user_id.as_deref(), Some("client-7"));
+        assert_eq!(r.context, r#"{"k":"v"}"#);
+    }
+
+    #[test]
+    fn audit_events_name_the_actor_and_keep_json() {
+        let log = PackLog::new("system_config", None);
+        let call = CallContext::default();
+        let view = LogView {
+            log: &log,
+            call: &call,
+        };
+        let r = view.audit_record(AuditEvent {
+            action: "config.upsert".into(),
+            target: "system_config/a".into(),
+            before: None,
+            after: Some(r#"{"v":1}"#.into()),
+        });
+        assert_eq!(
+            (r.category.as_str(), r.message.as_str()),
+            ("audit", "config.upsert system_config/a")
+        );
+        assert_eq!(r.correlation_id, None, "no request id, no correlation");
+        let context: Value = serde_json::from_str(&r.context).unwrap();
+        assert_eq!(context["after"]["v"], 1);
+        assert_eq!(context["actor"], Value::Null);
     }
 }

@@ -1,102 +1,64 @@
 //! `outbound-http`: deny by default. A pack may reach only URLs matching its
-//! `grants.outbound` patterns (`https://*.example.com:443`, `http://127.0.0.1:*`); anything
-//! else is refused before any connection is made. Redirects are not followed (they could leave
-//! the grant), timeouts are capped, response bodies are bounded.
+//! `grants.outbound` patterns ([`OutboundGrant`]); anything else is refused before any
+//! connection is made. Redirects are not followed (they could leave the grant), timeouts are
+//! capped, response bodies are bounded.
 
 use std::time::Duration;
 
-use crate::runtime::State;
-use crate::runtime::bindings::valhalla::pack::outbound_http::{Host, OutboundRequest};
+use wasmtime::component::{HasData, Linker};
+
+pub use super::outbound_grant::OutboundGrant;
+use crate::runtime::CallContext;
+use crate::runtime::bindings::valhalla::pack::outbound_http::{self, Host, OutboundRequest};
 use crate::runtime::bindings::{CapabilityError, Response};
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum PatternError {
-    #[error("`{0}` is not a URL pattern like https://*.example.com:443")]
-    Shape(String),
-    #[error("scheme `{0}` is not http, https or *")]
-    Scheme(String),
-    #[error("port `{0}` is not a number or *")]
-    Port(String),
+/// One pack's outbound HTTP: its grant and the client every pack shares.
+pub struct OutboundHttp {
+    pack: String,
+    grant: OutboundGrant,
+    client: reqwest::Client,
 }
 
-/// One allowed destination: scheme, host (exact, `*` or `*.suffix`) and port (or `*`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UrlPattern {
-    scheme: Option<String>,
-    host: String,
-    port: Option<u16>,
-}
-
-impl UrlPattern {
-    pub fn parse(pattern: &str) -> Result<Self, PatternError> {
-        let shape = || PatternError::Shape(pattern.to_string());
-        let (scheme, rest) = pattern.split_once("://").ok_or_else(shape)?;
-        let rest = rest.strip_suffix('/').unwrap_or(rest);
-        if rest.is_empty() || rest.contains('/') {
-            return Err(shape());
+impl OutboundHttp {
+    pub fn new(pack: &str, grant: OutboundGrant, client: reqwest::Client) -> Self {
+        Self {
+            pack: pack.to_string(),
+            grant,
+            client,
         }
-        let scheme = match scheme {
-            "*" => None,
-            "http" | "https" => Some(scheme.to_string()),
-            other => return Err(PatternError::Scheme(other.to_string())),
-        };
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((h, "*")) => (h, None),
-            Some((h, p)) => (
-                h,
-                Some(p.parse().map_err(|_| PatternError::Port(p.to_string()))?),
-            ),
-            None => (rest, scheme.as_deref().map(default_port)),
-        };
-        if host.is_empty() {
-            return Err(shape());
-        }
-        Ok(Self {
-            scheme,
-            host: host.to_ascii_lowercase(),
-            port,
-        })
-    }
-
-    /// Does `url` fall under this pattern?
-    pub fn allows(&self, url: &str) -> bool {
-        let Ok(uri) = url.parse::<http::Uri>() else {
-            return false;
-        };
-        let (Some(scheme), Some(host)) = (uri.scheme_str(), uri.host()) else {
-            return false;
-        };
-        if !matches!(scheme, "http" | "https") {
-            return false;
-        }
-        let host = host.to_ascii_lowercase();
-        let port = uri.port_u16().unwrap_or_else(|| default_port(scheme));
-        self.scheme.as_deref().is_none_or(|s| s == scheme)
-            && self.port.is_none_or(|p| p == port)
-            && match self.host.strip_prefix("*.") {
-                _ if self.host == "*" => true,
-                Some(suffix) => {
-                    host.len() > suffix.len() + 1 && host.ends_with(&format!(".{suffix}"))
-                }
-                None => host == self.host,
-            }
     }
 }
 
-fn default_port(scheme: &str) -> u16 {
-    if scheme == "https" { 443 } else { 80 }
+/// What one call's `outbound-http` imports see.
+pub struct OutboundHttpView<'a> {
+    pub http: &'a OutboundHttp,
+    pub call: &'a CallContext,
 }
 
-impl Host for State {
+struct OutboundHttpData;
+
+impl HasData for OutboundHttpData {
+    type Data<'a> = OutboundHttpView<'a>;
+}
+
+/// Link `outbound-http` for stores whose data `get` views.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> OutboundHttpView<'_>,
+) -> wasmtime::Result<()> {
+    outbound_http::add_to_linker::<T, OutboundHttpData>(linker, get)
+}
+
+impl Host for OutboundHttpView<'_> {
     async fn send(&mut self, request: OutboundRequest) -> Result<Response, CapabilityError> {
-        if !self.pack.outbound.iter().any(|p| p.allows(&request.url)) {
-            tracing::warn!(pack = %self.pack.name, request_id = %self.call.request_id, url = %request.url, "outbound request refused: not granted");
+        if !self.http.grant.allows(&request.url) {
+            tracing::warn!(pack = %self.http.pack, request_id = %self.call.request_id, url = %request.url, "outbound request refused: not granted");
             return Err(CapabilityError::AccessDenied(format!(
                 "`{}` is not in this pack's grants.outbound",
                 request.url
             )));
         }
-        send(&self.pack.services.http, request).await
+        send(&self.http.client, request).await
     }
 }
 
@@ -187,30 +149,49 @@ fn failure(e: &reqwest::Error, timeout: Duration) -> CapabilityError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::bindings::Method;
 
-    #[test]
-    fn patterns() {
-        let p = UrlPattern::parse("https://*.example.com").unwrap();
-        assert!(p.allows("https://api.example.com/x"));
-        assert!(!p.allows("https://example.com/x"));
-        assert!(!p.allows("http://api.example.com/x"));
-        assert!(!p.allows("https://api.example.com:8443/x"));
-        assert!(!p.allows("https://evil.com/?q=.example.com"));
-
-        let p = UrlPattern::parse("http://127.0.0.1:*").unwrap();
-        assert!(p.allows("http://127.0.0.1:8000/system/health/live"));
-        assert!(!p.allows("http://127.0.0.2:8000/"));
-
-        let p = UrlPattern::parse("*://localhost:8000").unwrap();
-        assert!(p.allows("http://localhost:8000"));
-        assert!(p.allows("https://localhost:8000"));
+    fn get(url: &str) -> OutboundRequest {
+        OutboundRequest {
+            method: Method::Get,
+            url: url.into(),
+            headers: vec![],
+            body: vec![],
+            timeout_ms: Some(200),
+        }
     }
 
-    #[test]
-    fn bad_patterns() {
-        assert!(UrlPattern::parse("example.com").is_err());
-        assert!(UrlPattern::parse("ftp://x").is_err());
-        assert!(UrlPattern::parse("http://x:port").is_err());
-        assert!(UrlPattern::parse("http://x/path").is_err());
+    fn http(patterns: &[&str]) -> OutboundHttp {
+        let patterns: Vec<String> = patterns.iter().map(|p| p.to_string()).collect();
+        OutboundHttp::new("p", OutboundGrant::parse(&patterns).unwrap(), client())
+    }
+
+    async fn send_as(http: &OutboundHttp, url: &str) -> Result<Response, CapabilityError> {
+        let call = CallContext::default();
+        OutboundHttpView { http, call: &call }.send(get(url)).await
+    }
+
+    #[tokio::test]
+    async fn an_ungranted_url_is_access_denied() {
+        let none = http(&[]);
+        match send_as(&none, "http://127.0.0.1:1/x").await {
+            Err(CapabilityError::AccessDenied(m)) => assert!(m.contains("grants.outbound"), "{m}"),
+            other => panic!("expected access-denied, got {other:?}"),
+        }
+        let other_host = http(&["https://*.example.com"]);
+        assert!(matches!(
+            send_as(&other_host, "https://example.com.evil.test/").await,
+            Err(CapabilityError::AccessDenied(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_granted_url_is_sent() {
+        // Nothing listens on port 1: the request is made, and fails as unavailable.
+        let granted = http(&["http://127.0.0.1:*"]);
+        assert!(matches!(
+            send_as(&granted, "http://127.0.0.1:1/x").await,
+            Err(CapabilityError::Unavailable(_))
+        ));
     }
 }

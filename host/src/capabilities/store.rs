@@ -3,11 +3,63 @@
 //! pack's PostgreSQL role), within the call's deadline. Database errors reach the guest as
 //! typed WIT errors, with internals kept in the host log.
 
-use crate::runtime::State;
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime::component::{HasData, Linker};
+
+use crate::runtime::CallContext;
 use crate::runtime::bindings::CapabilityError;
-use crate::runtime::bindings::valhalla::pack::store::{Host, Rows, Statement, Value};
-use crate::storage::table_access::StatementInfo;
-use crate::storage::{self, Access, Caller, SqlValue, StorageError};
+use crate::runtime::bindings::valhalla::pack::store::{self, Host, Rows, Statement, Value};
+use crate::storage::table_access::{AccessError, StatementInfo, TableAccess};
+use crate::storage::{self, Access, Caller, Db, PackTables, SqlValue, StorageError};
+
+/// One pack's `store`: the tables its migrations created (checked by the parser, then
+/// enforced by the database through its sandbox) and the database.
+pub struct Store {
+    /// the parser's check: a friendly first error, not the boundary
+    tables: TableAccess,
+    /// the database's side of the sandbox (the boundary)
+    sandbox: Arc<PackTables>,
+    db: Db,
+}
+
+impl Store {
+    pub fn new(sandbox: Arc<PackTables>, db: Db) -> Self {
+        Self {
+            tables: TableAccess::new(sandbox.tables().map(String::from)),
+            sandbox,
+            db,
+        }
+    }
+
+    /// The database's side of this pack's sandbox.
+    pub fn sandbox(&self) -> &Arc<PackTables> {
+        &self.sandbox
+    }
+}
+
+/// What one call's `store` imports see: the pack's store, who the call is for, and when its
+/// deadline passes (its statements stop then too).
+pub struct StoreView<'a> {
+    pub store: &'a Store,
+    pub call: &'a CallContext,
+    pub deadline: Instant,
+}
+
+struct StoreData;
+
+impl HasData for StoreData {
+    type Data<'a> = StoreView<'a>;
+}
+
+/// Link `store` for stores whose data `get` views.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> StoreView<'_>,
+) -> wasmtime::Result<()> {
+    store::add_to_linker::<T, StoreData>(linker, get)
+}
 
 fn to_sql(v: Value) -> SqlValue {
     match v {
@@ -29,14 +81,18 @@ fn from_sql(v: SqlValue) -> Value {
     }
 }
 
-impl State {
+impl StoreView<'_> {
+    fn pack(&self) -> &str {
+        &self.store.sandbox.pack
+    }
+
     fn check_sql(&self, sql: &str, params: usize) -> Result<StatementInfo, CapabilityError> {
-        self.pack.tables.check(sql, params).map_err(|e| {
-            tracing::warn!(pack = %self.pack.name, request_id = %self.call.request_id, error = %e, "statement refused");
+        self.store.tables.check(sql, params).map_err(|e| {
+            tracing::warn!(pack = %self.pack(), request_id = %self.call.request_id, error = %e, "statement refused");
             match e {
-                storage::table_access::AccessError::ForeignTable(_)
-                | storage::table_access::AccessError::Function(_)
-                | storage::table_access::AccessError::NotDml => CapabilityError::AccessDenied(e.to_string()),
+                AccessError::ForeignTable(_) | AccessError::Function(_) | AccessError::NotDml => {
+                    CapabilityError::AccessDenied(e.to_string())
+                }
                 _ => CapabilityError::Invalid(e.to_string()),
             }
         })
@@ -44,13 +100,13 @@ impl State {
 
     /// Who the statements are for: this pack, until this call's deadline.
     fn caller(&self) -> Caller {
-        Caller::pack(std::sync::Arc::clone(&self.pack.sandbox), self.deadline)
+        Caller::pack(Arc::clone(&self.store.sandbox), self.deadline)
     }
 
     fn storage_error(&self, e: StorageError) -> CapabilityError {
         match e {
             StorageError::Denied(m) => {
-                tracing::warn!(pack = %self.pack.name, request_id = %self.call.request_id, error = %m, "the database refused a statement");
+                tracing::warn!(pack = %self.pack(), request_id = %self.call.request_id, error = %m, "the database refused a statement");
                 CapabilityError::AccessDenied(format!("refused by the table sandbox: {m}"))
             }
             StorageError::Deadline => CapabilityError::Unavailable(
@@ -59,11 +115,11 @@ impl State {
             StorageError::Conflict(m) => CapabilityError::Conflict(m),
             StorageError::Invalid(m) => CapabilityError::Invalid(m),
             StorageError::Unavailable(m) => {
-                tracing::warn!(pack = %self.pack.name, request_id = %self.call.request_id, error = %m, "database unavailable");
+                tracing::warn!(pack = %self.pack(), request_id = %self.call.request_id, error = %m, "database unavailable");
                 CapabilityError::Unavailable("the database is unavailable".into())
             }
             StorageError::Internal(m) => {
-                tracing::error!(pack = %self.pack.name, request_id = %self.call.request_id, error = %m, "database error");
+                tracing::error!(pack = %self.pack(), request_id = %self.call.request_id, error = %m, "database error");
                 CapabilityError::Internal("database error (details in the host log)".into())
             }
         }
@@ -82,7 +138,7 @@ async fn within<T>(
     }
 }
 
-impl Host for State {
+impl Host for StoreView<'_> {
     async fn query(&mut self, sql: String, params: Vec<Value>) -> Result<Rows, CapabilityError> {
         let info = self.check_sql(&sql, params.len())?;
         let access = if info.read_only {
@@ -91,8 +147,7 @@ impl Host for State {
             Access::Write
         };
         let params: Vec<SqlValue> = params.into_iter().map(to_sql).collect();
-        let (caller, pack) = (self.caller(), std::sync::Arc::clone(&self.pack));
-        let db = &pack.services.db;
+        let (caller, db) = (self.caller(), &self.store.db);
         let rows = within(self.deadline, db.query(&caller, &sql, &params, access))
             .await
             .map_err(|e| self.storage_error(e))?;
@@ -109,8 +164,7 @@ impl Host for State {
     async fn execute(&mut self, sql: String, params: Vec<Value>) -> Result<u64, CapabilityError> {
         self.check_sql(&sql, params.len())?;
         let params: Vec<SqlValue> = params.into_iter().map(to_sql).collect();
-        let (caller, pack) = (self.caller(), std::sync::Arc::clone(&self.pack));
-        let db = &pack.services.db;
+        let (caller, db) = (self.caller(), &self.store.db);
         within(self.deadline, db.execute(&caller, &sql, &params))
             .await
             .map_err(|e| self.storage_error(e))
@@ -125,10 +179,117 @@ impl Host for State {
                 params: s.params.into_iter().map(to_sql).collect(),
             });
         }
-        let (caller, pack) = (self.caller(), std::sync::Arc::clone(&self.pack));
-        let db = &pack.services.db;
+        let (caller, db) = (self.caller(), &self.store.db);
         within(self.deadline, db.batch(&caller, &checked))
             .await
             .map_err(|e| self.storage_error(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A pack `notes` owning `notes`, on a fresh SQLite file that also holds `secrets`.
+    async fn notes() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("s.db").display());
+        let db = Db::connect(&url, 2).await.unwrap();
+        for sql in [
+            "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)",
+            "CREATE TABLE secrets (v TEXT)",
+        ] {
+            db.execute(&Caller::host(), sql, &[]).await.unwrap();
+        }
+        let sandbox = Arc::new(PackTables::new("notes", ["notes".to_string()]));
+        (dir, Store::new(sandbox, db))
+    }
+
+    fn view<'a>(store: &'a Store, call: &'a CallContext) -> StoreView<'a> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        StoreView {
+            store,
+            call,
+            deadline,
+        }
+    }
+
+    fn text(t: &str) -> Value {
+        Value::Text(Some(t.into()))
+    }
+
+    #[tokio::test]
+    async fn a_pack_reads_and_writes_its_own_tables() {
+        let (_dir, store) = notes().await;
+        let call = CallContext::default();
+        let mut v = view(&store, &call);
+        let n = v
+            .execute(
+                "INSERT INTO notes (body) VALUES ($1)".into(),
+                vec![text("hi")],
+            )
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        let rows = v
+            .query("SELECT body FROM notes".into(), vec![])
+            .await
+            .unwrap();
+        assert_eq!(rows.columns, ["body"]);
+        assert!(matches!(&rows.rows[0][0], Value::Text(Some(b)) if b == "hi"));
+    }
+
+    #[tokio::test]
+    async fn another_packs_table_is_access_denied() {
+        let (_dir, store) = notes().await;
+        let call = CallContext::default();
+        let mut v = view(&store, &call);
+        for sql in [
+            "SELECT v FROM secrets",
+            "INSERT INTO secrets (v) VALUES ('x')",
+            "DROP TABLE notes",
+        ] {
+            let r = v.query(sql.into(), vec![]).await;
+            assert!(
+                matches!(r, Err(CapabilityError::AccessDenied(_))),
+                "{sql}: {r:?}"
+            );
+        }
+        let batch = vec![
+            Statement {
+                sql: "INSERT INTO notes (body) VALUES ('a')".into(),
+                params: vec![],
+            },
+            Statement {
+                sql: "DELETE FROM secrets".into(),
+                params: vec![],
+            },
+        ];
+        assert!(matches!(
+            v.batch(batch).await,
+            Err(CapabilityError::AccessDenied(_))
+        ));
+        let rows = v
+            .query("SELECT id FROM notes".into(), vec![])
+            .await
+            .unwrap();
+        assert!(rows.rows.is_empty(), "a refused batch runs nothing");
+    }
+
+    #[tokio::test]
+    async fn mistakes_are_invalid_and_conflicts_are_conflicts() {
+        let (_dir, store) = notes().await;
+        let call = CallContext::default();
+        let mut v = view(&store, &call);
+        let r = v
+            .execute("INSERT INTO notes (body) VALUES ($1)".into(), vec![])
+            .await;
+        assert!(matches!(r, Err(CapabilityError::Invalid(_))), "{r:?}");
+        let insert = "INSERT INTO notes (id, body) VALUES (1, 'a')";
+        v.execute(insert.into(), vec![]).await.unwrap();
+        let r = v.execute(insert.into(), vec![]).await;
+        assert!(matches!(r, Err(CapabilityError::Conflict(_))), "{r:?}");
     }
 }

@@ -154,7 +154,8 @@ fn enabled_by_default() -> bool {
     true
 }
 
-/// What a pack may reach beyond its own tables. Deny by default.
+/// What a pack may reach beyond its own tables, as the file writes it. Deny by default; each
+/// capability parses its own into a typed grant at startup (`capabilities::PackGrants`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Grants {
@@ -237,7 +238,8 @@ impl Config {
         Ok(config)
     }
 
-    fn invalid(&self, key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    /// A problem with `key` of this file.
+    pub fn invalid(&self, key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
         ConfigError::Invalid {
             path: self.source.clone(),
             key: key.into(),
@@ -246,6 +248,7 @@ impl Config {
     }
 
     /// Check what serde cannot: addresses, URLs, limits, pack names and component files.
+    /// (Grants are the capabilities' to parse: `capabilities::PackGrants`.)
     pub fn validate(&self) -> Result<(), ConfigError> {
         let addr = self.bind_addr()?;
         if !self.auth.enabled && !addr.ip().is_loopback() {
@@ -310,19 +313,6 @@ impl Config {
                     format!("packs.{name}.deadline_ms"),
                     "must be between 1 and 600000",
                 ));
-            }
-            for (i, pattern) in pack.grants.outbound.iter().enumerate() {
-                crate::capabilities::outbound_http::UrlPattern::parse(pattern).map_err(|e| {
-                    self.invalid(format!("packs.{name}.grants.outbound[{i}]"), e.to_string())
-                })?;
-            }
-            for target in &pack.grants.packs {
-                if !is_pack_name(target) || target == name {
-                    return Err(self.invalid(
-                        format!("packs.{name}.grants.packs"),
-                        format!("`{target}` is not another pack's name"),
-                    ));
-                }
             }
             if pack.enabled {
                 let component = self.component_path(name);

@@ -20,6 +20,8 @@ pub struct Auth {
 pub enum Denied {
     /// no (valid) credential
     Unauthenticated,
+    /// a credential that no guard (nor the bootstrap key) accepted
+    InvalidCredential,
     /// authenticated, without the role
     Forbidden { needed: &'static str },
 }
@@ -76,22 +78,29 @@ impl Auth {
         })
     }
 
-    /// May `principal` call a route of level `access`?
+    /// May `principal` call a route of level `access`? (The role rule is the wire
+    /// vocabulary's: [`valhalla_wire::Access::roles`].)
     pub fn check(&self, access: Access, principal: Option<&Principal>) -> Result<(), Denied> {
-        if !self.enabled {
+        let access = valhalla_wire::Access::from(access);
+        let Some(needed) = access.needed_role().filter(|_| self.enabled) else {
             return Ok(());
-        }
-        let needed: &[&str] = match access {
-            Access::Public => return Ok(()),
-            Access::Read => &["read", "write", "admin"],
-            Access::Write => &["write", "admin"],
-            Access::Admin => &["admin"],
         };
         let principal = principal.ok_or(Denied::Unauthenticated)?;
-        if principal.roles.iter().any(|r| needed.contains(&r.as_str())) {
+        if access.allows(principal.roles.iter().map(String::as_str)) {
             Ok(())
         } else {
-            Err(Denied::Forbidden { needed: needed[0] })
+            Err(Denied::Forbidden { needed })
+        }
+    }
+}
+
+impl Denied {
+    /// Said of a request that `presented` a credential: an unauthenticated one presented an
+    /// invalid credential.
+    pub fn presented(self, presented: bool) -> Self {
+        match self {
+            Denied::Unauthenticated if presented => Denied::InvalidCredential,
+            other => other,
         }
     }
 }
@@ -165,5 +174,19 @@ mod tests {
             admin_key: None,
         });
         assert_eq!(off.check(Access::Admin, None), Ok(()));
+    }
+
+    #[test]
+    fn a_presented_credential_that_made_no_principal_is_invalid() {
+        let a = auth();
+        let denied = a.check(Access::Read, None).unwrap_err();
+        assert_eq!(denied.presented(true), Denied::InvalidCredential);
+        let denied = a.check(Access::Read, None).unwrap_err();
+        assert_eq!(denied.presented(false), Denied::Unauthenticated);
+        let denied = a.check(Access::Admin, Some(&who(&["read"]))).unwrap_err();
+        assert_eq!(
+            denied.presented(true),
+            Denied::Forbidden { needed: "admin" }
+        );
     }
 }

@@ -1,80 +1,39 @@
-//! Dispatch: every request goes through the request-id middleware, then the route table;
-//! pack routes get a fresh instance of their pack, host routes are answered here.
+//! Dispatch: every request goes through the request-id middleware, then a chain of steps —
+//! [`route`], [`body`](super::body::read), [`guards`], [`access`], [`call`] — each answering
+//! `Result<_, Problem>`, so the chain reads as `?`s and errors become problem+json in one
+//! place. Pack routes get a fresh instance of their pack; host routes are answered here.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
-use http::{HeaderName, HeaderValue, StatusCode, header};
+use http::request::Parts;
+use http::{StatusCode, header};
 
-use super::access::{Auth, Denied, credential};
-use super::guard_chain::{GuardChain, Outcome, is_credential};
+use super::access::{Auth, credential};
+use super::guard_chain::{GuardChain, Verdict};
 use super::health;
-use super::problem::Problem;
+use super::pack_calls::InProcess;
+use super::problem::{Problem, allow_header};
 use super::request_id::{self, RequestId};
-use super::routes::{HostRoute, Lookup, Owner, RouteTable};
+use super::response::{add_headers, into_http};
+use super::routes::{HostRoute, Lookup, Owner, RouteTable, Target};
+use crate::runtime::LoadedPack;
 use crate::runtime::bindings::{self as wit, Method};
-use crate::runtime::{LoadedPack, PackError};
 use crate::services::Services;
 
 /// What the HTTP layer serves from.
 pub struct AppState {
     pub packs: Vec<Arc<LoadedPack>>,
-    pub routes: RouteTable,
+    pub routes: Arc<RouteTable>,
     pub guards: GuardChain,
     pub auth: Auth,
     pub services: Arc<Services>,
     pub body_limit: usize,
-}
-
-/// A route of one pack, found for an in-process call.
-pub struct PackRoute<'a> {
-    pub pack: &'a Arc<LoadedPack>,
-    pub template: &'a str,
-    pub params: Vec<(String, String)>,
-}
-
-/// Why an in-process call found no route.
-pub enum PackRouteError {
-    NotLoaded,
-    NoRoute,
-}
-
-impl AppState {
-    /// `method path` of the enabled pack `name`.
-    pub fn pack_route(
-        &self,
-        name: &str,
-        method: Method,
-        path: &str,
-    ) -> Result<PackRoute<'_>, PackRouteError> {
-        if !self.packs.iter().any(|p| p.name() == name) {
-            return Err(PackRouteError::NotLoaded);
-        }
-        let path = if path.len() > 1 {
-            path.trim_end_matches('/')
-        } else {
-            path
-        };
-        match self.routes.lookup(Some(method), path) {
-            Lookup::Found {
-                template,
-                target,
-                params,
-            } => match target.owner {
-                Owner::Pack(i) if self.packs[i].name() == name => Ok(PackRoute {
-                    pack: &self.packs[i],
-                    template,
-                    params,
-                }),
-                _ => Err(PackRouteError::NoRoute),
-            },
-            _ => Err(PackRouteError::NoRoute),
-        }
-    }
+    /// serves the packs' in-process calls (their capability holds it weakly)
+    pub in_process: Arc<InProcess>,
 }
 
 /// The whole HTTP surface.
@@ -83,6 +42,57 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(dispatch)
         .with_state(state)
         .layer(axum::middleware::from_fn(request_id::middleware))
+}
+
+/// The request as dispatch first sees it.
+struct Incoming {
+    request_id: Arc<str>,
+    /// trailing slash removed
+    path: String,
+    method: http::Method,
+    /// `None` for methods no route can declare
+    wit_method: Option<Method>,
+}
+
+impl Incoming {
+    fn of(request: &Request) -> Self {
+        let request_id = request
+            .extensions()
+            .get::<RequestId>()
+            .map(|r| Arc::clone(&r.0))
+            .unwrap_or_else(|| Arc::from(""));
+        let raw = request.uri().path();
+        let path = if raw.len() > 1 {
+            raw.trim_end_matches('/')
+        } else {
+            raw
+        };
+        let path = if path.is_empty() { "/" } else { path }.to_string();
+        Self {
+            request_id,
+            path,
+            method: request.method().clone(),
+            wit_method: wit_method(request.method()),
+        }
+    }
+
+    fn is_head(&self) -> bool {
+        self.wit_method == Some(Method::Head)
+    }
+
+    /// The method routes are looked up by: HEAD is GET without a body; OPTIONS answers the
+    /// Allow header of whatever the path serves.
+    fn lookup_method(&self) -> Option<Method> {
+        match self.wit_method {
+            Some(Method::Head) => Some(Method::Get),
+            Some(Method::Options) => None,
+            m => m,
+        }
+    }
+
+    fn problem(&self, p: Problem) -> Response {
+        p.at(&self.path, &self.request_id).into_response()
+    }
 }
 
 fn wit_method(m: &http::Method) -> Option<Method> {
@@ -99,287 +109,192 @@ fn wit_method(m: &http::Method) -> Option<Method> {
 }
 
 async fn dispatch(State(app): State<Arc<AppState>>, request: Request) -> Response {
-    let request_id = request
-        .extensions()
-        .get::<RequestId>()
-        .map(|r| Arc::clone(&r.0))
-        .unwrap_or_else(|| Arc::from(""));
-    let raw_path = request.uri().path();
-    let path = if raw_path.len() > 1 {
-        raw_path.trim_end_matches('/')
-    } else {
-        raw_path
-    };
-    let path = if path.is_empty() { "/" } else { path }.to_string();
-    let problem_at = |p: Problem| p.at(&path, &request_id).into_response();
+    let incoming = Incoming::of(&request);
+    serve(&app, &incoming, request)
+        .await
+        .unwrap_or_else(|p| incoming.problem(p))
+}
 
-    let method = wit_method(request.method());
-    let is_head = method == Some(Method::Head);
-    // HEAD is GET without a body; OPTIONS answers the Allow header.
-    let lookup_method = match method {
-        Some(Method::Head) => Some(Method::Get),
-        Some(Method::Options) => None,
-        m => m,
+/// The chain: route, body, guards, access, call.
+async fn serve(app: &AppState, incoming: &Incoming, request: Request) -> Result<Response, Problem> {
+    let route = match route(app, incoming)? {
+        Routed::Pack(route) => route,
+        Routed::Host(HostRoute::Live) => return Ok(health::live()),
+        Routed::Host(HostRoute::Ready) => return Ok(health::ready(app).await),
+        Routed::Options(allow) => {
+            let allow = [(header::ALLOW, allow_header(&allow))];
+            return Ok((StatusCode::NO_CONTENT, allow).into_response());
+        }
     };
-    let (template, target, params) = match app.routes.lookup(lookup_method, &path) {
+    let (parts, body) = request.into_parts();
+    let body = super::body::read(body, &parts.headers, app.body_limit).await?;
+    let presented = credential(&parts.headers).is_some();
+    let PackRoute {
+        pack,
+        template,
+        target,
+        params,
+    } = route;
+    let (mut request, credentials) = pack_request(app, incoming, (template, params), parts, body);
+    let guard_headers = match guards(app, incoming, &mut request, &credentials).await? {
+        Guarded::Proceed(headers) => headers,
+        Guarded::Answered(response) => return Ok(response),
+    };
+    let answer = match access(app, target, &request, presented) {
+        Ok(()) => call(pack, incoming, &request).await,
+        Err(p) => Err(p),
+    };
+    let mut out = answer.unwrap_or_else(|p| incoming.problem(p));
+    add_headers(&mut out, guard_headers);
+    Ok(out)
+}
+
+/// A pack route, found.
+struct PackRoute<'a> {
+    pack: &'a Arc<LoadedPack>,
+    template: &'a str,
+    target: &'a Target,
+    params: Vec<(String, String)>,
+}
+
+/// What a request is for.
+enum Routed<'a> {
+    Pack(PackRoute<'a>),
+    Host(HostRoute),
+    /// OPTIONS on a path that serves these methods (the `Allow` value)
+    Options(String),
+}
+
+/// Step 1: the route for the request's method and path (404, 405).
+fn route<'a>(app: &'a AppState, incoming: &Incoming) -> Result<Routed<'a>, Problem> {
+    let path = &incoming.path;
+    match app.routes.lookup(incoming.lookup_method(), path) {
         Lookup::Found {
             template,
             target,
             params,
-        } => (template, target, params),
-        Lookup::MethodNotAllowed(allow) => {
-            let allow_value =
-                HeaderValue::from_str(&allow).unwrap_or(HeaderValue::from_static("GET"));
-            if method == Some(Method::Options) {
-                return (StatusCode::NO_CONTENT, [(header::ALLOW, allow_value)]).into_response();
+        } => match target.owner {
+            Owner::Host(host) => Ok(Routed::Host(host)),
+            Owner::Pack(i) => {
+                let pack = app.packs.get(i).ok_or_else(|| Problem::not_found(path))?;
+                Ok(Routed::Pack(PackRoute {
+                    pack,
+                    template,
+                    target,
+                    params,
+                }))
             }
-            return problem_at(
-                Problem::new(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "method-not-allowed",
-                    format!(
-                        "{} is not allowed on {path}; allowed: {allow}",
-                        request.method()
-                    ),
-                )
-                .with_header(header::ALLOW, allow_value),
-            );
+        },
+        Lookup::MethodNotAllowed(allow) if incoming.wit_method == Some(Method::Options) => {
+            Ok(Routed::Options(allow))
         }
-        Lookup::NotFound => return problem_at(Problem::not_found(&path)),
-    };
+        Lookup::MethodNotAllowed(allow) => {
+            Err(Problem::method_not_allowed(&incoming.method, path, &allow))
+        }
+        Lookup::NotFound => Err(Problem::not_found(path)),
+    }
+}
 
-    let pack_index = match target.owner {
-        Owner::Host(HostRoute::Live) => return health::live(),
-        Owner::Host(HostRoute::Ready) => return health::ready(&app).await,
-        Owner::Pack(i) => i,
-    };
-    let Some(pack) = app.packs.get(pack_index) else {
-        return problem_at(Problem::not_found(&path));
-    };
-
-    let client_ip = request
-        .extensions()
+fn client_ip(parts: &Parts) -> String {
+    parts
+        .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip().to_string())
-        .unwrap_or_default();
-    let (parts, body) = request.into_parts();
-    let body = match read_body(body, &parts.headers, app.body_limit).await {
-        Ok(b) => b,
-        Err(p) => return problem_at(p),
-    };
+        .unwrap_or_default()
+}
+
+/// Step 2 (after the body): the request as the pack sees it, and the caller's credential
+/// headers taken out of it — they go to the authenticating guards only, never to a route's
+/// pack. The bootstrap admin key stands for itself; guards (api_clients) may attach a
+/// principal.
+fn pack_request(
+    app: &AppState,
+    incoming: &Incoming,
+    (template, params): (&str, Vec<(String, String)>),
+    parts: Parts,
+    body: bytes::Bytes,
+) -> (wit::Request, Vec<(String, String)>) {
     let query = parts
         .uri
         .query()
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
-    // The caller's credential goes to the authenticating guards only, never to a route's pack.
     let (credentials, headers): (Vec<_>, Vec<_>) = parts
         .headers
         .iter()
         .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
-        .partition(|(n, _)| is_credential(n));
-    // The bootstrap admin key stands for itself; guards (api_clients) may attach a principal.
+        .partition(|(n, _)| valhalla_wire::is_credential(n));
     let principal = app
         .auth
         .bootstrap_principal(&parts.headers)
         .or_else(|| app.auth.local_principal());
-    let mut wit_request = wit::Request {
-        method: lookup_method.unwrap_or(Method::Get),
-        path: path.clone(),
+    let request = wit::Request {
+        method: incoming.lookup_method().unwrap_or(Method::Get),
+        path: incoming.path.clone(),
         route: template.to_string(),
         params,
         query,
         headers,
         body: body.to_vec(),
-        request_id: request_id.to_string(),
+        request_id: incoming.request_id.to_string(),
         principal,
-        client_ip,
+        client_ip: client_ip(&parts),
     };
+    (request, credentials)
+}
 
-    let guard_headers = match app.guards.run(&mut wit_request, &credentials).await {
-        Outcome::Proceed(h) => h,
-        Outcome::Respond { response, headers } => {
-            let mut out = into_http(response, is_head, &path, &request_id, "guard");
+/// What the guards decided.
+enum Guarded {
+    /// go on, adding these headers to the response
+    Proceed(Vec<(String, String)>),
+    /// a guard answered the request
+    Answered(Response),
+}
+
+/// Step 3: the guard chain. A guard that answers stops the request there; one that fails,
+/// fails closed.
+async fn guards(
+    app: &AppState,
+    incoming: &Incoming,
+    request: &mut wit::Request,
+    credentials: &[(String, String)],
+) -> Result<Guarded, Problem> {
+    match app.guards.run(request, credentials).await {
+        Ok(Verdict::Proceed(headers)) => Ok(Guarded::Proceed(headers)),
+        Ok(Verdict::Respond { response, headers }) => {
+            let mut out = into_http(response, incoming.is_head(), "guard")
+                .unwrap_or_else(|p| incoming.problem(p));
             add_headers(&mut out, headers);
-            return out;
+            Ok(Guarded::Answered(out))
         }
-        Outcome::Failed(e) => {
-            tracing::error!(error = %e, "guard failed: request refused");
-            return problem_at(
-                Problem::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "guard-failed",
-                    "a guard could not decide on this request; it was refused",
-                )
-                .with_header(header::RETRY_AFTER, HeaderValue::from_static("1")),
-            );
-        }
-    };
-
-    if let Err(denied) = app
-        .auth
-        .check(target.access, wit_request.principal.as_ref())
-    {
-        let problem = match denied {
-            Denied::Unauthenticated => {
-                let detail = if credential(&parts.headers).is_some() {
-                    "the credential is not valid"
-                } else {
-                    "this route needs a credential: X-API-Key or Authorization: Bearer"
-                };
-                Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
-                    .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
-            }
-            Denied::Forbidden { needed } => Problem::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                format!("this route needs the `{needed}` role"),
-            ),
-        };
-        let mut out = problem_at(problem);
-        add_headers(&mut out, guard_headers);
-        return out;
-    }
-
-    let mut out = match pack.handle(&wit_request).await {
-        Ok(response) => into_http(response, is_head, &path, &request_id, pack.name()),
-        Err(e) => problem_at(pack_failure(e)),
-    };
-    add_headers(&mut out, guard_headers);
-    out
-}
-
-/// Headers guards asked for, added to the final response.
-fn add_headers(out: &mut Response, headers: Vec<(String, String)>) {
-    for (name, value) in headers {
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::try_from(name.as_str()),
-            HeaderValue::try_from(value.as_str()),
-        ) && !forbidden_header(&n)
-        {
-            out.headers_mut().insert(n, v);
+        Err(failed) => {
+            tracing::error!(error = %failed.0, "guard failed: request refused");
+            Err(failed.into())
         }
     }
 }
 
-async fn read_body(
-    body: Body,
-    headers: &http::HeaderMap,
-    limit: usize,
-) -> Result<bytes::Bytes, Problem> {
-    let too_large = || {
-        Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload-too-large",
-            format!("the request body exceeds {limit} bytes"),
-        )
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let limited = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-        if limited || e.to_string().contains("length limit") {
-            too_large()
-        } else {
-            Problem::new(
-                StatusCode::BAD_REQUEST,
-                "bad-request",
-                "the request body could not be read",
-            )
-        }
-    })
+/// Step 4: the route's access level against the principal the guards left (401, 403).
+fn access(
+    app: &AppState,
+    target: &Target,
+    request: &wit::Request,
+    presented: bool,
+) -> Result<(), Problem> {
+    app.auth
+        .check(target.access, request.principal.as_ref())
+        .map_err(|denied| Problem::from(denied.presented(presented)))
 }
 
-/// A pack failure as the client sees it; the details go to the log.
-fn pack_failure(e: PackError) -> Problem {
-    tracing::error!(error = %e, "pack call failed");
-    let retry = (header::RETRY_AFTER, HeaderValue::from_static("1"));
-    match &e {
-        PackError::Trap { pack, .. } => Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "pack-failed",
-            format!("pack `{pack}` failed while handling the request"),
-        ),
-        PackError::OutOfMemory { .. } => Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "pack-out-of-memory",
-            e.to_string(),
-        ),
-        PackError::Deadline { .. } => Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "pack-timeout",
-            e.to_string(),
-        )
-        .with_header(retry.0, retry.1),
-        PackError::Busy { pack, .. } => Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
-            format!("pack `{pack}` cannot take more requests right now"),
-        )
-        .with_header(retry.0, retry.1),
-    }
-}
-
-/// Headers a pack may not set: the host owns framing and connection handling.
-fn forbidden_header(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "content-length"
-            | "transfer-encoding"
-            | "connection"
-            | "keep-alive"
-            | "upgrade"
-            | "te"
-            | "trailer"
-            | "x-request-id"
-    )
-}
-
-fn into_http(
-    response: wit::Response,
-    is_head: bool,
-    path: &str,
-    request_id: &str,
-    pack: &str,
-) -> Response {
-    let Ok(status) = StatusCode::from_u16(response.status) else {
-        tracing::error!(
-            pack,
-            status = response.status,
-            "pack answered an invalid status"
-        );
-        return Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "pack-failed",
-            format!("pack `{pack}` answered an invalid status"),
-        )
-        .at(path, request_id)
-        .into_response();
-    };
-    let body = if is_head {
-        Body::empty()
-    } else {
-        Body::from(response.body)
-    };
-    let mut out = Response::new(body);
-    *out.status_mut() = status;
-    let headers = out.headers_mut();
-    for (name, value) in response.headers {
-        match (
-            HeaderName::try_from(name.as_str()),
-            HeaderValue::try_from(value.as_str()),
-        ) {
-            (Ok(n), Ok(v)) if !forbidden_header(&n) => {
-                headers.append(n, v);
-            }
-            _ => tracing::warn!(pack, header = %name, "pack header dropped"),
-        }
-    }
-    out
+/// Step 5: the route's pack, on a fresh instance.
+async fn call(
+    pack: &LoadedPack,
+    incoming: &Incoming,
+    request: &wit::Request,
+) -> Result<Response, Problem> {
+    let response = pack.handle(request).await.map_err(|e| {
+        tracing::error!(error = %e, "pack call failed");
+        Problem::from(e)
+    })?;
+    into_http(response, incoming.is_head(), pack.name())
 }

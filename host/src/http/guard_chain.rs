@@ -25,7 +25,7 @@ impl Guard {
 }
 
 /// What the chain decided.
-pub enum Outcome {
+pub enum Verdict {
     /// go on to the route, adding these headers to its response
     Proceed(Vec<(String, String)>),
     /// a guard answered
@@ -33,9 +33,12 @@ pub enum Outcome {
         response: Response,
         headers: Vec<(String, String)>,
     },
-    /// a guard failed: the request is refused
-    Failed(PackError),
 }
+
+/// A guard failed: the request is refused.
+#[derive(Debug, thiserror::Error)]
+#[error("guard failed: {0}")]
+pub struct GuardFailed(pub PackError);
 
 #[derive(Default)]
 pub struct GuardChain {
@@ -83,7 +86,11 @@ impl GuardChain {
     /// Run the guards that apply to `request`; a principal a guard attaches is visible to the
     /// guards after it and to the route. `credentials` (taken out of the request) are shown
     /// to the guards that declared they authenticate, and to no other.
-    pub async fn run(&self, request: &mut Request, credentials: &[(String, String)]) -> Outcome {
+    pub async fn run(
+        &self,
+        request: &mut Request,
+        credentials: &[(String, String)],
+    ) -> Result<Verdict, GuardFailed> {
         let mut headers = Vec::new();
         for guard in &self.guards {
             if !guard.applies(request.method, &request.path) {
@@ -102,18 +109,12 @@ impl GuardChain {
                     }
                     headers.extend(p.headers);
                 }
-                Ok(Decision::Respond(response)) => return Outcome::Respond { response, headers },
-                Err(e) => return Outcome::Failed(e),
+                Ok(Decision::Respond(response)) => {
+                    return Ok(Verdict::Respond { response, headers });
+                }
+                Err(e) => return Err(GuardFailed(e)),
             }
         }
-        Outcome::Proceed(headers)
+        Ok(Verdict::Proceed(headers))
     }
-}
-
-/// Headers that carry the caller's credential: only authenticating guards see them.
-pub fn is_credential(name: &str) -> bool {
-    matches!(
-        name,
-        "x-api-key" | "authorization" | "proxy-authorization" | "cookie"
-    )
 }

@@ -1,15 +1,20 @@
 //! HTTP: the request-id middleware, the route table built from pack manifests, dispatch to
-//! packs, the host's health endpoints, and problem+json for every error.
+//! packs (and their in-process calls to each other), the host's health endpoints, and
+//! problem+json for every error.
 
 pub mod access;
+mod body;
 mod dispatch;
 pub mod guard_chain;
 mod health;
+mod pack_calls;
 mod problem;
 mod request_id;
+mod response;
 pub mod routes;
 
-pub use dispatch::{AppState, PackRouteError, router};
+pub use dispatch::{AppState, router};
+pub use pack_calls::InProcess;
 pub use problem::Problem;
 pub use request_id::RequestId;
 pub use routes::{RouteConflict, RouteTable};

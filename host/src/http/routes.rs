@@ -62,27 +62,6 @@ pub struct RouteTable {
     by_template: HashMap<String, usize>,
 }
 
-pub fn method_name(m: Method) -> &'static str {
-    match m {
-        Method::Get => "GET",
-        Method::Post => "POST",
-        Method::Put => "PUT",
-        Method::Patch => "PATCH",
-        Method::Delete => "DELETE",
-        Method::Head => "HEAD",
-        Method::Options => "OPTIONS",
-    }
-}
-
-pub fn access_name(a: Access) -> &'static str {
-    match a {
-        Access::Public => "public",
-        Access::Read => "read",
-        Access::Write => "write",
-        Access::Admin => "admin",
-    }
-}
-
 /// `/a/{b}/` → `/a/{b}`; rejects what matchit would misread.
 fn normalise(template: &str) -> Option<String> {
     if !template.starts_with('/') || template.contains("//") || template.contains('*') {
@@ -114,14 +93,14 @@ impl RouteTable {
         target: Target,
     ) -> Result<(), RouteConflict> {
         let conflict = |first: String, path: String| RouteConflict {
-            method: method_name(method).to_string(),
+            method: method.as_str().to_string(),
             path,
             first,
             second: target.owner_name.clone(),
         };
         let Some(path) = normalise(template) else {
             return Err(RouteConflict {
-                method: method_name(method).into(),
+                method: method.as_str().into(),
                 path: template.into(),
                 first:
                     "the route syntax (paths start with `/`, params are whole segments like `{id}`)"
@@ -183,11 +162,7 @@ impl RouteTable {
     }
 
     fn allow(&self, routes: &PathRoutes) -> String {
-        let mut names: Vec<&str> = routes
-            .methods
-            .iter()
-            .map(|(m, _)| method_name(*m))
-            .collect();
+        let mut names: Vec<&str> = routes.methods.iter().map(|(m, _)| m.as_str()).collect();
         if routes.methods.iter().any(|(m, _)| *m == Method::Get) {
             names.push("HEAD");
         }
@@ -206,7 +181,7 @@ impl RouteTable {
                     .map(move |(m, t)| (p.template.as_str(), *m, t))
             })
             .collect();
-        all.sort_by(|a, b| a.0.cmp(b.0).then(method_name(a.1).cmp(method_name(b.1))));
+        all.sort_by(|a, b| a.0.cmp(b.0).then(a.1.as_str().cmp(b.1.as_str())));
         all
     }
 }

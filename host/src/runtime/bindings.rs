@@ -31,3 +31,62 @@ wasmtime::component::bindgen!({
 
 pub use valhalla::pack::types::Error as CapabilityError;
 pub use valhalla::pack::types::{Access, GuardSpec, Method, Principal, Proceed, Route, Schedule};
+
+/// The WIT enums and the shared wire vocabulary name the same things.
+mod wire_names {
+    use super::{Access, Method};
+    use valhalla_wire as wire;
+
+    impl From<Method> for wire::Method {
+        fn from(m: Method) -> Self {
+            match m {
+                Method::Get => Self::Get,
+                Method::Post => Self::Post,
+                Method::Put => Self::Put,
+                Method::Patch => Self::Patch,
+                Method::Delete => Self::Delete,
+                Method::Head => Self::Head,
+                Method::Options => Self::Options,
+            }
+        }
+    }
+
+    impl From<wire::Method> for Method {
+        fn from(m: wire::Method) -> Self {
+            match m {
+                wire::Method::Get => Self::Get,
+                wire::Method::Post => Self::Post,
+                wire::Method::Put => Self::Put,
+                wire::Method::Patch => Self::Patch,
+                wire::Method::Delete => Self::Delete,
+                wire::Method::Head => Self::Head,
+                wire::Method::Options => Self::Options,
+            }
+        }
+    }
+
+    impl From<Access> for wire::Access {
+        fn from(a: Access) -> Self {
+            match a {
+                Access::Public => Self::Public,
+                Access::Read => Self::Read,
+                Access::Write => Self::Write,
+                Access::Admin => Self::Admin,
+            }
+        }
+    }
+
+    impl Method {
+        /// `GET`, `POST` …
+        pub fn as_str(self) -> &'static str {
+            wire::Method::from(self).as_str()
+        }
+    }
+
+    impl Access {
+        /// `public`, `read`, `write`, `admin`.
+        pub fn as_str(self) -> &'static str {
+            wire::Access::from(self).as_str()
+        }
+    }
+}

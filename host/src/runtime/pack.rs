@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::component::{
-    Component, ComponentExportIndex, ComponentNamedList, HasSelf, Instance, InstancePre, Lift,
-    Linker, Lower, TypedFunc,
+    Component, ComponentExportIndex, ComponentNamedList, Instance, InstancePre, Lift, Linker,
+    Lower, TypedFunc,
 };
 use wasmtime::{AsContextMut, Store, Trap};
 
-use super::bindings::{Decision, Manifest, Pack, Request, Response};
+use super::bindings::{Decision, Manifest, Request, Response};
 use super::engine::RuntimeEngine;
 use super::state::{CallContext, PackContext, State};
 use super::{PackError, RuntimeError};
@@ -155,7 +155,7 @@ impl LoadedPack {
         };
         let mut linker: Linker<State> = Linker::new(&engine.engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link_err)?;
-        Pack::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s).map_err(link_err)?;
+        crate::capabilities::add_to_linker(&mut linker).map_err(link_err)?;
         let instances = Instances {
             pre: linker.instantiate_pre(component).map_err(link_err)?,
             engine: engine.clone(),

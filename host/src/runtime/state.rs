@@ -1,5 +1,7 @@
-//! What a store carries: the pack's shared context, this call's context (request id,
-//! principal), the memory limiter and a sandboxed WASI context (no files, no network, no env).
+//! What a store carries: the pack's shared context (its [`Capabilities`]), this call's
+//! context (request id, principal, depth, deadline), the memory limiter and a sandboxed WASI
+//! context (no files, no network, no env). Each capability's imports see a view of the first
+//! two (`capabilities::add_to_linker`).
 
 use std::sync::Arc;
 
@@ -8,25 +10,15 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::Principal;
-use crate::capabilities::outbound_http::UrlPattern;
-use crate::services::Services;
-use crate::storage::table_access::TableAccess;
+use crate::capabilities::Capabilities;
 
 /// Everything about one loaded pack that its instances share.
 pub struct PackContext {
     pub name: String,
-    /// `[packs.<name>.settings]` as a JSON object.
-    pub settings_json: String,
-    /// the parser's check: a friendly first error, not the boundary
-    pub tables: TableAccess,
-    /// the database's side of the sandbox (the boundary)
-    pub sandbox: Arc<crate::storage::PackTables>,
-    pub outbound: Vec<UrlPattern>,
-    /// packs this one may call in-process
-    pub callable: Vec<String>,
     /// overrides the engine's call deadline for this pack
     pub deadline: Option<std::time::Duration>,
-    pub services: Arc<Services>,
+    /// what its imports reach, one field per capability
+    pub capabilities: Capabilities,
 }
 
 /// Who and what one call is for.

@@ -1,0 +1,191 @@
+//! The shared in-process cache behind the `cache` capability: key/value entries with TTLs
+//! and windowed counters, bounded in size. Keys arrive already namespaced per pack.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// Entries kept at most; past this, expired entries are swept and new ones skipped.
+const MAX_ENTRIES: usize = 100_000;
+/// Longest counter window (a year).
+const MAX_WINDOW: Duration = Duration::from_secs(366 * 24 * 3600);
+
+struct Entry {
+    value: Vec<u8>,
+    expires: Option<Instant>,
+}
+
+struct Window {
+    value: i64,
+    resets: Instant,
+}
+
+/// The shared cache.
+#[derive(Default)]
+pub struct Cache {
+    entries: RwLock<HashMap<String, Entry>>,
+    counters: Mutex<HashMap<String, Window>>,
+}
+
+impl Cache {
+    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let entries = self.entries.read().ok()?;
+        let entry = entries.get(key)?;
+        match entry.expires {
+            Some(t) if t <= Instant::now() => None,
+            _ => Some(entry.value.clone()),
+        }
+    }
+
+    pub fn set(&self, key: String, value: Vec<u8>, ttl: Option<Duration>) {
+        let Ok(mut entries) = self.entries.write() else {
+            return;
+        };
+        let now = Instant::now();
+        if entries.len() >= MAX_ENTRIES && !entries.contains_key(&key) {
+            entries.retain(|_, e| e.expires.is_none_or(|t| t > now));
+            if entries.len() >= MAX_ENTRIES {
+                tracing::warn!("cache full ({MAX_ENTRIES} entries), not caching");
+                return;
+            }
+        }
+        let expires = ttl.and_then(|d| now.checked_add(d));
+        entries.insert(key, Entry { value, expires });
+    }
+
+    pub fn delete(&self, key: &str) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.remove(key);
+        }
+        if let Ok(mut counters) = self.counters.lock() {
+            counters.remove(key);
+        }
+    }
+
+    pub fn delete_prefix(&self, prefix: &str) -> u32 {
+        let mut n = 0u32;
+        if let Ok(mut entries) = self.entries.write() {
+            entries.retain(|k, _| {
+                let keep = !k.starts_with(prefix);
+                n += u32::from(!keep);
+                keep
+            });
+        }
+        if let Ok(mut counters) = self.counters.lock() {
+            counters.retain(|k, _| !k.starts_with(prefix));
+        }
+        n
+    }
+
+    /// Add `delta` to the counter `key`, starting a new window of `window` when the last ended.
+    pub fn incr(&self, key: &str, delta: i64, window: Duration) -> Option<(i64, Duration)> {
+        let mut counters = self.counters.lock().ok()?;
+        let now = Instant::now();
+        // a window past any sensible length is capped rather than overflowing the clock
+        let window = window.min(MAX_WINDOW);
+        // Adding 0 reads: an absent (or lapsed) counter is 0 and is not created, so reads of
+        // ever-new keys (a write generation checked before loading a missing record) cost
+        // no memory.
+        if delta == 0 && counters.get(key).is_none_or(|w| w.resets <= now) {
+            return Some((0, window));
+        }
+        if counters.len() >= MAX_ENTRIES && !counters.contains_key(key) {
+            counters.retain(|_, w| w.resets > now);
+        }
+        let w = counters.entry(key.to_string()).or_insert(Window {
+            value: 0,
+            resets: now + window,
+        });
+        if w.resets <= now {
+            w.value = 0;
+            w.resets = now + window;
+        }
+        w.value = w.value.saturating_add(delta);
+        Some((w.value, w.resets - now))
+    }
+}
+
+impl Cache {
+    /// Live counters whose keys start with `prefix`, at most `limit`, sorted by key.
+    pub fn counters(&self, prefix: &str, limit: usize) -> Vec<(String, i64, Duration)> {
+        let Ok(counters) = self.counters.lock() else {
+            return Vec::new();
+        };
+        let now = Instant::now();
+        let mut live: Vec<_> = counters
+            .iter()
+            .filter(|(k, w)| k.starts_with(prefix) && w.resets > now)
+            .map(|(k, w)| (k.clone(), w.value, w.resets - now))
+            .collect();
+        live.sort_by(|a, b| a.0.cmp(&b.0));
+        live.truncate(limit);
+        live
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_expires() {
+        let c = Cache::default();
+        c.set("a".into(), b"1".to_vec(), Some(Duration::from_millis(0)));
+        assert_eq!(c.get("a"), None);
+        c.set("b".into(), b"2".to_vec(), None);
+        assert_eq!(c.get("b"), Some(b"2".to_vec()));
+    }
+
+    #[test]
+    fn prefix_delete_counts() {
+        let c = Cache::default();
+        c.set("p:a".into(), vec![], None);
+        c.set("p:b".into(), vec![], None);
+        c.set("q:a".into(), vec![], None);
+        assert_eq!(c.delete_prefix("p:"), 2);
+        assert!(c.get("q:a").is_some());
+    }
+
+    #[test]
+    fn huge_windows_and_ttls_do_not_overflow() {
+        let c = Cache::default();
+        assert_eq!(
+            c.incr("k", 1, Duration::from_millis(u64::MAX)).unwrap().0,
+            1
+        );
+        assert_eq!(
+            c.incr("k", 1, Duration::from_millis(u64::MAX)).unwrap().0,
+            2
+        );
+        c.set("t".into(), vec![1], Some(Duration::from_millis(u64::MAX)));
+        assert!(c.get("t").is_some());
+    }
+
+    #[test]
+    fn adding_zero_reads_without_creating() {
+        let c = Cache::default();
+        let minute = Duration::from_secs(60);
+        for i in 0..1000 {
+            assert_eq!(c.incr(&format!("gen:{i}"), 0, minute).unwrap().0, 0);
+        }
+        assert!(c.counters("gen:", 10).is_empty(), "nothing created");
+        assert_eq!(c.incr("gen:1", 1, minute).unwrap().0, 1);
+        assert_eq!(
+            c.incr("gen:1", 0, minute).unwrap().0,
+            1,
+            "a live counter is read"
+        );
+        assert_eq!(c.counters("gen:", 10).len(), 1);
+        c.incr("lapsed", 5, Duration::from_millis(0)).unwrap();
+        assert_eq!(c.incr("lapsed", 0, minute).unwrap().0, 0);
+    }
+
+    #[test]
+    fn counter_windows() {
+        let c = Cache::default();
+        assert_eq!(c.incr("k", 1, Duration::from_secs(60)).unwrap().0, 1);
+        assert_eq!(c.incr("k", 2, Duration::from_secs(60)).unwrap().0, 3);
+        assert_eq!(c.incr("z", 1, Duration::from_millis(0)).unwrap().0, 1);
+        assert_eq!(c.incr("z", 1, Duration::from_millis(0)).unwrap().0, 1);
+    }
+}
