@@ -220,6 +220,15 @@ impl Validator {
     pub fn finish(self) -> Result<(), Problem> {
         if self.errors.is_empty() { Ok(()) } else { Err(Problem::validation(self.errors)) }
     }
+
+    /// Check a value that is not a body on its own, e.g. a query parameter:
+    /// `Validator::run(|v| v.identifier("environment", &env, 64))?` is a 422 with what the
+    /// rules found, or Ok.
+    pub fn run(rules: impl FnOnce(&mut Validator) -> &mut Validator) -> Result<(), Problem> {
+        let mut v = Validator::default();
+        rules(&mut v);
+        v.finish()
+    }
 }
 
 /// Letters, digits, `_ - . :`, starting with a letter or digit.
@@ -241,6 +250,13 @@ mod tests {
         assert_eq!(p.status, 422);
         let fields: Vec<_> = p.errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn run_checks_one_value() {
+        assert!(Validator::run(|v| v.identifier("env", "dev", 64)).is_ok());
+        let p = Validator::run(|v| v.identifier("env", "no spaces", 64)).unwrap_err();
+        assert_eq!((p.status, p.errors[0].field.as_str()), (422, "env"));
     }
 
     #[test]
