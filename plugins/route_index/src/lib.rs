@@ -16,18 +16,27 @@ fn pack() -> Pack {
 
 valhalla_sdk::export_pack!(pack);
 
-#[derive(Serialize)]
+/// `GET /debug/routes`: every route, sorted by path and method.
+#[derive(Serialize, JsonSchema)]
+struct RouteList {
+    total: usize,
+    routes: Vec<RouteOut>,
+}
+
+#[derive(Serialize, JsonSchema)]
 struct RouteOut {
     path: String,
+    /// one method per entry (`GET`, `POST` …)
     methods: Vec<&'static str>,
     summary: String,
     pack: String,
+    /// `public`, `read`, `write` or `admin`
     access: &'static str,
 }
 
 /// One entry per route; HEAD and OPTIONS are the host's, not the API's, and are left out.
-fn routes(_: &Request) -> Result<Response, Problem> {
-    let mut out: Vec<RouteOut> = host::routes()
+fn routes() -> Result<Json<RouteList>, Problem> {
+    let mut routes: Vec<RouteOut> = host::routes()
         .into_iter()
         .filter(|r| !matches!(r.method, Method::Head | Method::Options))
         .map(|r| RouteOut {
@@ -38,6 +47,6 @@ fn routes(_: &Request) -> Result<Response, Problem> {
             access: access_name(r.access),
         })
         .collect();
-    out.sort_by(|a, b| a.path.cmp(&b.path).then(a.methods.cmp(&b.methods)));
-    Response::ok(&serde_json::json!({ "total": out.len(), "routes": out }))
+    routes.sort_by(|a, b| a.path.cmp(&b.path).then(a.methods.cmp(&b.methods)));
+    Ok(Json(RouteList { total: routes.len(), routes }))
 }
