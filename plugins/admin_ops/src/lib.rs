@@ -4,183 +4,162 @@
 
 #![cfg_attr(not(test), no_std)]
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
+use valhalla_sdk::Method::{Get, Post};
 use valhalla_sdk::capability::Error as CallError;
 use valhalla_sdk::prelude::*;
 
 fn pack() -> Pack {
-    Pack::new(
-        "admin_ops",
-        env!("CARGO_PKG_VERSION"),
-        "Operator actions across packs",
+    Pack::new("admin_ops", env!("CARGO_PKG_VERSION"), "Operator actions across packs").post(
+        "/admin/ops",
+        Access::Admin,
+        "Run an operator action",
+        run,
     )
-    .post("/admin/ops", Access::Admin, "Run an operator action", run)
 }
 
 valhalla_sdk::export_pack!(pack);
 
-#[derive(Deserialize)]
+/// `POST /admin/ops`: an action by name and its parameters.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Op {
     action: String,
     #[serde(default)]
-    params: serde_json::Map<String, Value>,
+    params: Map<String, Value>,
 }
 
-impl Validate for Op {}
-
-/// An action: which pack it goes to and the call it makes.
-struct Action {
-    name: &'static str,
-    pack: &'static str,
-    call: fn(&serde_json::Map<String, Value>) -> Result<Call, Problem>,
+/// What the target pack answered: its body when it succeeded, its field errors and detail
+/// when it did not.
+#[derive(Serialize, JsonSchema)]
+struct Outcome {
+    ok: bool,
+    action: &'static str,
+    data: Value,
+    error: Option<String>,
 }
 
-struct Call {
-    method: Method,
-    path: String,
-    query: Vec<(String, String)>,
-    body: Option<Value>,
+/// What an action passes on besides the `{name}` segments of its path.
+#[derive(Clone, Copy)]
+enum Forward {
+    PathOnly,
+    /// the params, as the JSON body
+    Body,
+    /// this param, when it is a string, as a query parameter
+    AsQuery(&'static str),
 }
+use Forward::{AsQuery, Body, PathOnly};
 
-fn get(path: String) -> Result<Call, Problem> {
-    Ok(Call {
-        method: Method::Get,
-        path,
-        query: vec![],
-        body: None,
-    })
-}
+/// An action: name, target pack, method, path and what else it passes on. The path's
+/// `{name}` segments are filled from string params, each checked as an identifier.
+struct Action(&'static str, &'static str, Method, &'static str, Forward);
 
-fn post(path: String, body: Option<Value>) -> Result<Call, Problem> {
-    Ok(Call {
-        method: Method::Post,
-        path,
-        query: vec![],
-        body,
-    })
+const ACTIONS: &[Action] = &[
+    Action("get_maintenance_state", "maintenance", Get, "/system/maintenance/state", PathOnly),
+    Action(
+        "set_maintenance_state",
+        "maintenance",
+        Post,
+        "/system/maintenance/state/{mode}",
+        AsQuery("reason"),
+    ),
+    Action("get_flag", "feature_flags", Get, "/system/features/{key}", PathOnly),
+    Action("set_flag", "feature_flags", Post, "/system/features", Body),
+    Action("get_config", "system_config", Get, "/system/config/{key}", PathOnly),
+    Action("set_config", "system_config", Post, "/system/config", Body),
+    Action("list_clients", "api_clients", Get, "/system/clients", PathOnly),
+    Action("deactivate_client", "api_clients", Post, "/system/clients/{id}/deactivate", PathOnly),
+    Action("list_rate_limit_rules", "rate_limits", Get, "/system/ratelimits/rules", PathOnly),
+];
+
+/// The action's path with its `{name}` segments filled in.
+fn fill(template: &str, params: &Map<String, Value>) -> Result<String, Problem> {
+    let mut path = String::new();
+    for part in template.split('/').skip(1) {
+        path.push('/');
+        match part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+            Some(name) => path.push_str(segment(params, name)?),
+            None => path.push_str(part),
+        }
+    }
+    Ok(path)
 }
 
 /// A string parameter that is safe inside a path segment.
-fn segment(params: &serde_json::Map<String, Value>, name: &str) -> Result<String, Problem> {
+fn segment<'a>(params: &'a Map<String, Value>, name: &str) -> Result<&'a str, Problem> {
     let field = format!("params.{name}");
     let value = params
         .get(name)
         .and_then(Value::as_str)
         .ok_or_else(|| Problem::invalid_field(&field, "required (a string)"))?;
-    let mut v = Validator::default();
-    v.identifier(&field, value, 128);
-    v.finish()?;
-    Ok(value.to_string())
+    Validator::run(|v| v.identifier(&field, value, 128))?;
+    Ok(value)
 }
 
-const ACTIONS: &[Action] = &[
-    Action {
-        name: "get_maintenance_state",
-        pack: "maintenance",
-        call: |_| get("/system/maintenance/state".into()),
-    },
-    Action {
-        name: "set_maintenance_state",
-        pack: "maintenance",
-        call: |p| {
-            let mode = segment(p, "mode")?;
-            let mut call = post(format!("/system/maintenance/state/{mode}"), None)?;
-            if let Some(reason) = p.get("reason").and_then(Value::as_str) {
-                call.query.push(("reason".into(), reason.into()));
-            }
-            Ok(call)
-        },
-    },
-    Action {
-        name: "get_flag",
-        pack: "feature_flags",
-        call: |p| get(format!("/system/features/{}", segment(p, "key")?)),
-    },
-    Action {
-        name: "set_flag",
-        pack: "feature_flags",
-        call: |p| post("/system/features".into(), Some(Value::Object(p.clone()))),
-    },
-    Action {
-        name: "get_config",
-        pack: "system_config",
-        call: |p| get(format!("/system/config/{}", segment(p, "key")?)),
-    },
-    Action {
-        name: "set_config",
-        pack: "system_config",
-        call: |p| post("/system/config".into(), Some(Value::Object(p.clone()))),
-    },
-    Action {
-        name: "list_clients",
-        pack: "api_clients",
-        call: |_| get("/system/clients".into()),
-    },
-    Action {
-        name: "deactivate_client",
-        pack: "api_clients",
-        call: |p| {
-            post(
-                format!("/system/clients/{}/deactivate", segment(p, "id")?),
-                None,
-            )
-        },
-    },
-    Action {
-        name: "list_rate_limit_rules",
-        pack: "rate_limits",
-        call: |_| get("/system/ratelimits/rules".into()),
-    },
-];
-
-fn run(req: &Request) -> Result<Response, Problem> {
-    let op: Op = req.json()?;
-    let Some(action) = ACTIONS.iter().find(|a| a.name == op.action) else {
-        let known: Vec<&str> = ACTIONS.iter().map(|a| a.name).collect();
+fn run(Json(op): Json<Op>) -> Result<Json<Outcome>, Problem> {
+    let Some(&Action(name, pack, method, template, forward)) =
+        ACTIONS.iter().find(|a| a.0 == op.action)
+    else {
+        let known: Vec<&str> = ACTIONS.iter().map(|a| a.0).collect();
         return Err(Problem::bad_request(format!(
             "unknown action `{}`; known actions: {}",
             op.action,
             known.join(", ")
         )));
     };
-    let call = (action.call)(&op.params)?;
-    let query: Vec<(&str, &str)> = call
-        .query
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let (ok, data, error) = match packs::call(
-        action.pack,
-        call.method,
-        &call.path,
-        &query,
-        call.body.as_ref(),
-    ) {
+    let path = fill(template, &op.params)?;
+    let (query, body) = match forward {
+        PathOnly => (None, None),
+        Body => (None, Some(&op.params)),
+        AsQuery(param) => (op.params.get(param).and_then(Value::as_str).map(|v| (param, v)), None),
+    };
+    let (ok, data, error) = match packs::call(pack, method, &path, query.as_slice(), body) {
         Ok(answer) if answer.ok() => (true, answer.json(), None),
         Ok(answer) => {
             let body = answer.json();
-            let detail = body["detail"].as_str().map(str::to_string);
-            (
-                false,
-                body.get("errors").cloned().unwrap_or(Value::Null),
-                Some(detail.unwrap_or_else(|| format!("status {}", answer.status))),
-            )
+            let detail = body["detail"]
+                .as_str()
+                .map_or_else(|| format!("status {}", answer.status), str::to_string);
+            (false, body.get("errors").cloned().unwrap_or(Value::Null), Some(detail))
         }
-        Err(CallError::Unavailable(m))
-        | Err(CallError::AccessDenied(m))
-        | Err(CallError::NotFound(m)) => (false, Value::Null, Some(m)),
-        Err(e) => (
-            false,
-            Value::Null,
-            Some(capability::message(&e).to_string()),
-        ),
+        Err(CallError::Unavailable(m) | CallError::AccessDenied(m) | CallError::NotFound(m)) => {
+            (false, Value::Null, Some(m))
+        }
+        Err(e) => (false, Value::Null, Some(capability::message(&e).to_string())),
     };
-    log::audit::<(), _>(
-        &format!("admin.{}", action.name),
-        &format!("{}{}", action.pack, call.path),
-        None,
-        Some(&json!({ "params": op.params, "ok": ok, "error": error })),
-    );
-    Response::ok(&json!({ "ok": ok, "action": action.name, "data": data, "error": error }))
+    let audited = json!({ "params": op.params, "ok": ok, "error": error });
+    log::audit::<(), _>(&format!("admin.{name}"), &format!("{pack}{path}"), None, Some(&audited));
+    Ok(Json(Outcome { ok, action: name, data, error }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn paths_are_filled_from_checked_string_params() {
+        let p = params(serde_json::json!({"id": "c-1", "n": 3, "bad": "a/b"}));
+        assert_eq!(
+            fill("/system/clients/{id}/deactivate", &p).unwrap(),
+            "/system/clients/c-1/deactivate"
+        );
+        assert_eq!(fill("/system/clients", &p).unwrap(), "/system/clients");
+        for (template, field) in
+            [("/x/{key}", "params.key"), ("/x/{n}", "params.n"), ("/x/{bad}", "params.bad")]
+        {
+            let problem = fill(template, &p).unwrap_err();
+            assert_eq!((problem.status, problem.errors[0].field.as_str()), (422, field));
+        }
+    }
+
+    #[test]
+    fn action_names_are_unique() {
+        for (i, a) in ACTIONS.iter().enumerate() {
+            assert!(ACTIONS[i + 1..].iter().all(|b| b.0 != a.0), "{}", a.0);
+        }
+    }
 }
