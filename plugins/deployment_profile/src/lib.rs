@@ -7,152 +7,171 @@ use valhalla_sdk::capability::Error as CapabilityError;
 use valhalla_sdk::prelude::*;
 
 fn pack() -> Pack {
-    Pack::new(
-        "deployment_profile",
-        env!("CARGO_PKG_VERSION"),
-        "Deployment profile and smoke tests",
-    )
-    .get(
-        "/system/deploy/profile",
-        Access::Read,
-        "What is deployed",
-        profile,
-    )
-    .get(
-        "/system/deploy/smoke",
-        Access::Write,
-        "Smoke-test a deployment",
-        smoke,
-    )
+    Pack::new("deployment_profile", env!("CARGO_PKG_VERSION"), "Deployment profile and smoke tests")
+        .get("/system/deploy/profile", Access::Read, "What is deployed", profile)
+        .get("/system/deploy/smoke", Access::Write, "Smoke-test a deployment", smoke)
 }
 
 valhalla_sdk::export_pack!(pack);
 
 /// The endpoints a smoke test calls, in order.
-const SMOKE_ENDPOINTS: [&str; 3] = [
-    "/system/health/live",
-    "/system/health/ready",
-    "/debug/routes",
-];
+const SMOKE_ENDPOINTS: [&str; 3] = ["/system/health/live", "/system/health/ready", "/debug/routes"];
 const SMOKE_TIMEOUT_MS: u32 = 5_000;
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
+#[derive(Deserialize)]
 struct Settings {
     /// The environment when a request names none.
     environment: Option<String>,
 }
 
-fn environment(req: &Request) -> Result<String, Problem> {
-    let env = match req.query("environment") {
-        Some(e) => e.to_string(),
-        None => host::settings::<Settings>()?
-            .environment
-            .unwrap_or_else(|| "development".into()),
-    };
-    let mut v = Validator::default();
-    v.identifier("environment", &env, 64);
-    v.finish()?;
-    Ok(env)
+/// `?environment=…` (both routes) and `?base_url=…` (the smoke test).
+#[derive(Deserialize)]
+struct Params {
+    environment: Option<String>,
+    base_url: Option<String>,
 }
 
-fn profile(req: &Request) -> Result<Response, Problem> {
-    let environment = environment(req)?;
-    let build = host::build_info();
-    let now = clock::now_ms();
-    let started_ms = build["started_at_ms"].as_i64().unwrap_or(now);
-    let packs: Vec<_> = host::packs()
-        .into_iter()
-        .map(|p| serde_json::json!({ "name": p.name, "version": p.version }))
-        .collect();
-    Response::ok(&serde_json::json!({
-        "environment": environment,
-        "version": build["version"],
-        "build": {
-            "git_commit": build["git_commit"],
-            "rustc": build["rustc"],
-        },
-        "timestamp": clock::rfc3339(now),
-        "started_at": clock::rfc3339(started_ms),
-        "uptime_seconds": (now - started_ms).max(0) / 1000,
-        "packs": packs,
-    }))
+/// The host's build information, as far as the profile shows it.
+#[derive(Deserialize, Default)]
+struct BuildInfo {
+    version: Option<String>,
+    started_at_ms: Option<i64>,
+    #[serde(flatten)]
+    build: Build,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize, JsonSchema, Default)]
+struct Build {
+    git_commit: Option<String>,
+    rustc: Option<String>,
+}
+
+/// `GET /system/deploy/profile`.
+#[derive(Serialize, JsonSchema)]
+struct Profile {
+    environment: String,
+    version: Option<String>,
+    build: Build,
+    timestamp: String,
+    started_at: String,
+    uptime_seconds: i64,
+    packs: Vec<PackOut>,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct PackOut {
+    name: String,
+    version: String,
+}
+
+/// `GET /system/deploy/smoke`: one result per endpoint.
+#[derive(Serialize, JsonSchema)]
+struct Smoke {
+    environment: String,
+    base_url: String,
+    timestamp: String,
+    results: Vec<SmokeResult>,
+    all_ok: bool,
+}
+
+#[derive(Serialize, JsonSchema)]
 struct SmokeResult {
     endpoint: &'static str,
     ok: bool,
+    /// `null` when no answer came
     status: Option<u16>,
     error: Option<String>,
     duration_ms: i64,
 }
 
+/// The environment asked for, else the configured one, else `development`.
+fn environment(asked: Option<String>) -> Result<String, Problem> {
+    let env = match asked {
+        Some(e) => e,
+        None => host::settings::<Settings>()?.environment.unwrap_or_else(|| "development".into()),
+    };
+    Validator::run(|v| v.identifier("environment", &env, 64))?;
+    Ok(env)
+}
+
+fn profile(Query(params): Query<Params>) -> Result<Json<Profile>, Problem> {
+    let environment = environment(params.environment)?;
+    let info: BuildInfo = serde_json::from_value(host::build_info()).unwrap_or_default();
+    let now = clock::now_ms();
+    let started_ms = info.started_at_ms.unwrap_or(now);
+    let packs = host::packs().into_iter().map(|p| PackOut { name: p.name, version: p.version });
+    Ok(Json(Profile {
+        environment,
+        version: info.version,
+        build: info.build,
+        timestamp: clock::rfc3339(now),
+        started_at: clock::rfc3339(started_ms),
+        uptime_seconds: (now - started_ms).max(0) / 1000,
+        packs: packs.collect(),
+    }))
+}
+
 /// `http(s)://host[:port]` without path, query or fragment; trailing slash dropped.
-fn base_url(req: &Request) -> Result<String, Problem> {
-    let raw = req.query("base_url").ok_or_else(|| {
+fn base_url(raw: Option<&str>) -> Result<String, Problem> {
+    let raw = raw.ok_or_else(|| {
         Problem::invalid_field("base_url", "required, e.g. http://127.0.0.1:8000")
     })?;
     let trimmed = raw.trim_end_matches('/');
-    let rest = trimmed
-        .strip_prefix("http://")
-        .or_else(|| trimmed.strip_prefix("https://"));
-    match rest {
-        Some(authority)
-            if !authority.is_empty() && !authority.contains(['/', '?', '#', '@', ' ']) =>
-        {
-            Ok(trimmed.to_string())
+    let authority = trimmed.strip_prefix("http://").or_else(|| trimmed.strip_prefix("https://"));
+    match authority {
+        Some(a) if !a.is_empty() && !a.contains(['/', '?', '#', '@', ' ']) => Ok(trimmed.into()),
+        _ => {
+            Err(Problem::invalid_field("base_url", "must be http(s)://host[:port] without a path"))
         }
-        _ => Err(Problem::invalid_field(
-            "base_url",
-            "must be http(s)://host[:port] without a path",
-        )),
     }
 }
 
-fn smoke(req: &Request) -> Result<Response, Problem> {
-    let environment = environment(req)?;
-    let base = base_url(req)?;
-    let mut results = Vec::with_capacity(SMOKE_ENDPOINTS.len());
-    for endpoint in SMOKE_ENDPOINTS {
-        let started = clock::now_ms();
-        let outcome = outbound::get(&format!("{base}{endpoint}"), SMOKE_TIMEOUT_MS);
-        let duration_ms = clock::now_ms() - started;
-        let result = match outcome {
-            Ok(r) => SmokeResult {
-                endpoint,
-                ok: (200..300).contains(&r.status),
-                status: Some(r.status),
-                error: (!(200..300).contains(&r.status)).then(|| format!("status {}", r.status)),
-                duration_ms,
-            },
-            Err(CapabilityError::AccessDenied(_)) => {
-                return Err(Problem::forbidden(format!(
-                    "base_url `{base}` is not in this pack's grants.outbound in config.toml"
-                )));
-            }
-            Err(e) => SmokeResult {
-                endpoint,
-                ok: false,
-                status: None,
-                error: Some(capability::message(&e).to_string()),
-                duration_ms,
-            },
-        };
-        results.push(result);
-    }
+/// `GET base endpoint`; only an ungranted base is a failure of the whole smoke test.
+fn check(base: &str, endpoint: &'static str) -> Result<SmokeResult, Problem> {
+    let started = clock::now_ms();
+    let outcome = outbound::get(&format!("{base}{endpoint}"), SMOKE_TIMEOUT_MS);
+    let duration_ms = clock::now_ms() - started;
+    let (status, error) = match outcome {
+        Ok(r) if (200..300).contains(&r.status) => (Some(r.status), None),
+        Ok(r) => (Some(r.status), Some(format!("status {}", r.status))),
+        Err(CapabilityError::AccessDenied(_)) => {
+            return Err(Problem::forbidden(format!(
+                "base_url `{base}` is not in this pack's grants.outbound in config.toml"
+            )));
+        }
+        Err(e) => (None, Some(capability::message(&e).to_string())),
+    };
+    Ok(SmokeResult { endpoint, ok: error.is_none(), status, error, duration_ms })
+}
+
+fn smoke(Query(params): Query<Params>) -> Result<Json<Smoke>, Problem> {
+    let environment = environment(params.environment)?;
+    let base_url = base_url(params.base_url.as_deref())?;
+    let results: Vec<_> =
+        SMOKE_ENDPOINTS.into_iter().map(|e| check(&base_url, e)).collect::<Result<_, _>>()?;
     let all_ok = results.iter().all(|r| r.ok);
+    let after = serde_json::json!({ "base_url": base_url, "all_ok": all_ok });
     log::audit::<(), _>(
         "deploy.smoke",
         &format!("deployment_profile/{environment}"),
         None,
-        Some(&serde_json::json!({ "base_url": base, "all_ok": all_ok })),
+        Some(&after),
     );
-    Response::ok(&serde_json::json!({
-        "environment": environment,
-        "base_url": base,
-        "timestamp": clock::now_rfc3339(),
-        "results": results,
-        "all_ok": all_ok,
-    }))
+    Ok(Json(Smoke { environment, base_url, timestamp: clock::now_rfc3339(), results, all_ok }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls_are_scheme_and_authority_only() {
+        assert_eq!(base_url(Some("http://localhost:8000/")).unwrap(), "http://localhost:8000");
+        assert_eq!(base_url(Some("https://example.org")).unwrap(), "https://example.org");
+        for bad in
+            [None, Some("localhost:8000"), Some("http://x/path"), Some("ftp://x"), Some("http://")]
+        {
+            assert_eq!(base_url(bad).unwrap_err().errors[0].field, "base_url", "{bad:?}");
+        }
+    }
 }
