@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Row, SqlitePool};
+use valhalla_wire::Kind;
 
 async fn lookup(State(pool): State<SqlitePool>, Path(key): Path<String>) -> Response {
     let row = sqlx::query(
@@ -39,9 +40,9 @@ async fn lookup(State(pool): State<SqlitePool>, Path(key): Path<String>) -> Resp
             StatusCode::NOT_FOUND,
             [(header::CONTENT_TYPE, "application/problem+json")],
             serde_json::json!({
-                "type": "urn:valhalla:problem:not-found",
-                "title": "Not Found",
-                "status": 404,
+                "type": Kind::NotFound.type_uri(),
+                "title": Kind::NotFound.title(),
+                "status": Kind::NotFound.status(),
                 "detail": format!("no config entry `{key}`"),
                 "instance": format!("/system/config/{key}"),
             })
