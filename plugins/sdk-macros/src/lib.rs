@@ -11,7 +11,8 @@
 //! | `bytes(max = n)` | strings | the UTF-8 length is at most `n` |
 //! | `range(min = a, max = b)` | integers and their `Option`s | the value is in range |
 //! | `identifier(max = n)` | strings | 1..=`n` of `A-Z a-z 0-9 _ - . :`, starting alphanumeric |
-//! | `custom(function = path)` | anything | `path(&field) -> Result<(), impl Into<String>>` |
+//! | `one_of = LIST` | strings and their `Option`s | the text is one of `LIST` (a `[&str; N]` or `&[&str]`) |
+//! | `custom(function = path)` | anything | `path(&field) -> Result<(), impl Into<String>>`; for a `String` field `fn(&str)` works too (`&String` derefs) |
 //! | `nested` | a type that is itself `Validate` | its rules, with field names prefixed |
 //!
 //! On the struct, `#[validate(with = path)]` adds a cross-field check
@@ -157,6 +158,12 @@ fn field_check(rule: &Meta, ident: &syn::Ident, name: &str) -> syn::Result<Token
                 }
             }
         }
+        "one_of" => {
+            let list = callable(rule, "one_of")?;
+            quote! {
+                __v.one_of(#name, ::valhalla_sdk::validate::Text::text(&self.#ident), &#list);
+            }
+        }
         "custom" => {
             let f = callable(rule, "function")?;
             quote! {
@@ -172,7 +179,7 @@ fn field_check(rule: &Meta, ident: &syn::Ident, name: &str) -> syn::Result<Token
             return Err(syn::Error::new(
                 rule.span(),
                 format!(
-                    "unknown validate rule `{other}` (length, bytes, range, identifier, custom, nested)"
+                    "unknown validate rule `{other}` (length, bytes, range, identifier, one_of, custom, nested)"
                 ),
             ));
         }

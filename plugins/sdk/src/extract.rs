@@ -10,7 +10,7 @@ use crate::pairs::{PairError, from_pairs};
 use crate::problem::Problem;
 use crate::request::{Page, Principal, Request};
 use crate::schema::{self, Schema};
-use crate::validate::Validate;
+use crate::validate::{Validate, Validator};
 
 /// A value a handler argument takes from the request.
 pub trait FromRequest: Sized {
@@ -77,6 +77,38 @@ pub struct Query<T>(pub T);
 impl<T: DeserializeOwned> FromRequest for Query<T> {
     fn from_request(req: &Request) -> Result<Self, Problem> {
         from_pairs(req.query_pairs()).map(Query).map_err(pair_problem)
+    }
+}
+
+/// [`Query<T>`] whose values are also checked by `T`'s [`Validate`] rules (`#[derive(Validate)]`
+/// on the query struct): every broken rule is one field error of a 422 naming the parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidQuery<T>(pub T);
+
+impl<T: DeserializeOwned + Validate> FromRequest for ValidQuery<T> {
+    fn from_request(req: &Request) -> Result<Self, Problem> {
+        let Query(q) = Query::<T>::from_request(req)?;
+        Validator::run(|v| {
+            q.validate(v);
+            v
+        })?;
+        Ok(ValidQuery(q))
+    }
+}
+
+/// [`Path<T>`] whose parameters are also checked by `T`'s [`Validate`] rules, e.g. a `{mode}`
+/// that must be one of a closed set: a broken rule is a 422 naming the parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidPath<T>(pub T);
+
+impl<T: DeserializeOwned + Validate> FromRequest for ValidPath<T> {
+    fn from_request(req: &Request) -> Result<Self, Problem> {
+        let Path(p) = Path::<T>::from_request(req)?;
+        Validator::run(|v| {
+            p.validate(v);
+            v
+        })?;
+        Ok(ValidPath(p))
     }
 }
 

@@ -4,8 +4,8 @@
 //! # Layout
 //! - [`pack`]: the [`Pack`] declaration (routes, guard, schedule) and the export glue;
 //! - [`handler`] and [`extract`]: handlers take extractors ([`Json`], [`Valid`], [`Path`],
-//!   [`Query`], [`Page`], [`Actor`], the [`Request`]) and return [`IntoResponse`] values
-//!   ([`Json`], [`Created`], [`Accepted`], [`NoContent`]);
+//!   [`Query`], [`ValidQuery`], [`ValidPath`], [`Page`], [`Actor`], the [`Request`]) and
+//!   return [`IntoResponse`] values ([`Json`], [`Created`], [`Accepted`], [`NoContent`]);
 //! - [`schema`]: each route's request and response JSON Schema, from the handler's types;
 //! - [`problem`]: RFC 9457 [`Problem`] errors with field-level details;
 //! - [`validate`]: `#[derive(Validate)]` rules and the [`Validator`] they report to;
@@ -104,7 +104,7 @@ pub mod validate;
 mod tests;
 
 pub use bindings::valhalla::pack::types::{Access, Method};
-pub use extract::{Actor, FromRequest, Json, Path, Query, Valid, yes};
+pub use extract::{Actor, FromRequest, Json, Path, Query, Valid, ValidPath, ValidQuery, yes};
 pub use handler::{Accepted, Created, Handler, IntoResponse, NoContent};
 pub use pack::{GuardSpec, Pack};
 pub use pairs::PairError;
@@ -122,8 +122,9 @@ pub mod prelude {
     pub use crate::db::{self, Row};
     pub use crate::{
         Accepted, Access, Actor, Created, FieldError, GuardSpec, Json, JsonSchema, Method,
-        NoContent, Pack, Page, Path, Problem, Query, Request, Response, Valid, Validate, Validator,
-        cache, capability, clock, crypto, guard, host, log, outbound, packs, params,
+        NoContent, Pack, Page, Path, Problem, Query, Request, Response, Valid, ValidPath,
+        ValidQuery, Validate, Validator, cache, capability, clock, crypto, guard, host, log,
+        outbound, packs, params,
     };
     pub use serde::{Deserialize, Serialize};
 }

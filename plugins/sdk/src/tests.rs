@@ -239,3 +239,64 @@ fn a_missing_column_or_a_null_in_a_required_field_is_named() {
 fn columns_come_from_the_struct() {
     assert_eq!(db::columns::<Client>(), "id, active, weight, ratio, roles");
 }
+
+#[derive(Debug, Deserialize, Validate)]
+struct Search {
+    #[validate(one_of = ["open", "done"])]
+    status: Option<String>,
+    #[validate(range(min = 1, max = 10))]
+    limit: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, Validate)]
+struct ModeParam {
+    #[validate(one_of = ["on", "off"])]
+    mode: String,
+}
+
+fn searches() -> Pack {
+    Pack::new("search", "0.0.0", "Search")
+        .post("/search", Access::Read, "Search", |ValidQuery(q): ValidQuery<Search>| {
+            Ok(Json(serde_json::json!({ "status": q.status, "limit": q.limit })))
+        })
+        .post("/mode/{mode}", Access::Write, "Switch", |ValidPath(p): ValidPath<ModeParam>| {
+            Ok(Json(serde_json::json!({ "mode": p.mode })))
+        })
+}
+
+#[test]
+fn valid_query_runs_the_rules_naming_each_parameter() {
+    let ok = searches().handle(request("/search", &[], &[("status", "open"), ("limit", "3")], ""));
+    assert_eq!(body_of(&ok), serde_json::json!({ "status": "open", "limit": 3 }));
+    let bad =
+        searches().handle(request("/search", &[], &[("status", "lost"), ("limit", "11")], ""));
+    assert_eq!(bad.status, 422);
+    let body = body_of(&bad);
+    assert_eq!(body["errors"][0]["field"], "status");
+    assert_eq!(body["errors"][0]["message"], "must be one of `open`, `done`");
+    assert_eq!(body["errors"][1]["field"], "limit");
+    let unparsed = searches().handle(request("/search", &[], &[("limit", "ten")], ""));
+    assert_eq!(body_of(&unparsed)["errors"][0]["field"], "limit");
+}
+
+#[test]
+fn valid_path_runs_the_rules_naming_the_parameter() {
+    let mut req = request("/mode/{mode}", &[("mode", "on")], &[], "");
+    assert_eq!(body_of(&searches().handle(req.clone()))["mode"], "on");
+    req.params = vec![("mode".into(), "sideways".into())];
+    let bad = searches().handle(req);
+    assert_eq!((bad.status, body_of(&bad)["errors"][0]["field"].clone()), (422, "mode".into()));
+}
+
+#[test]
+fn json_or_text_reads_json_or_keeps_the_text() {
+    #[derive(Deserialize)]
+    struct Logged {
+        #[serde(deserialize_with = "db::json_or_text")]
+        context: serde_json::Value,
+    }
+    let json = row(&["context"], vec![Value::Text(Some(r#"{"a":1}"#.into()))]);
+    assert_eq!(json.decode::<Logged>().unwrap().context, serde_json::json!({ "a": 1 }));
+    let text = row(&["context"], vec![Value::Text(Some("plain words".into()))]);
+    assert_eq!(text.decode::<Logged>().unwrap().context, "plain words");
+}

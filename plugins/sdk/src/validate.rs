@@ -8,6 +8,11 @@ use crate::problem::{FieldError, Problem};
 /// Checks beyond what the types already say, usually derived: `#[derive(Validate)]` with
 /// `#[validate(...)]` rules on the fields (see [`valhalla_sdk_macros`]). A body with nothing
 /// to check is read with [`Json`](crate::Json), which asks for no `Validate` at all.
+///
+/// A `custom(function = f)` rule calls `f(&self.field)`: for a `String` field that may be a
+/// `fn f(&str)` (a `&String` derefs to `&str`), for a `Vec<T>` a `fn f(&[T])`; an
+/// `Option<String>` field needs `fn f(&Option<String>)`. `f` returns
+/// `Result<(), impl Into<String>>`, the error being the field's message.
 pub trait Validate {
     /// Record every broken rule in `v`.
     fn validate(&self, v: &mut Validator);
@@ -166,6 +171,15 @@ impl Validator {
         self
     }
 
+    /// A text is one of `allowed` (exactly, case matters); an absent optional field passes.
+    pub fn one_of(&mut self, field: &str, value: Option<&str>, allowed: &[&str]) -> &mut Self {
+        if value.is_some_and(|v| !allowed.contains(&v)) {
+            let names: Vec<String> = allowed.iter().map(|a| format!("`{a}`")).collect();
+            self.error(field, format!("must be one of {}", names.join(", ")));
+        }
+        self
+    }
+
     /// Record an error on `field` unless `ok`.
     pub fn check(&mut self, ok: bool, field: &str, message: &str) -> &mut Self {
         if !ok {
@@ -257,6 +271,14 @@ mod tests {
         assert!(Validator::run(|v| v.identifier("env", "dev", 64)).is_ok());
         let p = Validator::run(|v| v.identifier("env", "no spaces", 64)).unwrap_err();
         assert_eq!((p.status, p.errors[0].field.as_str()), (422, "env"));
+    }
+
+    #[test]
+    fn one_of_names_the_allowed_values() {
+        assert!(Validator::run(|v| v.one_of("mode", Some("on"), &["on", "off"])).is_ok());
+        assert!(Validator::run(|v| v.one_of("mode", None, &["on", "off"])).is_ok());
+        let p = Validator::run(|v| v.one_of("mode", Some("ON"), &["on", "off"])).unwrap_err();
+        assert_eq!(p.errors[0].message, "must be one of `on`, `off`");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Typed, parameterised SQL through the host's `store`: `$1..$N` parameters built with
 //! [`params!`](crate::params), rows decoded into structs by column name
 //! ([`query_as`], [`query_one_as`], [`returning`]) with the column list taken from the
-//! struct ([`columns`]).
+//! struct ([`columns`]); a struct that is a table's row is a [`Record`] ([`find`], [`insert`],
+//! [`list`] …).
 
 use crate::alloc_prelude::*;
 
@@ -14,9 +15,11 @@ use crate::problem::Problem;
 
 mod decode;
 mod list;
+mod record;
 
 pub use decode::{DecodeError, field_names};
 pub use list::{Filter, List, list_page, list_page_with};
+pub use record::{Record, find, insert, list, select, select_list, stored_columns, update, upsert};
 pub use store::{Statement, Value};
 
 /// Converts a Rust value into a typed SQL parameter.
@@ -154,6 +157,13 @@ where
 {
     let text: Option<String> = serde::Deserialize::deserialize(d)?;
     serde_json::from_str(text.as_deref().unwrap_or("null")).map_err(serde::de::Error::custom)
+}
+
+/// For `#[serde(deserialize_with = "db::json_or_text")]`: a text column holding JSON, or
+/// text written before it held JSON, which reads as that JSON string.
+pub fn json_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<serde_json::Value, D::Error> {
+    let text: String = serde::Deserialize::deserialize(d)?;
+    Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
 }
 
 fn rows_of(result: store::Rows) -> Vec<Row> {
