@@ -133,10 +133,10 @@ impl Drop for TestDb {
                     .enable_all()
                     .build()
                 {
-                    Ok(rt) => rt.block_on(tokio::time::timeout(
-                        DROP_LIMIT,
-                        drop_pg(&admin, &thread_name),
-                    )),
+                    // the timer is made inside the runtime, not before it
+                    Ok(rt) => rt.block_on(async {
+                        tokio::time::timeout(DROP_LIMIT, drop_pg(&admin, &thread_name)).await
+                    }),
                     Err(e) => Ok(Err(sqlx::Error::Io(e))),
                 };
                 let _ = tx.send(done);
@@ -144,7 +144,7 @@ impl Drop for TestDb {
         match spawned {
             Ok(_) => match rx.recv_timeout(DROP_LIMIT + Duration::from_secs(1)) {
                 Ok(done) => report(&name, done),
-                Err(_) => eprintln!("test database {name} left behind: its drop did not finish"),
+                Err(_) => eprintln!("test database {name} left behind: its drop failed or hung"),
             },
             Err(e) => eprintln!("test database {name} left behind: {e}"),
         }
