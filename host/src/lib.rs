@@ -5,8 +5,10 @@
 //! - [`storage`]: the database (SQLite or PostgreSQL), per-pack migrations, the table sandbox;
 //! - [`runtime`]: wasmtime engine, compiled-pack cache, fresh instance per call, deadlines;
 //! - [`capabilities`]: the host side of each WIT import (`store`, `cache`, `log`, `host`,
-//!   `packs`, `outbound-http`);
-//! - [`http`]: request ids, the route table, dispatch, health, problem+json;
+//!   `packs`, `outbound-http`), each with its typed grant, its state, its view of a call and
+//!   its own linking;
+//! - [`http`]: request ids, the route table, dispatch (route → body → guards → access →
+//!   call), in-process pack calls, health, problem+json (kinds from `valhalla_wire`);
 //! - [`services`]: what the capabilities share (database, cache, catalogue);
 //! - [`app`]: startup order and graceful shutdown ([`Application`]).
 
