@@ -12,11 +12,15 @@
 //! | `range(min = a, max = b)` | integers and their `Option`s | the value is in range |
 //! | `identifier(max = n)` | strings | 1..=`n` of `A-Z a-z 0-9 _ - . :`, starting alphanumeric |
 //! | `one_of = LIST` | strings and their `Option`s | the text is one of `LIST` (a `[&str; N]` or `&[&str]`) |
-//! | `custom(function = path)` | anything | `path(&field) -> Result<(), impl Into<String>>`; for a `String` field `fn(&str)` works too (`&String` derefs) |
+//! | `rfc3339` | strings and their `Option`s | the text is an RFC 3339 timestamp |
+//! | `custom(function = path)` | anything | `path(&value) -> Result<(), impl Into<String>>`, the error its message |
 //! | `nested` | a type that is itself `Validate` | its rules, with field names prefixed |
 //!
 //! On the struct, `#[validate(with = path)]` adds a cross-field check
-//! `path(&self, &mut Validator)`. `Option` fields are checked only when present.
+//! `path(&self, &mut Validator)`, run after the field rules. `Option` fields are checked only
+//! when present: a `custom` function of an `Option<T>` field is given the `&T` inside, as
+//! the `validator` crate does. Deref applies, so for a `String` (or `Option<String>`) field
+//! the function may take `&str`, for a `Vec<T>` field `&[T]`.
 
 use proc_macro::TokenStream;
 use proc_macro2::TokenStream as Tokens;
@@ -53,7 +57,7 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
         let Some(ident) = &field.ident else { continue };
         let name = ident.to_string().trim_start_matches("r#").to_string();
         for rule in rules(&field.attrs)? {
-            checks.push(field_check(&rule, ident, &name)?);
+            checks.push(field_check(&rule, ident, &name, is_option(&field.ty))?);
         }
     }
     for rule in rules(&input.attrs)? {
@@ -128,7 +132,13 @@ fn callable(meta: &Meta, key: &str) -> syn::Result<Tokens> {
     }
 }
 
-fn field_check(rule: &Meta, ident: &syn::Ident, name: &str) -> syn::Result<Tokens> {
+/// Is `ty` spelled `Option<…>` (also `core::option::Option<…>`)?
+fn is_option(ty: &syn::Type) -> bool {
+    matches!(ty, syn::Type::Path(p) if p.qself.is_none()
+        && p.path.segments.last().is_some_and(|s| s.ident == "Option"))
+}
+
+fn field_check(rule: &Meta, ident: &syn::Ident, name: &str, option: bool) -> syn::Result<Tokens> {
     let kind = path_name(rule.path());
     let a = args(rule)?;
     let min = arg(&a, "min").map_or(quote!(None), |m| quote!(Some((#m) as i64)));
@@ -164,6 +174,19 @@ fn field_check(rule: &Meta, ident: &syn::Ident, name: &str) -> syn::Result<Token
                 __v.one_of(#name, ::valhalla_sdk::validate::Text::text(&self.#ident), &#list);
             }
         }
+        "rfc3339" => quote! {
+            __v.rfc3339(#name, ::valhalla_sdk::validate::Text::text(&self.#ident));
+        },
+        "custom" if option => {
+            let f = callable(rule, "function")?;
+            quote! {
+                if let Some(__x) = &self.#ident
+                    && let Err(__m) = #f(__x)
+                {
+                    __v.error(#name, __m);
+                }
+            }
+        }
         "custom" => {
             let f = callable(rule, "function")?;
             quote! {
@@ -179,7 +202,7 @@ fn field_check(rule: &Meta, ident: &syn::Ident, name: &str) -> syn::Result<Token
             return Err(syn::Error::new(
                 rule.span(),
                 format!(
-                    "unknown validate rule `{other}` (length, bytes, range, identifier, one_of, custom, nested)"
+                    "unknown validate rule `{other}` (length, bytes, range, identifier, one_of, rfc3339, custom, nested)"
                 ),
             ));
         }

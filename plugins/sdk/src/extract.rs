@@ -88,10 +88,7 @@ pub struct ValidQuery<T>(pub T);
 impl<T: DeserializeOwned + Validate> FromRequest for ValidQuery<T> {
     fn from_request(req: &Request) -> Result<Self, Problem> {
         let Query(q) = Query::<T>::from_request(req)?;
-        Validator::run(|v| {
-            q.validate(v);
-            v
-        })?;
+        Validator::of(&q)?;
         Ok(ValidQuery(q))
     }
 }
@@ -104,10 +101,7 @@ pub struct ValidPath<T>(pub T);
 impl<T: DeserializeOwned + Validate> FromRequest for ValidPath<T> {
     fn from_request(req: &Request) -> Result<Self, Problem> {
         let Path(p) = Path::<T>::from_request(req)?;
-        Validator::run(|v| {
-            p.validate(v);
-            v
-        })?;
+        Validator::of(&p)?;
         Ok(ValidPath(p))
     }
 }
@@ -144,4 +138,26 @@ impl FromRequest for Actor {
 /// `true`, for `#[serde(default = "valhalla_sdk::yes")]` on a flag that is on unless said.
 pub fn yes() -> bool {
     true
+}
+
+/// Functions for `#[serde(default = "name")]` that answer a fixed value (serde takes a
+/// function, not a value), each `fn name() -> Type = value;` (the value converted with
+/// `Into`):
+///
+/// ```
+/// valhalla_sdk::defaults! {
+///     /// a minute
+///     fn minute() -> i64 = 60;
+///     fn general() -> String = "general";
+/// }
+/// assert_eq!((minute(), general()), (60, "general".to_string()));
+/// ```
+#[macro_export]
+macro_rules! defaults {
+    ($($(#[$meta:meta])* fn $name:ident() -> $ty:ty = $value:expr;)*) => {$(
+        $(#[$meta])*
+        fn $name() -> $ty {
+            ::core::convert::Into::into($value)
+        }
+    )*};
 }

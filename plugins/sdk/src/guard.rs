@@ -4,6 +4,8 @@
 use crate::alloc_prelude::*;
 
 use crate::bindings::valhalla::pack::types as wit;
+use crate::problem::Problem;
+use crate::request::Request;
 use crate::response::Response;
 
 pub use wit::{Decision, Principal};
@@ -26,6 +28,17 @@ pub fn proceed_with(principal: Option<Principal>, headers: Vec<(String, String)>
 /// Answer the request with `response`; the route is not called.
 pub fn respond(response: Response) -> Decision {
     Decision::Respond(response.into_wit())
+}
+
+/// Refuse the request with `problem` (its problem+json, for this request), adding `headers`
+/// in order: `refuse(req, problem, [("retry-after", "5")])`.
+pub fn refuse<N: Into<String>, V: Into<String>>(
+    req: &Request,
+    problem: Problem,
+    headers: impl IntoIterator<Item = (N, V)>,
+) -> Decision {
+    let response = problem.into_response(req.request_id(), req.path());
+    respond(headers.into_iter().fold(response, |r, (name, value)| r.with_header(name, value)))
 }
 
 /// A principal with `roles`.

@@ -39,16 +39,50 @@ pub fn audit<B: Serialize, A: Serialize>(
     before: Option<&B>,
     after: Option<&A>,
 ) {
-    host_log::audit(&host_log::AuditEvent {
+    host_log::audit(&event(action, target, before, after));
+}
+
+fn event<B: Serialize, A: Serialize>(
+    action: &str,
+    target: &str,
+    before: Option<&B>,
+    after: Option<&A>,
+) -> host_log::AuditEvent {
+    host_log::AuditEvent {
         action: action.to_string(),
         target: target.to_string(),
         before: before.and_then(|b| serde_json::to_string(b).ok()),
         after: after.and_then(|a| serde_json::to_string(a).ok()),
-    });
+    }
+}
+
+/// Audit something new: `action` on `target`, nothing before, `after` after.
+pub fn audit_created<A: Serialize>(action: &str, target: &str, after: &A) {
+    audit::<(), A>(action, target, None, Some(after));
+}
+
+/// Audit something gone: `action` on `target`, `before` before, nothing after.
+pub fn audit_deleted<B: Serialize>(action: &str, target: &str, before: &B) {
+    audit::<B, ()>(action, target, Some(before), None);
 }
 
 /// Audit an upsert: `{entity}.create` when there was nothing before, `{entity}.update` otherwise.
 pub fn audit_upsert<T: Serialize>(entity: &str, target: &str, before: Option<&T>, after: &T) {
     let verb = if before.is_some() { "update" } else { "create" };
     audit(&format!("{entity}.{verb}"), target, before, Some(after));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_and_deleted_events_have_one_side() {
+        // what audit_created and audit_deleted hand the host
+        let created = event::<(), _>("x.create", "xs/1", None, Some(&[1, 2]));
+        assert_eq!((created.before, created.after.as_deref()), (None, Some("[1,2]")));
+        let deleted = event::<_, ()>("x.delete", "xs/1", Some(&"gone"), None);
+        assert_eq!((deleted.before.as_deref(), deleted.after), (Some("\"gone\""), None));
+        assert_eq!((deleted.action.as_str(), deleted.target.as_str()), ("x.delete", "xs/1"));
+    }
 }

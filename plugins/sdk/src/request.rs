@@ -163,9 +163,7 @@ impl Request {
     /// unknown field, or a failed check is a 422 that names every field it can.
     pub fn json<T: DeserializeOwned + Validate>(&self) -> Result<T, Problem> {
         let value = self.json_unchecked::<T>()?;
-        let mut validator = Validator::default();
-        value.validate(&mut validator);
-        validator.finish()?;
+        Validator::of(&value)?;
         Ok(value)
     }
 

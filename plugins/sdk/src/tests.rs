@@ -48,11 +48,12 @@ struct NewItem {
     note: Option<String>,
 }
 
-fn not_shouting(note: &Option<String>) -> Result<(), &'static str> {
-    match note {
-        Some(n) if n.chars().any(|c| c.is_lowercase()) || n.is_empty() => Ok(()),
-        Some(_) => Err("must not be all capitals"),
-        None => Ok(()),
+/// Given the text inside the `Option`, only when there is one.
+fn not_shouting(note: &str) -> Result<(), &'static str> {
+    if note.chars().any(|c| c.is_lowercase()) || note.is_empty() {
+        Ok(())
+    } else {
+        Err("must not be all capitals")
     }
 }
 
@@ -244,6 +245,8 @@ fn columns_come_from_the_struct() {
 struct Search {
     #[validate(one_of = ["open", "done"])]
     status: Option<String>,
+    #[validate(rfc3339)]
+    since: Option<String>,
     #[validate(range(min = 1, max = 10))]
     limit: Option<i64>,
 }
@@ -268,13 +271,14 @@ fn searches() -> Pack {
 fn valid_query_runs_the_rules_naming_each_parameter() {
     let ok = searches().handle(request("/search", &[], &[("status", "open"), ("limit", "3")], ""));
     assert_eq!(body_of(&ok), serde_json::json!({ "status": "open", "limit": 3 }));
-    let bad =
-        searches().handle(request("/search", &[], &[("status", "lost"), ("limit", "11")], ""));
+    let query = [("status", "lost"), ("since", "today"), ("limit", "11")];
+    let bad = searches().handle(request("/search", &[], &query, ""));
     assert_eq!(bad.status, 422);
     let body = body_of(&bad);
     assert_eq!(body["errors"][0]["field"], "status");
     assert_eq!(body["errors"][0]["message"], "must be one of `open`, `done`");
-    assert_eq!(body["errors"][1]["field"], "limit");
+    assert_eq!(body["errors"][1]["field"], "since");
+    assert_eq!(body["errors"][2]["field"], "limit");
     let unparsed = searches().handle(request("/search", &[], &[("limit", "ten")], ""));
     assert_eq!(body_of(&unparsed)["errors"][0]["field"], "limit");
 }
@@ -299,4 +303,22 @@ fn json_or_text_reads_json_or_keeps_the_text() {
     assert_eq!(json.decode::<Logged>().unwrap().context, serde_json::json!({ "a": 1 }));
     let text = row(&["context"], vec![Value::Text(Some("plain words".into()))]);
     assert_eq!(text.decode::<Logged>().unwrap().context, "plain words");
+}
+
+#[test]
+fn a_guard_refusal_is_the_problem_with_the_headers_in_order() {
+    let req = crate::request::Request::new(request("/x", &[], &[], ""));
+    let headers = [("retry-after", "5".to_string()), ("x-a", "b".to_string())];
+    let guard::Decision::Respond(r) = guard::refuse(&req, Problem::unavailable("later"), headers)
+    else {
+        panic!("a refusal responds");
+    };
+    assert_eq!(r.status, 503);
+    let names: Vec<_> = r.headers.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["content-type", "retry-after", "x-a"]);
+    let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        (body["request_id"].as_str(), body["instance"].as_str()),
+        (Some("rid"), Some("/items"))
+    );
 }

@@ -9,10 +9,10 @@ use crate::problem::{FieldError, Problem};
 /// `#[validate(...)]` rules on the fields (see [`valhalla_sdk_macros`]). A body with nothing
 /// to check is read with [`Json`](crate::Json), which asks for no `Validate` at all.
 ///
-/// A `custom(function = f)` rule calls `f(&self.field)`: for a `String` field that may be a
-/// `fn f(&str)` (a `&String` derefs to `&str`), for a `Vec<T>` a `fn f(&[T])`; an
-/// `Option<String>` field needs `fn f(&Option<String>)`. `f` returns
-/// `Result<(), impl Into<String>>`, the error being the field's message.
+/// A `custom(function = f)` rule calls `f(&self.field)`, or for an `Option<T>` field `f(&t)`
+/// when it is present: for a `String` or `Option<String>` field `f` may take `&str` (deref),
+/// for a `Vec<T>` field `&[T]`. `f` returns `Result<(), impl Into<String>>`, the error being
+/// the field's message.
 pub trait Validate {
     /// Record every broken rule in `v`.
     fn validate(&self, v: &mut Validator);
@@ -180,6 +180,14 @@ impl Validator {
         self
     }
 
+    /// A text is an RFC 3339 timestamp; an absent optional field passes.
+    pub fn rfc3339(&mut self, field: &str, value: Option<&str>) -> &mut Self {
+        if value.is_some_and(|t| crate::clock::parse_rfc3339(t).is_none()) {
+            self.error(field, "must be an RFC 3339 timestamp like 2026-11-23T08:00:00Z");
+        }
+        self
+    }
+
     /// Record an error on `field` unless `ok`.
     pub fn check(&mut self, ok: bool, field: &str, message: &str) -> &mut Self {
         if !ok {
@@ -235,6 +243,13 @@ impl Validator {
         if self.errors.is_empty() { Ok(()) } else { Err(Problem::validation(self.errors)) }
     }
 
+    /// Every broken rule of `value` as one 422, or Ok.
+    pub fn of<T: Validate>(value: &T) -> Result<(), Problem> {
+        let mut v = Validator::default();
+        value.validate(&mut v);
+        v.finish()
+    }
+
     /// Check a value that is not a body on its own, e.g. a query parameter:
     /// `Validator::run(|v| v.identifier("environment", &env, 64))?` is a 422 with what the
     /// rules found, or Ok.
@@ -279,6 +294,26 @@ mod tests {
         assert!(Validator::run(|v| v.one_of("mode", None, &["on", "off"])).is_ok());
         let p = Validator::run(|v| v.one_of("mode", Some("ON"), &["on", "off"])).unwrap_err();
         assert_eq!(p.errors[0].message, "must be one of `on`, `off`");
+    }
+
+    #[test]
+    fn of_checks_a_whole_value() {
+        struct Two;
+        impl Validate for Two {
+            fn validate(&self, v: &mut Validator) {
+                v.error("a", "x").error("b", "y");
+            }
+        }
+        let p = Validator::of(&Two).unwrap_err();
+        assert_eq!((p.status, p.errors.len()), (422, 2));
+    }
+
+    #[test]
+    fn timestamps() {
+        assert!(Validator::run(|v| v.rfc3339("t", Some("2026-11-23T08:00:00Z"))).is_ok());
+        assert!(Validator::run(|v| v.rfc3339("t", None)).is_ok());
+        let p = Validator::run(|v| v.rfc3339("t", Some("yesterday"))).unwrap_err();
+        assert_eq!(p.errors[0].field, "t");
     }
 
     #[test]

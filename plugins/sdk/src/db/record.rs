@@ -72,8 +72,9 @@ pub fn insert<T: Record>(params: Vec<Value>) -> Result<T, Problem> {
     super::returning(&insert_sql::<T>(""), params)
 }
 
-/// [`insert`] with an `ON CONFLICT …` clause: the row as stored, or `None` when the clause
-/// (`DO UPDATE … WHERE …`) wrote none.
+/// [`insert`] with an `ON CONFLICT …` clause, which may use parameters after the fields'
+/// (`$N+1`…): the row as stored, or `None` when the clause (`DO UPDATE … WHERE …`) wrote
+/// none.
 pub fn upsert<T: Record>(on_conflict: &str, params: Vec<Value>) -> Result<Option<T>, Problem> {
     query_one_as(&insert_sql::<T>(on_conflict), params)
 }
