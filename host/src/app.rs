@@ -397,6 +397,11 @@ impl Application {
         })
     }
 
+    /// How the guard chain has been answered so far (instances vs reused decisions).
+    pub fn guard_stats(&self) -> Arc<crate::http::guard_chain::GuardStats> {
+        self.state.guards.stats()
+    }
+
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
             .local_addr()

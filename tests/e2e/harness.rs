@@ -223,6 +223,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub db: TestDb,
     pub config: Config,
+    /// the guard chain's calls and reused decisions so far
+    pub guard_stats: Arc<valhalla::http::guard_chain::GuardStats>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), StartupError>>>,
 }
@@ -244,6 +246,7 @@ impl TestApp {
             Err(e) => return Err((db, e)),
         };
         let base = format!("http://{}", app.local_addr());
+        let guard_stats = app.guard_stats();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run_until_stopped(async move {
             let _ = rx.await;
@@ -253,6 +256,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             db,
             config,
+            guard_stats,
             stop: Some(tx),
             task: Some(task),
         })

@@ -6,6 +6,7 @@ mod compile_cache;
 mod deployment_profile;
 mod feature_flags;
 mod governance;
+mod guard_memo;
 mod harness;
 mod http_basics;
 mod pg_roles;

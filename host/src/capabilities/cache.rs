@@ -1,5 +1,7 @@
 //! `cache`: the shared in-process key/value store ([`Cache`]) with TTLs and windowed
 //! counters. Each pack sees only its own keys: the host prefixes them with the pack's name.
+//! A guard may also memoize its decision against one of its entries ([`MemoRequest`]): the
+//! guard chain reuses the decision while the entry stays the write the guard saw.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,6 +10,7 @@ use wasmtime::component::{HasData, Linker};
 
 pub use super::shared_cache::Cache;
 use crate::runtime::bindings::CapabilityError;
+pub use crate::runtime::bindings::valhalla::pack::cache::MemoInput;
 use crate::runtime::bindings::valhalla::pack::cache::{self, Counter, Host};
 
 /// Between a pack's name and its key: no pack name contains it.
@@ -28,6 +31,11 @@ impl PackCache {
         }
     }
 
+    /// The shared cache itself (for checking a memoized decision's entry).
+    pub fn shared(&self) -> &Arc<Cache> {
+        &self.cache
+    }
+
     /// `key` in the shared cache.
     fn key(&self, key: &str) -> String {
         let mut k = String::with_capacity(self.namespace.len() + key.len());
@@ -37,9 +45,33 @@ impl PackCache {
     }
 }
 
-/// What one call's `cache` imports see (nothing of the call: the cache is the pack's).
+/// What a guard call asked the host to remember: its decision holds for requests equal in
+/// `inputs` while the entry `valid_while` (namespaced) keeps the stamp the call saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoRequest {
+    pub valid_while: Option<(String, u64)>,
+    pub inputs: Vec<MemoInput>,
+}
+
+/// One call's dealings with the cache: the entries it read or wrote (with their stamps),
+/// and a memoized decision if it asked for one.
+#[derive(Debug, Default)]
+pub struct CallCache {
+    seen: Vec<(String, u64)>,
+    memo: Option<MemoRequest>,
+}
+
+impl CallCache {
+    /// The memo the call asked for, if its entry was still live when it asked.
+    pub fn take_memo(&mut self) -> Option<MemoRequest> {
+        self.memo.take()
+    }
+}
+
+/// What one call's `cache` imports see: the pack's namespace and this call's record.
 pub struct CacheView<'a> {
     pub cache: &'a PackCache,
+    pub call: &'a mut CallCache,
 }
 
 struct CacheData;
@@ -65,14 +97,47 @@ fn counter(value: i64, reset: Duration) -> Counter {
 
 impl Host for CacheView<'_> {
     fn get(&mut self, key: String) -> Option<Vec<u8>> {
-        self.cache.cache.get(&self.cache.key(&key))
+        let k = self.cache.key(&key);
+        let (value, stamp) = self.cache.cache.get_stamped(&k)?;
+        self.call.seen.push((k, stamp));
+        Some(value)
     }
 
     fn set(&mut self, key: String, value: Vec<u8>, ttl_ms: Option<u64>) {
         let k = self.cache.key(&key);
-        self.cache
-            .cache
-            .set(k, value, ttl_ms.map(Duration::from_millis));
+        let stamp =
+            self.cache
+                .cache
+                .set_stamped(k.clone(), value, ttl_ms.map(Duration::from_millis));
+        if let Some(stamp) = stamp {
+            self.call.seen.push((k, stamp));
+        }
+    }
+
+    /// The entry's stamp as this call last read or wrote it (what the decision was made
+    /// from), else as it is now; an absent entry leaves nothing to memoize against.
+    fn memoize_decision(&mut self, valid_while: Option<String>, inputs: Vec<MemoInput>) {
+        let valid_while = match valid_while {
+            None => None,
+            Some(key) => {
+                let k = self.cache.key(&key);
+                let seen = self.call.seen.iter().rev().find(|(s, _)| *s == k);
+                let stamp = seen
+                    .map(|(_, stamp)| *stamp)
+                    .or_else(|| self.cache.cache.stamp(&k));
+                match stamp {
+                    Some(stamp) => Some((k, stamp)),
+                    None => {
+                        self.call.memo = None;
+                        return;
+                    }
+                }
+            }
+        };
+        self.call.memo = Some(MemoRequest {
+            valid_while,
+            inputs,
+        });
     }
 
     fn delete(&mut self, key: String) {
@@ -124,6 +189,42 @@ impl Host for CacheView<'_> {
 mod tests {
     use super::*;
 
+    /// A view of `pack` for a call of its own.
+    fn view(pack: &PackCache) -> CacheView<'_> {
+        CacheView {
+            cache: pack,
+            call: Box::leak(Box::default()),
+        }
+    }
+
+    #[test]
+    fn a_memo_holds_the_stamp_the_call_saw() {
+        let (shared, a, _) = two_packs();
+        let mut call = CallCache::default();
+        let mut v = CacheView {
+            cache: &a,
+            call: &mut call,
+        };
+        v.set("key:h".into(), b"p".to_vec(), None);
+        let seen = shared.stamp("a\u{1f}key:h").unwrap();
+        // rewritten by someone else after this call read it: the memo keeps the old stamp
+        shared.set("a\u{1f}key:h".into(), b"q".to_vec(), None);
+        v.memoize_decision(Some("key:h".into()), vec![MemoInput::Credentials]);
+        let memo = call.take_memo().unwrap();
+        assert_eq!(memo.valid_while, Some(("a\u{1f}key:h".into(), seen)));
+        assert_ne!(
+            shared.stamp("a\u{1f}key:h"),
+            Some(seen),
+            "so it is never reused"
+        );
+        // an entry that is not there gives no memo; none holds for the process
+        let mut v = view(&a);
+        v.memoize_decision(Some("absent".into()), vec![]);
+        assert!(v.call.take_memo().is_none());
+        v.memoize_decision(None, vec![MemoInput::ClientIp]);
+        assert_eq!(v.call.take_memo().unwrap().valid_while, None);
+    }
+
     fn two_packs() -> (Arc<Cache>, PackCache, PackCache) {
         let shared = Arc::new(Cache::default());
         let a = PackCache::new("a", Arc::clone(&shared));
@@ -134,34 +235,32 @@ mod tests {
     #[test]
     fn keys_are_namespaced_per_pack() {
         let (shared, a, b) = two_packs();
-        CacheView { cache: &a }.set("k".into(), b"1".to_vec(), None);
-        assert_eq!(CacheView { cache: &a }.get("k".into()), Some(b"1".to_vec()));
-        assert_eq!(CacheView { cache: &b }.get("k".into()), None);
+        view(&a).set("k".into(), b"1".to_vec(), None);
+        assert_eq!(view(&a).get("k".into()), Some(b"1".to_vec()));
+        assert_eq!(view(&b).get("k".into()), None);
         assert_eq!(shared.get("a\u{1f}k"), Some(b"1".to_vec()));
-        CacheView { cache: &b }.delete("k".into());
-        assert!(CacheView { cache: &a }.get("k".into()).is_some());
+        view(&b).delete("k".into());
+        assert!(view(&a).get("k".into()).is_some());
     }
 
     #[test]
     fn prefix_deletes_stay_in_the_pack() {
         let (_, a, b) = two_packs();
         for pack in [&a, &b] {
-            CacheView { cache: pack }.set("flag:x".into(), vec![], None);
-            CacheView { cache: pack }.set("flag:y".into(), vec![], None);
+            view(pack).set("flag:x".into(), vec![], None);
+            view(pack).set("flag:y".into(), vec![], None);
         }
         // an empty prefix is the whole namespace, not the whole cache
-        assert_eq!(CacheView { cache: &a }.delete_prefix(String::new()), 2);
-        assert!(CacheView { cache: &b }.get("flag:x".into()).is_some());
+        assert_eq!(view(&a).delete_prefix(String::new()), 2);
+        assert!(view(&b).get("flag:x".into()).is_some());
     }
 
     #[test]
     fn counters_answer_the_packs_own_keys() {
         let (_, a, b) = two_packs();
-        let mut view = CacheView { cache: &a };
+        let mut view = view(&a);
         assert_eq!(view.incr("rl:1".into(), 2, 60_000).unwrap().value, 2);
-        CacheView { cache: &b }
-            .incr("rl:2".into(), 1, 60_000)
-            .unwrap();
+        view(&b).incr("rl:2".into(), 1, 60_000).unwrap();
         let seen: Vec<String> = view
             .counters("rl:".into(), 10)
             .into_iter()

@@ -86,6 +86,7 @@ pub fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> {
     })?;
     cache::add_to_linker(linker, |s| cache::CacheView {
         cache: &s.pack.capabilities.cache,
+        call: &mut s.cache_call,
     })?;
     log::add_to_linker(linker, |s| log::LogView {
         log: &s.pack.capabilities.log,

@@ -2,6 +2,7 @@
 //! and windowed counters, bounded in size. Keys arrive already namespaced per pack.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -13,6 +14,15 @@ const MAX_WINDOW: Duration = Duration::from_secs(366 * 24 * 3600);
 struct Entry {
     value: Vec<u8>,
     expires: Option<Instant>,
+    /// which write this is: no two writes share one, so a reader can tell "the same entry
+    /// as before" from "rewritten since"
+    stamp: u64,
+}
+
+impl Entry {
+    fn live(&self, now: Instant) -> bool {
+        self.expires.is_none_or(|t| t > now)
+    }
 }
 
 struct Window {
@@ -25,32 +35,60 @@ struct Window {
 pub struct Cache {
     entries: RwLock<HashMap<String, Entry>>,
     counters: Mutex<HashMap<String, Window>>,
+    /// the last write's stamp
+    writes: AtomicU64,
 }
 
 impl Cache {
     pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+        self.get_stamped(key).map(|(value, _)| value)
+    }
+
+    /// A live entry's value and the stamp of the write that made it.
+    pub fn get_stamped(&self, key: &str) -> Option<(Vec<u8>, u64)> {
         let entries = self.entries.read().ok()?;
         let entry = entries.get(key)?;
-        match entry.expires {
-            Some(t) if t <= Instant::now() => None,
-            _ => Some(entry.value.clone()),
-        }
+        entry
+            .live(Instant::now())
+            .then(|| (entry.value.clone(), entry.stamp))
+    }
+
+    /// The stamp of a live entry's write: the same number while nobody rewrites, deletes or
+    /// outlives it.
+    pub fn stamp(&self, key: &str) -> Option<u64> {
+        let entries = self.entries.read().ok()?;
+        let entry = entries.get(key)?;
+        entry.live(Instant::now()).then_some(entry.stamp)
     }
 
     pub fn set(&self, key: String, value: Vec<u8>, ttl: Option<Duration>) {
+        self.set_stamped(key, value, ttl);
+    }
+
+    /// Write an entry; answers its stamp (none when the cache is full).
+    pub fn set_stamped(&self, key: String, value: Vec<u8>, ttl: Option<Duration>) -> Option<u64> {
         let Ok(mut entries) = self.entries.write() else {
-            return;
+            return None;
         };
         let now = Instant::now();
         if entries.len() >= MAX_ENTRIES && !entries.contains_key(&key) {
-            entries.retain(|_, e| e.expires.is_none_or(|t| t > now));
+            entries.retain(|_, e| e.live(now));
             if entries.len() >= MAX_ENTRIES {
                 tracing::warn!("cache full ({MAX_ENTRIES} entries), not caching");
-                return;
+                return None;
             }
         }
         let expires = ttl.and_then(|d| now.checked_add(d));
-        entries.insert(key, Entry { value, expires });
+        let stamp = self.writes.fetch_add(1, Ordering::Relaxed) + 1;
+        entries.insert(
+            key,
+            Entry {
+                value,
+                expires,
+                stamp,
+            },
+        );
+        Some(stamp)
     }
 
     pub fn delete(&self, key: &str) {
@@ -134,6 +172,23 @@ mod tests {
         assert_eq!(c.get("a"), None);
         c.set("b".into(), b"2".to_vec(), None);
         assert_eq!(c.get("b"), Some(b"2".to_vec()));
+    }
+
+    #[test]
+    fn a_stamp_stays_until_the_entry_is_rewritten_deleted_or_lapses() {
+        let c = Cache::default();
+        let first = c.set_stamped("k".into(), b"1".to_vec(), None).unwrap();
+        assert_eq!(c.stamp("k"), Some(first));
+        assert_eq!(c.get_stamped("k"), Some((b"1".to_vec(), first)));
+        let second = c.set_stamped("k".into(), b"1".to_vec(), None).unwrap();
+        assert_ne!(
+            first, second,
+            "the same value written again is another write"
+        );
+        c.delete("k");
+        assert_eq!(c.stamp("k"), None);
+        c.set("t".into(), vec![], Some(Duration::from_millis(0)));
+        assert_eq!(c.stamp("t"), None);
     }
 
     #[test]

@@ -1,14 +1,18 @@
 //! The guard chain: packs that declare a guard see matching requests, in the configured order,
 //! before the route's pack. A guard lets the request proceed (maybe as a principal, maybe
-//! adding response headers) or answers it; a guard that fails, fails closed.
+//! adding response headers) or answers it; a guard that fails, fails closed. A decision the
+//! guard memoized is reused without an instance while it holds ([`super::guard_memo`]).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::guard_memo::{Memoized, Memos};
 use crate::runtime::bindings::{Decision, Method, Request, Response};
 use crate::runtime::{LoadedPack, PackError};
 
 struct Guard {
     pack: Arc<LoadedPack>,
+    memos: Memos,
     methods: Vec<Method>,
     prefixes: Vec<String>,
     /// sees the credential headers (an authenticating guard)
@@ -40,9 +44,19 @@ pub enum Verdict {
 #[error("guard failed: {0}")]
 pub struct GuardFailed(pub PackError);
 
+/// How the chain's guards were answered: by an instance, or from a memo.
+#[derive(Debug, Default)]
+pub struct GuardStats {
+    /// guard calls made on an instance
+    pub called: AtomicU64,
+    /// guard decisions reused from a memo, with no instance
+    pub reused: AtomicU64,
+}
+
 #[derive(Default)]
 pub struct GuardChain {
     guards: Vec<Guard>,
+    stats: Arc<GuardStats>,
 }
 
 impl GuardChain {
@@ -62,6 +76,7 @@ impl GuardChain {
                     spec.order,
                     Guard {
                         pack: Arc::clone(p),
+                        memos: Memos::new(Arc::clone(p.ctx.capabilities.cache.shared())),
                         methods: spec.methods.clone(),
                         prefixes: spec.path_prefixes.clone(),
                         credentials: spec.needs_credentials,
@@ -72,11 +87,17 @@ impl GuardChain {
         guards.sort_by(|a, b| (a.0, a.1, a.2.pack.name()).cmp(&(b.0, b.1, b.2.pack.name())));
         let chain = Self {
             guards: guards.into_iter().map(|(_, _, g)| g).collect(),
+            stats: Arc::default(),
         };
         if !chain.guards.is_empty() {
             tracing::info!(guards = ?chain.names(), "guard chain");
         }
         chain
+    }
+
+    /// The chain's counts of guard calls and reused decisions.
+    pub fn stats(&self) -> Arc<GuardStats> {
+        Arc::clone(&self.stats)
     }
 
     pub fn names(&self) -> Vec<&str> {
@@ -96,20 +117,30 @@ impl GuardChain {
             if !guard.applies(request.method, &request.path) {
                 continue;
             }
-            let shown = request.headers.len();
-            if guard.credentials {
-                request.headers.extend_from_slice(credentials);
+            // a guard that does not see the credentials cannot depend on them
+            let seen: &[(String, String)] = if guard.credentials { credentials } else { &[] };
+            if let Some(memo) = guard.memos.lookup(request, seen) {
+                apply(request, &mut headers, memo);
+                self.stats.reused.fetch_add(1, Ordering::Relaxed);
+                continue;
             }
-            let decision = guard.pack.guard(request).await;
+            self.stats.called.fetch_add(1, Ordering::Relaxed);
+            let shown = request.headers.len();
+            request.headers.extend_from_slice(seen);
+            let decision = guard.pack.guard_memo(request).await;
             request.headers.truncate(shown);
             match decision {
-                Ok(Decision::Proceed(p)) => {
-                    if let Some(principal) = p.principal {
-                        request.principal = Some(principal);
+                Ok((Decision::Proceed(p), memo)) => {
+                    let decided = Memoized {
+                        principal: p.principal,
+                        headers: p.headers,
+                    };
+                    if let Some(memo) = memo {
+                        guard.memos.store(memo, request, seen, decided.clone());
                     }
-                    headers.extend(p.headers);
+                    apply(request, &mut headers, decided);
                 }
-                Ok(Decision::Respond(response)) => {
+                Ok((Decision::Respond(response), _)) => {
                     return Ok(Verdict::Respond { response, headers });
                 }
                 Err(e) => return Err(GuardFailed(e)),
@@ -117,4 +148,12 @@ impl GuardChain {
         }
         Ok(Verdict::Proceed(headers))
     }
+}
+
+/// A guard's go-ahead: its principal (if any) for what follows, its headers for the answer.
+fn apply(request: &mut Request, headers: &mut Vec<(String, String)>, decided: Memoized) {
+    if let Some(principal) = decided.principal {
+        request.principal = Some(principal);
+    }
+    headers.extend(decided.headers);
 }

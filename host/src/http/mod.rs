@@ -6,6 +6,7 @@ pub mod access;
 mod body;
 mod dispatch;
 pub mod guard_chain;
+mod guard_memo;
 mod health;
 mod pack_calls;
 mod problem;

@@ -14,6 +14,7 @@ use super::bindings::{Decision, Manifest, Request, Response};
 use super::engine::RuntimeEngine;
 use super::state::{CallContext, PackContext, State};
 use super::{PackError, RuntimeError};
+use crate::capabilities::cache::MemoRequest;
 
 /// Which export a call goes to; scheduled ticks get the longer deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,17 +209,25 @@ impl LoadedPack {
 
     /// Ask the guard about a request.
     pub async fn guard(&self, request: &Request) -> Result<Decision, PackError> {
+        self.guard_memo(request).await.map(|(d, _)| d)
+    }
+
+    /// Run the guard; also what it memoized (`memoize-decision`), if anything.
+    pub async fn guard_memo(
+        &self,
+        request: &Request,
+    ) -> Result<(Decision, Option<MemoRequest>), PackError> {
         let context = call_context(request, 0);
         let exports = &self.exports;
-        self.instances
-            .call(
-                CallKind::Guard,
-                context,
-                |s, i| exports.guard(s, i),
-                (request,),
-            )
-            .await
-            .map(|(d,)| d)
+        let (mut store, instance, deadline) =
+            self.instances.instantiate(CallKind::Guard, context).await?;
+        let call = async {
+            let f = exports.guard(&mut store, &instance)?;
+            f.call_async(&mut store, (request,)).await
+        };
+        let result = tokio::time::timeout(backstop(deadline), call).await;
+        let (decision,) = self.instances.finish(result, &store, deadline)?;
+        Ok((decision, store.data_mut().cache_call.take_memo()))
     }
 
     /// Run scheduled work.

@@ -65,6 +65,8 @@ pub struct State {
     /// when this call's deadline passes; its statements stop then too
     pub deadline: std::time::Instant,
     pub limiter: MemoryLimiter,
+    /// what this call read and wrote in its cache, and the decision it memoized
+    pub cache_call: crate::capabilities::cache::CallCache,
     /// built on the guest's first WASI call: most calls make none, and building one costs
     /// a dozen allocations and seeding two random generators
     wasi: Option<WasiCtx>,
@@ -96,6 +98,7 @@ impl State {
                 limit: memory_limit,
                 exceeded: false,
             },
+            cache_call: Default::default(),
             wasi: None,
             table: ResourceTable::new(),
         }

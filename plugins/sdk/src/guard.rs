@@ -45,3 +45,15 @@ pub fn refuse<N: Into<String>, V: Into<String>>(
 pub fn principal(id: impl Into<String>, name: impl Into<String>, roles: Vec<String>) -> Principal {
     Principal { id: id.into(), name: name.into(), roles }
 }
+
+pub use crate::bindings::valhalla::pack::cache::MemoInput;
+
+/// Tell the host that the decision this guard call is about to return (if it lets the
+/// request proceed) holds for every later request equal to this one in `inputs`, while the
+/// cache entry `valid_while` stays the write this call read or made (`None`: for the life of
+/// the process). The host then answers those requests without calling the guard; deleting
+/// or rewriting the entry sends the next one here again. Only memoize what the decision was
+/// really made from: an input left out is an input the host will not look at.
+pub fn memoize(valid_while: Option<&str>, inputs: &[MemoInput]) {
+    crate::bindings::valhalla::pack::cache::memoize_decision(valid_while, inputs);
+}

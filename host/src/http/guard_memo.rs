@@ -1,0 +1,248 @@
+//! Memoized guard decisions: a guard that lets a request proceed may say its decision holds
+//! for every request equal to this one in some inputs (the credential, the principal, the
+//! client address) while one entry of its cache stays the write it saw (`memoize-decision`).
+//! The chain then answers such requests without an instance. The entry is the pack's own
+//! record of what it decided from (api_clients: the key's principal; rate_limits: the rule
+//! set), so whatever invalidates that record — a deactivated or rotated key, a new rule, its
+//! TTL — sends the next request to the guard again.
+//!
+//! The inputs are hashed (SHA-256) into the memo's key, so no credential is kept in memory
+//! beyond the request; the table is bounded and starts afresh when full.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use sha2::{Digest, Sha256};
+
+use crate::capabilities::cache::{Cache, MemoInput, MemoRequest};
+use crate::runtime::bindings::{Principal, Request};
+
+/// Memos kept per guard at most; past this the table starts afresh.
+const MAX_MEMOS: usize = 10_000;
+/// Distinct input sets per guard at most (a guard uses one or two).
+const MAX_INPUT_SETS: usize = 4;
+
+/// What a reused decision does: attach a principal (maybe) and add response headers.
+#[derive(Debug, Clone)]
+pub struct Memoized {
+    pub principal: Option<Principal>,
+    pub headers: Vec<(String, String)>,
+}
+
+struct Stored {
+    valid_while: Option<(String, u64)>,
+    decision: Memoized,
+}
+
+/// One guard's memoized decisions.
+pub struct Memos {
+    cache: Arc<Cache>,
+    input_sets: RwLock<Vec<Vec<MemoInput>>>,
+    entries: RwLock<HashMap<[u8; 32], Stored>>,
+}
+
+impl Memos {
+    pub fn new(cache: Arc<Cache>) -> Self {
+        Self {
+            cache,
+            input_sets: RwLock::new(Vec::new()),
+            entries: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The decision memoized for a request like `request`, if it still holds.
+    pub fn lookup(&self, request: &Request, credentials: &[(String, String)]) -> Option<Memoized> {
+        let sets = self.input_sets.read().ok()?;
+        let entries = self.entries.read().ok()?;
+        sets.iter().find_map(|inputs| {
+            let stored = entries.get(&key(inputs, request, credentials))?;
+            let holds = match &stored.valid_while {
+                None => true,
+                Some((entry, stamp)) => self.cache.stamp(entry) == Some(*stamp),
+            };
+            holds.then(|| stored.decision.clone())
+        })
+    }
+
+    /// Remember `decision` for requests like `request` (as the guard saw it), as `memo` asks.
+    pub fn store(
+        &self,
+        memo: MemoRequest,
+        request: &Request,
+        credentials: &[(String, String)],
+        decision: Memoized,
+    ) {
+        let mut inputs = memo.inputs;
+        inputs.sort_by_key(|i| *i as u8);
+        inputs.dedup();
+        let key = key(&inputs, request, credentials);
+        if let Ok(mut sets) = self.input_sets.write()
+            && !sets.contains(&inputs)
+        {
+            if sets.len() >= MAX_INPUT_SETS {
+                return;
+            }
+            sets.push(inputs);
+        }
+        if let Ok(mut entries) = self.entries.write() {
+            if entries.len() >= MAX_MEMOS {
+                entries.clear();
+            }
+            entries.insert(
+                key,
+                Stored {
+                    valid_while: memo.valid_while,
+                    decision,
+                },
+            );
+        }
+    }
+}
+
+/// SHA-256 over the inputs' values, each tagged and length-prefixed (no two different
+/// requests hash the same input bytes).
+fn key(inputs: &[MemoInput], request: &Request, credentials: &[(String, String)]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    let mut field = |tag: u8, value: &str| {
+        h.update([tag]);
+        h.update((value.len() as u64).to_le_bytes());
+        h.update(value.as_bytes());
+    };
+    for input in inputs {
+        match input {
+            MemoInput::Credentials => {
+                field(b'c', &credentials.len().to_string());
+                for (name, value) in credentials {
+                    field(b'n', &name.to_ascii_lowercase());
+                    field(b'v', value);
+                }
+            }
+            MemoInput::Principal => match &request.principal {
+                None => field(b'-', ""),
+                Some(p) => {
+                    field(b'p', &p.id);
+                    field(b'm', &p.name);
+                    field(b'r', &p.roles.len().to_string());
+                    for role in &p.roles {
+                        field(b'o', role);
+                    }
+                }
+            },
+            MemoInput::ClientIp => field(b'i', &request.client_ip),
+        }
+    }
+    h.finalize().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::bindings::Method;
+    use std::time::Duration;
+
+    fn request(ip: &str, principal: Option<&str>) -> Request {
+        Request {
+            method: Method::Get,
+            path: "/x".into(),
+            route: String::new(),
+            params: vec![],
+            query: vec![],
+            headers: vec![],
+            body: vec![],
+            request_id: "r".into(),
+            principal: principal.map(|id| Principal {
+                id: id.into(),
+                name: id.into(),
+                roles: vec!["read".into()],
+            }),
+            client_ip: ip.into(),
+        }
+    }
+
+    fn creds(key: &str) -> Vec<(String, String)> {
+        vec![("x-api-key".into(), key.into())]
+    }
+
+    fn proceed_as(id: &str) -> Memoized {
+        Memoized {
+            principal: request("", Some(id)).principal,
+            headers: vec![],
+        }
+    }
+
+    #[test]
+    fn a_memo_answers_only_requests_equal_in_its_inputs() {
+        let cache = Arc::new(Cache::default());
+        let stamp = cache.set_stamped("e".into(), vec![], None).unwrap();
+        let memos = Memos::new(Arc::clone(&cache));
+        let memo = MemoRequest {
+            valid_while: Some(("e".into(), stamp)),
+            inputs: vec![MemoInput::Credentials, MemoInput::Principal],
+        };
+        let req = request("1.1.1.1", None);
+        memos.store(memo, &req, &creds("k1"), proceed_as("client:1"));
+        let id = |m: Option<Memoized>| m.and_then(|m| m.principal).map(|p| p.id);
+        assert_eq!(
+            id(memos.lookup(&req, &creds("k1"))).as_deref(),
+            Some("client:1")
+        );
+        let elsewhere = request("2.2.2.2", None);
+        assert!(
+            memos.lookup(&elsewhere, &creds("k1")).is_some(),
+            "the address is not an input"
+        );
+        assert!(memos.lookup(&req, &creds("k2")).is_none(), "another key");
+        assert!(memos.lookup(&req, &[]).is_none(), "no key");
+        let admin = request("1.1.1.1", Some("admin"));
+        assert!(
+            memos.lookup(&admin, &creds("k1")).is_none(),
+            "another principal"
+        );
+    }
+
+    #[test]
+    fn a_memo_ends_when_its_entry_is_rewritten_deleted_or_lapses() {
+        let cache = Arc::new(Cache::default());
+        let memos = Memos::new(Arc::clone(&cache));
+        let req = request("1.1.1.1", None);
+        let remember = |entry: &str| {
+            let stamp = cache
+                .set_stamped(entry.into(), vec![], Some(Duration::from_secs(60)))
+                .unwrap();
+            memos.store(
+                MemoRequest {
+                    valid_while: Some((entry.into(), stamp)),
+                    inputs: vec![MemoInput::Credentials],
+                },
+                &req,
+                &creds(entry),
+                proceed_as(entry),
+            );
+            assert!(memos.lookup(&req, &creds(entry)).is_some());
+        };
+        remember("deleted");
+        cache.delete("deleted");
+        assert!(memos.lookup(&req, &creds("deleted")).is_none());
+        remember("rewritten");
+        cache.set("rewritten".into(), vec![], None);
+        assert!(memos.lookup(&req, &creds("rewritten")).is_none());
+        remember("lapsed");
+        cache.set("lapsed".into(), vec![], Some(Duration::ZERO));
+        assert!(memos.lookup(&req, &creds("lapsed")).is_none());
+    }
+
+    #[test]
+    fn inputs_are_hashed_unambiguously() {
+        let a = request("1.1.1.1", None);
+        let joined = vec![("x-api-key".to_string(), "ab".to_string())];
+        let split = vec![("x-api-keya".to_string(), "b".to_string())];
+        assert_ne!(
+            key(&[MemoInput::Credentials], &a, &joined),
+            key(&[MemoInput::Credentials], &a, &split)
+        );
+        assert_ne!(
+            key(&[], &a, &joined),
+            key(&[MemoInput::ClientIp], &a, &joined)
+        );
+    }
+}
