@@ -19,7 +19,9 @@ mod record;
 
 pub use decode::{DecodeError, field_names};
 pub use list::{Filter, List, list_page, list_page_with};
-pub use record::{Record, find, insert, list, select, select_list, stored_columns, update, upsert};
+pub use record::{
+    Record, find, get, insert, list, not_found, select, select_list, stored_columns, update, upsert,
+};
 pub use store::{Statement, Value};
 
 /// Converts a Rust value into a typed SQL parameter.

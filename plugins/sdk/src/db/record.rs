@@ -21,6 +21,8 @@ pub trait Record: DeserializeOwned {
     const TABLE: &'static str;
     /// `(field, column)` for each field stored under another column name.
     const RENAMED: &'static [(&'static str, &'static str)] = &[];
+    /// What a row is called in the 404 of [`get`]: ``no {WHAT} `{value}` ``.
+    const WHAT: &'static str = Self::TABLE;
 }
 
 fn column_of<T: Record>(field: &str) -> Option<&'static str> {
@@ -54,6 +56,16 @@ fn select_sql<T: Record>(rest: &str) -> String {
 /// The row whose `column` (a column name from the pack's code) is `value`, if there is one.
 pub fn find<T: Record>(column: &str, value: &str) -> Result<Option<T>, Problem> {
     query_one_as(&select_sql::<T>(&format!("WHERE {column} = $1")), crate::params![value])
+}
+
+/// The row whose `column` is `value`, or a 404 ``no {WHAT} `{value}` ``.
+pub fn get<T: Record>(column: &str, value: &str) -> Result<T, Problem> {
+    find(column, value)?.ok_or_else(|| not_found::<T>(value))
+}
+
+/// The 404 for a `T` that is not there: ``no {WHAT} `{value}` ``.
+pub fn not_found<T: Record>(value: &str) -> Problem {
+    Problem::not_found(format!("no {} `{value}`", T::WHAT))
 }
 
 /// `INSERT INTO {TABLE} ({stored_columns}) VALUES ($1, …, $N)`, one parameter per field in
@@ -114,6 +126,7 @@ mod tests {
         const TABLE: &'static str = "rules";
         const RENAMED: &'static [(&'static str, &'static str)] =
             &[("key", "subject_key"), ("group", "flag_group")];
+        const WHAT: &'static str = "rate-limit rule";
     }
 
     #[test]
@@ -161,5 +174,12 @@ mod tests {
     fn a_record_without_renames_lists_its_fields() {
         assert_eq!(select_list::<Plain>(), "id");
         assert_eq!(stored_columns::<Plain>(), "id");
+    }
+
+    #[test]
+    fn not_found_names_the_row_by_what_it_is() {
+        let p = not_found::<Rule>("r1");
+        assert_eq!((p.status, p.detail.as_str()), (404, "no rate-limit rule `r1`"));
+        assert_eq!(not_found::<Plain>("x").detail, "no plain `x`");
     }
 }
