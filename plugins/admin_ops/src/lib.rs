@@ -128,7 +128,7 @@ fn run(Json(op): Json<Op>) -> Result<Json<Outcome>, Problem> {
         Err(e) => (false, Value::Null, Some(capability::message(&e).to_string())),
     };
     let audited = json!({ "params": op.params, "ok": ok, "error": error });
-    log::audit::<(), _>(&format!("admin.{name}"), &format!("{pack}{path}"), None, Some(&audited));
+    log::audit_created(&format!("admin.{name}"), &format!("{pack}{path}"), &audited);
     Ok(Json(Outcome { ok, action: name, data, error }))
 }
 

@@ -16,7 +16,7 @@ fn pack() -> Pack {
         )
         .get("/system/clients", Access::Admin, "List clients", list)
         .get("/system/clients/{id}", Access::Admin, "Get a client", |Path(id): Path<String>| {
-            find(&id).map(Json)
+            db::get::<Client>("id", &id).map(Json)
         })
         .post("/system/clients/{id}/activate", Access::Admin, "Activate a client", set_active(true))
         .post(
@@ -63,9 +63,7 @@ struct Register {
     client_type: Option<String>,
 }
 
-fn read_only() -> Vec<String> {
-    vec!["read".into()]
-}
+valhalla_sdk::defaults! { fn read_only() -> Vec<String> = vec!["read".to_string()]; }
 
 fn known_roles(roles: &[String]) -> Result<(), &'static str> {
     if roles.is_empty() {
@@ -78,13 +76,12 @@ fn known_roles(roles: &[String]) -> Result<(), &'static str> {
 }
 
 /// 8 to 128 of `A-Z a-z 0-9 _ - .` (generated keys have 192 random bits).
-fn chosen_key(key: &Option<String>) -> Result<(), &'static str> {
+fn chosen_key(key: &str) -> Result<(), &'static str> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
-    match key {
-        Some(k) if !(8..=128).contains(&k.len()) || !k.chars().all(allowed) => Err(
-            "8 to 128 letters, digits, `_`, `-` or `.` (a generated key is stronger: leave it out)",
-        ),
-        _ => Ok(()),
+    if (8..=128).contains(&key.len()) && key.chars().all(allowed) {
+        Ok(())
+    } else {
+        Err("8 to 128 letters, digits, `_`, `-` or `.` (a generated key is stronger: leave it out)")
     }
 }
 
@@ -105,6 +102,11 @@ struct Client {
     created_at: String,
     updated_at: String,
     rotated_at: Option<String>,
+}
+
+impl db::Record for Client {
+    const TABLE: &'static str = "api_clients";
+    const WHAT: &'static str = "client";
 }
 
 /// A client with its key, shown this once.
@@ -135,45 +137,30 @@ fn auth_cache_key(hash: &str) -> String {
     format!("key:{hash}")
 }
 
-fn not_found(id: &str) -> Problem {
-    Problem::not_found(format!("no client `{id}`"))
-}
-
-fn find(id: &str) -> Result<Client, Problem> {
-    let sql = format!("SELECT {} FROM api_clients WHERE id = $1", db::columns::<Client>());
-    db::query_one_as(&sql, params![id])?.ok_or_else(|| not_found(id))
-}
-
 fn register(Valid(body): Valid<Register>) -> Result<Created<Issued>, Problem> {
     let key = body.key.unwrap_or_else(new_key);
     let roles: Vec<_> = ROLES.into_iter().filter(|r| body.roles.iter().any(|x| x == r)).collect();
-    let columns = db::columns::<Client>();
-    let sql = format!(
-        "INSERT INTO api_clients ({columns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) \
-         RETURNING {columns}"
-    );
-    let client: Client = db::returning(
-        &sql,
-        params![
-            clock::new_id(),
-            body.name,
-            body.description,
-            body.client_type,
-            roles.join(","),
-            prefix_of(&key),
-            crypto::sha256_hex(key.as_bytes()),
-            true,
-            clock::now_rfc3339(),
-            None::<String>
-        ],
-    )?;
+    let now = clock::now_rfc3339();
+    let client: Client = db::insert(params![
+        clock::new_id(),
+        body.name,
+        body.description,
+        body.client_type,
+        roles.join(","),
+        prefix_of(&key),
+        crypto::sha256_hex(key.as_bytes()),
+        true,
+        now.as_str(),
+        now,
+        None::<String>
+    ])?;
     cache::delete(&auth_cache_key(&client.key_hash));
-    log::audit::<(), _>("client.register", &target(&client), None, Some(&client));
+    log::audit_created("client.register", &target(&client), &client);
     Ok(Created(Issued { client, api_key: key }))
 }
 
 fn list(Query(q): Query<ListQuery>, page: Page) -> Result<Json<db::List<Client>>, Problem> {
-    db::list_page("api_clients", db::Filter::new().eq("active", q.active), "created_at, id", page)
+    db::list(db::Filter::new().eq("active", q.active), "created_at, id", page)
 }
 
 fn target(client: &Client) -> String {
@@ -183,10 +170,9 @@ fn target(client: &Client) -> String {
 /// Run `UPDATE api_clients SET {set} WHERE id = $1` on client `id`; the cached authentication
 /// of its key is dropped, so the very next request with it is checked against the database.
 fn change(id: &str, action: &str, set: &str, params: Vec<db::Value>) -> Result<Client, Problem> {
-    let before = find(id)?;
-    let sql =
-        format!("UPDATE api_clients SET {set} WHERE id = $1 RETURNING {}", db::columns::<Client>());
-    let after: Client = db::query_one_as(&sql, params)?.ok_or_else(|| not_found(id))?;
+    let before: Client = db::get("id", id)?;
+    let after: Client = db::update(&format!("{set} WHERE id = $1"), params)?
+        .ok_or_else(|| db::not_found::<Client>(id))?;
     cache::delete(&auth_cache_key(&before.key_hash));
     log::audit(action, &target(&after), Some(&before), Some(&after));
     Ok(after)
@@ -255,11 +241,9 @@ fn authenticate(req: &Request) -> Result<guard::Decision, Problem> {
         }
     };
     let Some((id, name, roles)) = known.principal else {
-        let response =
-            Problem::unauthorized("the API key is not valid (unknown, deactivated or rotated)")
-                .into_response(req.request_id(), req.path())
-                .with_header("www-authenticate", "Bearer");
-        return Ok(guard::respond(response));
+        let problem =
+            Problem::unauthorized("the API key is not valid (unknown, deactivated or rotated)");
+        return Ok(guard::refuse(req, problem, [("www-authenticate", "Bearer")]));
     };
     Ok(guard::proceed_as(guard::principal(id, name, roles)))
 }
@@ -281,9 +265,8 @@ mod tests {
         assert_eq!(roles(&[]), Err("at least one role"));
         assert_eq!(roles(&["read", "root"]), Err("roles are read, write and admin"));
         assert_eq!(roles(&["admin", "read"]), Ok(()));
-        assert!(chosen_key(&None).is_ok());
-        assert!(chosen_key(&Some("sk_test_123".into())).is_ok());
-        assert!(chosen_key(&Some("short".into())).is_err());
-        assert!(chosen_key(&Some("has spaces in it".into())).is_err());
+        assert!(chosen_key("sk_test_123").is_ok());
+        assert!(chosen_key("short").is_err());
+        assert!(chosen_key("has spaces in it").is_err());
     }
 }

@@ -151,12 +151,7 @@ fn smoke(Query(params): Query<Params>) -> Result<Json<Smoke>, Problem> {
         SMOKE_ENDPOINTS.into_iter().map(|e| check(&base_url, e)).collect::<Result<_, _>>()?;
     let all_ok = results.iter().all(|r| r.ok);
     let after = serde_json::json!({ "base_url": base_url, "all_ok": all_ok });
-    log::audit::<(), _>(
-        "deploy.smoke",
-        &format!("deployment_profile/{environment}"),
-        None,
-        Some(&after),
-    );
+    log::audit_created("deploy.smoke", &format!("deployment_profile/{environment}"), &after);
     Ok(Json(Smoke { environment, base_url, timestamp: clock::now_rfc3339(), results, all_ok }))
 }
 

@@ -23,10 +23,6 @@ fn pack() -> Pack {
 
 valhalla_sdk::export_pack!(pack);
 
-/// The flag's `group` is the `flag_group` column (`group` is a word SQL reserves), so the
-/// select list is spelled out rather than taken from [`Flag`]'s fields.
-const COLUMNS: &str = "id, key, enabled, description, flag_group AS \"group\", rollout_percent, \
-                       created_at, updated_at";
 /// Bounds how stale another replica's cached flag can be; writes here invalidate at once.
 const CACHE_TTL_MS: u64 = 30_000;
 
@@ -50,9 +46,7 @@ struct Upsert {
     group: Option<String>,
 }
 
-fn all() -> i64 {
-    100
-}
+valhalla_sdk::defaults! { fn all() -> i64 = 100; }
 
 /// A flag as stored, cached and answered.
 #[derive(Serialize, Deserialize, JsonSchema)]
@@ -65,6 +59,13 @@ struct Flag {
     rollout_percent: i64,
     created_at: String,
     updated_at: String,
+}
+
+/// The flag's `group` is the `flag_group` column (`group` is a word SQL reserves).
+impl db::Record for Flag {
+    const TABLE: &'static str = "feature_flags";
+    const RENAMED: &'static [(&'static str, &'static str)] = &[("group", "flag_group")];
+    const WHAT: &'static str = "feature flag";
 }
 
 /// `GET /system/features?group=…`
@@ -94,32 +95,19 @@ fn cache_key(key: &str) -> String {
     format!("flag:{key}")
 }
 
-fn find_in_db(key: &str) -> Result<Option<Flag>, Problem> {
-    db::query_one_as(&format!("SELECT {COLUMNS} FROM feature_flags WHERE key = $1"), params![key])
-}
-
 /// The flag, from the cache when it is there.
 fn find(key: &str) -> Result<Flag, Problem> {
-    cache::read_through(&cache_key(key), CACHE_TTL_MS, || find_in_db(key))?
-        .ok_or_else(|| not_found(key))
-}
-
-fn not_found(key: &str) -> Problem {
-    Problem::not_found(format!("no feature flag `{key}`"))
+    cache::read_through(&cache_key(key), CACHE_TTL_MS, || db::find("key", key))?
+        .ok_or_else(|| db::not_found::<Flag>(key))
 }
 
 fn upsert(Valid(body): Valid<Upsert>) -> Result<Json<Flag>, Problem> {
-    let before = find_in_db(&body.key)?;
-    let sql = format!(
-        "INSERT INTO feature_flags (id, key, enabled, description, flag_group, rollout_percent, \
-         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
-         ON CONFLICT (key) DO UPDATE SET enabled = excluded.enabled, \
+    let before: Option<Flag> = db::find("key", &body.key)?;
+    let now = clock::now_rfc3339();
+    let after: Flag = db::upsert(
+        "ON CONFLICT (key) DO UPDATE SET enabled = excluded.enabled, \
          description = excluded.description, flag_group = excluded.flag_group, \
-         rollout_percent = excluded.rollout_percent, updated_at = excluded.updated_at \
-         RETURNING {COLUMNS}"
-    );
-    let after: Flag = db::returning(
-        &sql,
+         rollout_percent = excluded.rollout_percent, updated_at = excluded.updated_at",
         params![
             clock::new_id(),
             body.key.as_str(),
@@ -127,25 +115,25 @@ fn upsert(Valid(body): Valid<Upsert>) -> Result<Json<Flag>, Problem> {
             body.description,
             body.group,
             body.rollout_percent,
-            clock::now_rfc3339()
+            now.as_str(),
+            now
         ],
-    )?;
+    )?
+    .ok_or_else(|| Problem::internal("the statement returned no row"))?;
     cache::invalidate(&cache_key(&after.key));
     log::audit_upsert("flag", &format!("feature_flags/{}", after.key), before.as_ref(), &after);
     Ok(Json(after))
 }
 
 fn list(page: Page, Query(q): Query<ListQuery>) -> Result<Json<db::List<Flag>>, Problem> {
-    let mut filter = db::Filter::new();
-    filter.eq("flag_group", q.group);
-    db::list_page_with("feature_flags", COLUMNS, &filter, "key", page)
+    db::list(db::Filter::new().eq("flag_group", q.group), "key", page)
 }
 
 fn delete(Path(key): Path<String>) -> Result<NoContent, Problem> {
-    let before = find_in_db(&key)?.ok_or_else(|| not_found(&key))?;
+    let before: Flag = db::get("key", &key)?;
     db::execute("DELETE FROM feature_flags WHERE key = $1", params![key.as_str()])?;
     cache::invalidate(&cache_key(&key));
-    log::audit::<Flag, ()>("flag.delete", &format!("feature_flags/{key}"), Some(&before), None);
+    log::audit_deleted("flag.delete", &format!("feature_flags/{key}"), &before);
     Ok(NoContent)
 }
 

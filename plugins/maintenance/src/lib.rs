@@ -43,6 +43,13 @@ struct State {
     until: Option<String>,
 }
 
+/// The seeds' `updated_at` reads `changed_at`; `until` is stored as `until_at`.
+impl db::Record for State {
+    const TABLE: &'static str = "maintenance_state";
+    const RENAMED: &'static [(&'static str, &'static str)] =
+        &[("updated_at", "changed_at"), ("until", "until_at")];
+}
+
 impl State {
     /// `mode`, set by `by` at `now`.
     fn set(mode: &str, reason: Option<String>, by: String, now: &str) -> Self {
@@ -61,10 +68,8 @@ fn load_state() -> Result<State, Problem> {
     if let Some(s) = cache::get_json::<State>("state") {
         return Ok(s);
     }
-    let sql = "SELECT mode, reason, changed_by, changed_at, changed_at AS updated_at, window_id, \
-               until_at AS until FROM maintenance_state WHERE id = $1";
     let normal = || State { mode: "normal".into(), ..State::default() };
-    let state = db::query_one_as(sql, params!["current"])?.unwrap_or_else(normal);
+    let state = db::find("id", "current")?.unwrap_or_else(normal);
     cache::set_json("state", &state, Some(STATE_TTL_MS));
     Ok(state)
 }
@@ -92,23 +97,25 @@ fn save_state(next: &State, before: &State) -> Result<(), Problem> {
     Ok(())
 }
 
-/// `POST /system/maintenance/state/{mode}?reason=…`
-#[derive(Deserialize)]
+/// `POST /system/maintenance/state/{mode}`
+#[derive(Deserialize, Validate)]
+struct Mode {
+    #[validate(one_of = MODES)]
+    mode: String,
+}
+
+/// `…?reason=…`
+#[derive(Deserialize, Validate)]
 struct Reason {
+    #[validate(length(max = 1024))]
     reason: Option<String>,
 }
 
 fn set_state(
-    Path(mode): Path<String>,
-    Query(q): Query<Reason>,
+    ValidPath(Mode { mode }): ValidPath<Mode>,
+    ValidQuery(q): ValidQuery<Reason>,
     Actor(actor): Actor,
 ) -> Result<Json<State>, Problem> {
-    if !MODES.contains(&mode.as_str()) {
-        return Err(Problem::invalid_field("mode", "must be normal, read_only or maintenance"));
-    }
-    let mut v = Validator::default();
-    v.max_length("reason", q.reason.as_deref(), 1024);
-    v.finish()?;
     let before = load_state()?;
     let next = State::set(&mode, q.reason, actor, &clock::now_rfc3339());
     save_state(&next, &before)?;
@@ -120,33 +127,20 @@ fn set_state(
 #[serde(deny_unknown_fields)]
 #[validate(with = in_order)]
 struct NewWindow {
-    #[validate(custom(function = rfc3339))]
+    #[validate(rfc3339)]
     starts_at: String,
-    #[validate(custom(function = rfc3339))]
+    #[validate(rfc3339)]
     ends_at: String,
     /// `read_only` or `maintenance` (the default)
     #[serde(default = "maintenance_mode")]
-    #[validate(custom(function = window_mode))]
+    #[validate(one_of = ["read_only", "maintenance"])]
     mode: String,
     #[serde(default)]
     #[validate(length(max = 1024))]
     reason: Option<String>,
 }
 
-fn maintenance_mode() -> String {
-    "maintenance".into()
-}
-
-fn rfc3339(t: &str) -> Result<(), &'static str> {
-    clock::parse_rfc3339(t).map(|_| ()).ok_or("must be an RFC 3339 timestamp")
-}
-
-fn window_mode(mode: &str) -> Result<(), &'static str> {
-    match mode {
-        "read_only" | "maintenance" => Ok(()),
-        _ => Err("a window switches to read_only or maintenance"),
-    }
-}
+valhalla_sdk::defaults! { fn maintenance_mode() -> String = "maintenance"; }
 
 /// A window ends after it starts, and in the future.
 fn in_order(w: &NewWindow, v: &mut Validator) {
@@ -173,58 +167,45 @@ struct Window {
     updated_at: String,
 }
 
+impl db::Record for Window {
+    const TABLE: &'static str = "maintenance_windows";
+}
+
 fn create_window(
     Valid(body): Valid<NewWindow>,
     Actor(actor): Actor,
 ) -> Result<Created<Window>, Problem> {
     // Stored in one fixed format, so that text comparison is time comparison.
     let normalise = |t: &str| clock::parse_rfc3339(t).map(clock::rfc3339).unwrap_or_default();
-    let columns = db::columns::<Window>();
-    let sql = format!(
-        "INSERT INTO maintenance_windows ({columns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
-         RETURNING {columns}"
-    );
-    let window: Window = db::returning(
-        &sql,
-        params![
-            clock::new_id(),
-            normalise(&body.starts_at),
-            normalise(&body.ends_at),
-            body.mode.as_str(),
-            body.reason,
-            "scheduled",
-            actor,
-            clock::now_rfc3339()
-        ],
-    )?;
+    let now = clock::now_rfc3339();
+    let window: Window = db::insert(params![
+        clock::new_id(),
+        normalise(&body.starts_at),
+        normalise(&body.ends_at),
+        body.mode.as_str(),
+        body.reason,
+        "scheduled",
+        actor,
+        now.as_str(),
+        now
+    ])?;
     let target = format!("maintenance/windows/{}", window.id);
-    log::audit::<(), _>("maintenance.window.create", &target, None, Some(&window));
+    log::audit_created("maintenance.window.create", &target, &window);
     Ok(Created(window))
 }
 
 /// `GET /system/maintenance/windows?status=…`
-#[derive(Deserialize)]
+#[derive(Deserialize, Validate)]
 struct StatusQuery {
+    #[validate(one_of = ["scheduled", "active", "done"])]
     status: Option<String>,
 }
 
 fn list_windows(
     page: Page,
-    Query(q): Query<StatusQuery>,
+    ValidQuery(q): ValidQuery<StatusQuery>,
 ) -> Result<Json<db::List<Window>>, Problem> {
-    if q.status.as_deref().is_some_and(|s| !["scheduled", "active", "done"].contains(&s)) {
-        return Err(Problem::invalid_field("status", "must be scheduled, active or done"));
-    }
-    let mut filter = db::Filter::new();
-    filter.eq("status", q.status);
-    db::list_page("maintenance_windows", &filter, "starts_at, id", page)
-}
-
-/// Windows matching `condition` (`$1`… are `params`).
-fn windows(condition: &str, params: Vec<db::Value>) -> Result<Vec<Window>, Problem> {
-    let sql =
-        format!("SELECT {} FROM maintenance_windows WHERE {condition}", db::columns::<Window>());
-    db::query_as(&sql, params)
+    db::list(db::Filter::new().eq("status", q.status), "starts_at, id", page)
 }
 
 /// Mark window `id` as `status`, and read the state afresh: the cache must not answer for
@@ -243,8 +224,8 @@ fn run_windows() -> Result<String, Problem> {
     let now = clock::now_rfc3339();
     let mut report = Vec::new();
     // End first, so a window that both started and ended since the last tick leaves `normal`.
-    let ending = windows(
-        "status IN ($1, $2) AND ends_at <= $3",
+    let ending: Vec<Window> = db::select(
+        "WHERE status IN ($1, $2) AND ends_at <= $3",
         params!["scheduled", "active", now.as_str()],
     )?;
     for w in &ending {
@@ -256,8 +237,8 @@ fn run_windows() -> Result<String, Problem> {
         }
         report.push(format!("ended {}", w.id));
     }
-    let starting = windows(
-        "status = $1 AND starts_at <= $2 AND ends_at > $2 ORDER BY starts_at",
+    let starting: Vec<Window> = db::select(
+        "WHERE status = $1 AND starts_at <= $2 AND ends_at > $2 ORDER BY starts_at",
         params!["scheduled", now.as_str()],
     )?;
     for w in &starting {
@@ -281,11 +262,9 @@ mod tests {
     #[test]
     fn window_rules_name_their_fields_in_order() {
         let body = r#"{"starts_at":"soon","ends_at":"2030-01-01T00:00:00Z","mode":"normal"}"#;
-        let mut v = Validator::default();
-        serde_json::from_str::<NewWindow>(body).unwrap().validate(&mut v);
-        let p = v.finish().unwrap_err();
+        let p = Validator::of(&serde_json::from_str::<NewWindow>(body).unwrap()).unwrap_err();
         let fields: Vec<_> = p.errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["starts_at", "mode"]);
-        assert_eq!(p.errors[1].message, "a window switches to read_only or maintenance");
+        assert_eq!(p.errors[1].message, "must be one of `read_only`, `maintenance`");
     }
 }

@@ -109,13 +109,9 @@ pub(crate) fn enforce(req: &Request) -> Result<guard::Decision, Problem> {
     };
     let detail =
         format!("rate limit of {} requests exceeded; retry in {} s", b.limit, b.reset_seconds);
-    let mut response = Problem::of(Kind::RateLimited, detail)
-        .into_response(req.request_id(), req.path())
-        .with_header("Retry-After", b.reset_seconds.to_string());
-    for (name, value) in b.headers() {
-        response = response.with_header(name, value);
-    }
-    Ok(guard::respond(response))
+    let retry_after = ("Retry-After".to_string(), b.reset_seconds.to_string());
+    let headers = core::iter::once(retry_after).chain(b.headers());
+    Ok(guard::refuse(req, Problem::of(Kind::RateLimited, detail), headers))
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ fn pack() -> Pack {
     .post(RULES, Access::Admin, "Create a rate-limit rule", rules::create)
     .get(RULES, Access::Read, "List rate-limit rules (filter by scope, enabled)", rules::list)
     .get(RULE, Access::Read, "Get a rate-limit rule", |Path(id): Path<String>| {
-        rules::find(&id).map(Json)
+        db::get::<rules::Rule>("id", &id).map(Json)
     })
     .patch(RULE, Access::Admin, "Change a rate-limit rule", rules::update)
     .delete(RULE, Access::Admin, "Delete a rate-limit rule", rules::delete)

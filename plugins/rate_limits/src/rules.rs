@@ -42,6 +42,12 @@ pub(crate) struct Rule {
     pub updated_at: String,
 }
 
+impl db::Record for Rule {
+    const TABLE: &'static str = "rate_limit_rules";
+    const RENAMED: &'static [(&'static str, &'static str)] = &[("key", "subject_key")];
+    const WHAT: &'static str = "rate-limit rule";
+}
+
 impl Rule {
     /// Does the rule apply to `subject` (already found for the rule's scope)?
     pub fn applies_to(&self, subject: &str) -> bool {
@@ -49,56 +55,40 @@ impl Rule {
     }
 }
 
-/// A [`Rule`]'s columns, its `key` in column `subject_key`: `key` is `subject_key` for an
-/// `INSERT`'s list and `subject_key AS key` for what a query answers.
-fn columns(key: &str) -> String {
-    db::columns::<Rule>().replacen("key", key, 1)
-}
-
-const SELECT_KEY: &str = "subject_key AS key";
-
 /// `POST /system/ratelimits/rules`.
-#[derive(Deserialize, JsonSchema)]
+#[derive(Deserialize, JsonSchema, Validate)]
 #[serde(deny_unknown_fields)]
+#[validate(with = key_fits_scope)]
 pub(crate) struct Create {
     /// `ip`, `user` or `api_key`
+    #[validate(one_of = SCOPES)]
     scope: String,
     /// `*` (every subject, each counted on its own) when absent
     #[serde(default = "any")]
     key: String,
     /// a minute when not given (seed 002 creates rules without it)
     #[serde(default = "minute")]
-    #[schemars(range(min = 1, max = MAX_WINDOW_SECONDS))]
+    #[validate(range(min = 1, max = MAX_WINDOW_SECONDS))]
     window_seconds: i64,
-    #[schemars(range(min = 1, max = MAX_REQUESTS))]
+    #[validate(range(min = 1, max = MAX_REQUESTS))]
     max_requests: i64,
     #[serde(default = "valhalla_sdk::yes")]
     enabled: bool,
     #[serde(default)]
-    #[schemars(length(max = MAX_DESCRIPTION))]
+    #[validate(length(max = MAX_DESCRIPTION))]
     description: Option<String>,
 }
 
-fn any() -> String {
-    ANY.to_string()
+valhalla_sdk::defaults! {
+    fn any() -> String = ANY;
+    fn minute() -> i64 = 60;
 }
 
-fn minute() -> i64 {
-    60
-}
-
-/// By hand, not derived: the key's check depends on the scope and its error comes second,
-/// before those of the limits.
-impl Validate for Create {
-    fn validate(&self, v: &mut Validator) {
-        if !SCOPES.contains(&self.scope.as_str()) {
-            v.error("scope", "must be one of `ip`, `user`, `api_key`");
-        } else if let Some(message) = key_problem(&self.scope, &self.key) {
-            v.error("key", message);
-        }
-        v.range("window_seconds", self.window_seconds, 1, MAX_WINDOW_SECONDS)
-            .range("max_requests", self.max_requests, 1, MAX_REQUESTS)
-            .max_length("description", self.description.as_deref(), MAX_DESCRIPTION);
+/// The key's check depends on the scope (a known one): its error comes after the fields'.
+fn key_fits_scope(rule: &Create, v: &mut Validator) {
+    let known = SCOPES.contains(&rule.scope.as_str());
+    if let Some(message) = key_problem(&rule.scope, &rule.key).filter(|_| known) {
+        v.error("key", message);
     }
 }
 
@@ -167,76 +157,52 @@ pub(crate) fn normalize_ip(text: &str) -> Option<String> {
     Some(ip.to_canonical().to_string())
 }
 
-/// The `scope` query filter, checked.
-pub(crate) fn scope_filter(scope: Option<String>) -> Result<Option<String>, Problem> {
-    match scope {
-        Some(s) if !SCOPES.contains(&s.as_str()) => Err(Problem::invalid_field(
-            "scope",
-            format!("`{s}` is not one of `ip`, `user`, `api_key`"),
-        )),
-        scope => Ok(scope),
-    }
-}
-
-pub(crate) fn find(id: &str) -> Result<Rule, Problem> {
-    let sql = format!("SELECT {} FROM rate_limit_rules WHERE id = $1", columns(SELECT_KEY));
-    db::query_one_as(&sql, params![id])?.ok_or_else(|| not_found(id))
-}
-
-fn not_found(id: &str) -> Problem {
-    Problem::not_found(format!("no rate-limit rule `{id}`"))
-}
-
 fn target(id: &str) -> String {
     format!("rate_limits/{id}")
 }
 
 pub(crate) fn create(Valid(body): Valid<Create>) -> Result<Created<Rule>, Problem> {
-    let sql = format!(
-        "INSERT INTO rate_limit_rules ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
-         RETURNING {}",
-        columns("subject_key"),
-        columns(SELECT_KEY)
-    );
-    let rule: Rule = db::returning(
-        &sql,
-        params![
-            clock::new_id(),
-            body.scope.as_str(),
-            normalize_key(&body.scope, &body.key),
-            body.window_seconds,
-            body.max_requests,
-            body.enabled,
-            body.description,
-            clock::now_rfc3339()
-        ],
-    )?;
+    let now = clock::now_rfc3339();
+    let rule: Rule = db::insert(params![
+        clock::new_id(),
+        body.scope.as_str(),
+        normalize_key(&body.scope, &body.key),
+        body.window_seconds,
+        body.max_requests,
+        body.enabled,
+        body.description,
+        now.as_str(),
+        now
+    ])?;
     rules_changed();
-    log::audit::<(), Rule>("ratelimit.create", &target(&rule.id), None, Some(&rule));
+    log::audit_created("ratelimit.create", &target(&rule.id), &rule);
     Ok(Created(rule))
 }
 
 /// The list filters: `scope` and `enabled`.
-#[derive(Deserialize)]
+#[derive(Deserialize, Validate)]
 pub(crate) struct RuleFilter {
+    #[validate(one_of = SCOPES)]
     scope: Option<String>,
     enabled: Option<bool>,
 }
 
 pub(crate) fn list(
     page: Page,
-    Query(q): Query<RuleFilter>,
+    ValidQuery(q): ValidQuery<RuleFilter>,
 ) -> Result<Json<db::List<Rule>>, Problem> {
-    let mut filter = db::Filter::new();
-    filter.eq("scope", scope_filter(q.scope)?).eq("enabled", q.enabled);
-    db::list_page_with("rate_limit_rules", &columns(SELECT_KEY), &filter, "created_at, id", page)
+    db::list(
+        db::Filter::new().eq("scope", q.scope).eq("enabled", q.enabled),
+        "created_at, id",
+        page,
+    )
 }
 
 pub(crate) fn update(
     Path(id): Path<String>,
     Valid(patch): Valid<Patch>,
 ) -> Result<Json<Rule>, Problem> {
-    let before = find(&id)?;
+    let before: Rule = db::get("id", &id)?;
     if let Some(message) = patch.key.as_deref().and_then(|k| key_problem(&before.scope, k)) {
         return Err(Problem::invalid_field("key", message));
     }
@@ -252,14 +218,11 @@ pub(crate) fn update(
     if !recount && max_requests == before.max_requests && description == before.description {
         return Ok(Json(before));
     }
-    let sql = format!(
-        "UPDATE rate_limit_rules SET subject_key = $2, window_seconds = $3, max_requests = $4, \
-         enabled = $5, description = $6, updated_at = $7 WHERE id = $1 RETURNING {}",
-        columns(SELECT_KEY)
-    );
+    let set = "subject_key = $2, window_seconds = $3, max_requests = $4, enabled = $5, \
+               description = $6, updated_at = $7 WHERE id = $1";
     let now = clock::now_rfc3339();
     let params = params![id.as_str(), key, window_seconds, max_requests, enabled, description, now];
-    let after: Rule = db::query_one_as(&sql, params)?.ok_or_else(|| not_found(&id))?;
+    let after: Rule = db::update(set, params)?.ok_or_else(|| db::not_found::<Rule>(&id))?;
     rules_changed();
     if recount {
         reset_counters(&id);
@@ -269,13 +232,13 @@ pub(crate) fn update(
 }
 
 pub(crate) fn delete(Path(id): Path<String>) -> Result<NoContent, Problem> {
-    let before = find(&id)?;
+    let before: Rule = db::get("id", &id)?;
     if db::execute("DELETE FROM rate_limit_rules WHERE id = $1", params![id.as_str()])? == 0 {
-        return Err(not_found(&id));
+        return Err(db::not_found::<Rule>(&id));
     }
     rules_changed();
     reset_counters(&id);
-    log::audit::<Rule, ()>("ratelimit.delete", &target(&id), Some(&before), None);
+    log::audit_deleted("ratelimit.delete", &target(&id), &before);
     Ok(NoContent)
 }
 
@@ -302,11 +265,7 @@ pub(crate) fn enabled_rules() -> Result<Vec<Rule>, Problem> {
     if let Some(rules) = key.as_deref().and_then(cache::get_json::<Vec<Rule>>) {
         return Ok(rules);
     }
-    let sql = format!(
-        "SELECT {} FROM rate_limit_rules WHERE enabled = $1 ORDER BY created_at, id",
-        columns(SELECT_KEY)
-    );
-    let rules = db::query_as(&sql, params![true])?;
+    let rules = db::select("WHERE enabled = $1 ORDER BY created_at, id", params![true])?;
     if let Some(key) = &key {
         cache::set_json(key, &rules, Some(RULES_TTL_MS));
     }
@@ -344,10 +303,23 @@ mod tests {
 
     #[test]
     fn the_key_is_read_from_subject_key() {
-        let want = "id, scope, subject_key AS key, window_seconds, max_requests, enabled, \
+        let want = "id, scope, subject_key AS \"key\", window_seconds, max_requests, enabled, \
                     description, created_at, updated_at";
-        assert_eq!(columns(SELECT_KEY), want);
-        assert!(columns("subject_key").starts_with("id, scope, subject_key, window_seconds"));
+        assert_eq!(db::select_list::<Rule>(), want);
+        assert!(db::stored_columns::<Rule>().starts_with("id, scope, subject_key, window_seconds"));
+    }
+
+    #[test]
+    fn the_scope_is_checked_before_the_key_and_the_key_after_the_limits() {
+        let create = |json: &str| serde_json::from_str::<Create>(json).unwrap();
+        let fields = |c: Create| {
+            let errors = Validator::of(&c);
+            errors.map_or_else(|p| p.errors.into_iter().map(|e| e.field).collect(), |()| vec![])
+        };
+        let planet = create(r#"{"scope": "planet", "key": "a b", "max_requests": 0}"#);
+        assert_eq!(fields(planet), ["scope", "max_requests"], "no key check without a scope");
+        let ip = create(r#"{"scope": "ip", "key": "x", "max_requests": 0}"#);
+        assert_eq!(fields(ip), ["max_requests", "key"]);
     }
 
     #[test]

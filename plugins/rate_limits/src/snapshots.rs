@@ -3,10 +3,9 @@
 use valhalla_sdk::prelude::*;
 
 use crate::guard::{COUNTER_PREFIX, counter_key, reset_seconds};
-use crate::rules::{enabled_rules, scope_filter};
+use crate::rules::{SCOPES, enabled_rules};
 
 const DEFAULT_LIMIT: i64 = 100;
-const MAX_LIMIT: i64 = 1000;
 /// Counters a snapshot looks at, at most (before the scope filter and the limit).
 const SCAN: u32 = 10_000;
 
@@ -23,20 +22,19 @@ pub(crate) struct Snapshot {
 }
 
 /// The filters: `scope`, `rule_id`, and at most `limit` items (100 by default).
-#[derive(Deserialize)]
+#[derive(Deserialize, Validate)]
 pub(crate) struct Filter {
+    #[validate(one_of = SCOPES)]
     scope: Option<String>,
     rule_id: Option<String>,
+    #[validate(range(min = 1, max = 1000))]
     limit: Option<i64>,
 }
 
-pub(crate) fn snapshots(Query(q): Query<Filter>) -> Result<Json<db::List<Snapshot>>, Problem> {
-    let scope = scope_filter(q.scope)?;
-    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        let message = format!("must be between 1 and {MAX_LIMIT}");
-        return Err(Problem::invalid_field("limit", message));
-    }
+pub(crate) fn snapshots(
+    ValidQuery(q): ValidQuery<Filter>,
+) -> Result<Json<db::List<Snapshot>>, Problem> {
+    let (scope, limit) = (q.scope, q.limit.unwrap_or(DEFAULT_LIMIT));
     let prefix = match &q.rule_id {
         Some(id) => counter_key(id, ""),
         None => COUNTER_PREFIX.to_string(),

@@ -19,14 +19,6 @@ valhalla_sdk::export_pack!(pack);
 /// Retry-After when the mode has no known end.
 const DEFAULT_RETRY_SECONDS: i64 = 60;
 
-/// The request refused with `problem`, retried after `retry_seconds`.
-fn refuse(req: &Request, problem: Problem, retry_seconds: i64) -> Result<guard::Decision, Problem> {
-    let response = problem
-        .into_response(req.request_id(), req.path())
-        .with_header("retry-after", retry_seconds.to_string());
-    Ok(guard::respond(response))
-}
-
 fn shield(req: &Request) -> Result<guard::Decision, Problem> {
     let operator_path =
         req.path().starts_with("/system/maintenance") || req.path().starts_with("/admin/");
@@ -43,7 +35,7 @@ fn shield(req: &Request) -> Result<guard::Decision, Problem> {
         // the mode cannot be known: refuse writes rather than risk them
         Ok(_) | Err(_) => {
             let detail = "the maintenance state cannot be read; writes are refused for now";
-            return refuse(req, Problem::unavailable(detail), 5);
+            return Ok(guard::refuse(req, Problem::unavailable(detail), [("retry-after", "5")]));
         }
     };
     let mode = state["mode"].as_str().unwrap_or("normal");
@@ -56,5 +48,6 @@ fn shield(req: &Request) -> Result<guard::Decision, Problem> {
         .map_or(DEFAULT_RETRY_SECONDS, |until| ((until - clock::now_ms()) / 1000).max(1));
     let reason = state["reason"].as_str().map(|r| format!(": {r}")).unwrap_or_default();
     let detail = format!("the service is in {mode} mode and refuses writes{reason}");
-    refuse(req, Problem::of(Kind::ReadOnly, detail), retry)
+    let retry_after = [("retry-after", retry.to_string())];
+    Ok(guard::refuse(req, Problem::of(Kind::ReadOnly, detail), retry_after))
 }

@@ -13,7 +13,9 @@ fn pack() -> Pack {
     )
     .post("/system/config", Access::Write, "Create or update a config entry", upsert)
     .get("/system/config", Access::Read, "List config entries", list)
-    .get("/system/config/{key}", Access::Read, "Get a config entry", get)
+    .get("/system/config/{key}", Access::Read, "Get a config entry", |Path(key): Path<String>| {
+        find(&key).map(Json)
+    })
     .delete("/system/config/{key}", Access::Write, "Delete a config entry", delete)
 }
 
@@ -50,9 +52,9 @@ struct Entry {
     updated_at: String,
 }
 
-fn find_in_db(key: &str) -> Result<Option<Entry>, Problem> {
-    let sql = format!("SELECT {} FROM system_config WHERE key = $1", db::columns::<Entry>());
-    db::query_one_as(&sql, params![key])
+impl db::Record for Entry {
+    const TABLE: &'static str = "system_config";
+    const WHAT: &'static str = "config entry";
 }
 
 fn cache_key(key: &str) -> String {
@@ -61,8 +63,8 @@ fn cache_key(key: &str) -> String {
 
 /// The entry, from the host cache when it is there: config is read far more than written.
 fn find(key: &str) -> Result<Entry, Problem> {
-    cache::read_through(&cache_key(key), CACHE_TTL_MS, || find_in_db(key))?
-        .ok_or_else(|| Problem::not_found(format!("no config entry `{key}`")))
+    cache::read_through(&cache_key(key), CACHE_TTL_MS, || db::find("key", key))?
+        .ok_or_else(|| db::not_found::<Entry>(key))
 }
 
 fn immutable(key: &str) -> Problem {
@@ -70,28 +72,24 @@ fn immutable(key: &str) -> Problem {
 }
 
 fn upsert(Valid(body): Valid<Upsert>) -> Result<Json<Entry>, Problem> {
-    let before = find_in_db(&body.key)?;
+    let before: Option<Entry> = db::find("key", &body.key)?;
     if before.as_ref().is_some_and(|e| !e.mutable) {
         return Err(immutable(&body.key));
     }
     // The WHERE keeps an entry made immutable meanwhile from being overwritten.
-    let columns = db::columns::<Entry>();
-    let sql = format!(
-        "INSERT INTO system_config ({columns}) VALUES ($1, $2, $3, $4, $5, $6, $6) \
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value, \
+    let now = clock::now_rfc3339();
+    let after: Entry = db::upsert(
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value, \
          description = excluded.description, mutable = excluded.mutable, \
-         updated_at = excluded.updated_at WHERE system_config.mutable = $7 \
-         RETURNING {columns}"
-    );
-    let after: Entry = db::query_one_as(
-        &sql,
+         updated_at = excluded.updated_at WHERE system_config.mutable = $8",
         params![
             clock::new_id(),
             body.key.as_str(),
             body.value,
             body.description,
             body.mutable,
-            clock::now_rfc3339(),
+            now.as_str(),
+            now,
             true
         ],
     )?
@@ -103,16 +101,11 @@ fn upsert(Valid(body): Valid<Upsert>) -> Result<Json<Entry>, Problem> {
 }
 
 fn list(page: Page) -> Result<Json<db::List<Entry>>, Problem> {
-    db::list_page("system_config", &db::Filter::new(), "key", page)
-}
-
-fn get(Path(key): Path<String>) -> Result<Json<Entry>, Problem> {
-    find(&key).map(Json)
+    db::list(&db::Filter::new(), "key", page)
 }
 
 fn delete(Path(key): Path<String>) -> Result<NoContent, Problem> {
-    let entry =
-        find_in_db(&key)?.ok_or_else(|| Problem::not_found(format!("no config entry `{key}`")))?;
+    let entry: Entry = db::get("key", &key)?;
     if !entry.mutable {
         return Err(immutable(&key));
     }
@@ -124,6 +117,6 @@ fn delete(Path(key): Path<String>) -> Result<NoContent, Problem> {
     if deleted == 0 {
         return Err(immutable(&key));
     }
-    log::audit::<Entry, ()>("config.delete", &format!("system_config/{key}"), Some(&entry), None);
+    log::audit_deleted("config.delete", &format!("system_config/{key}"), &entry);
     Ok(NoContent)
 }

@@ -15,7 +15,6 @@ valhalla_sdk::export_pack!(pack);
 
 const LEVELS: [&str; 5] = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"];
 const NOT_A_LEVEL: &str = "must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL";
-const NOT_A_TIMESTAMP: &str = "must be an RFC 3339 timestamp like 2026-11-23T08:00:00Z";
 
 /// `warning` → `WARNING`; anything else is not a level.
 fn level(raw: &str) -> Option<&'static str> {
@@ -47,12 +46,9 @@ struct NewEntry {
     context: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
-fn info() -> String {
-    "INFO".into()
-}
-
-fn general() -> String {
-    "general".into()
+valhalla_sdk::defaults! {
+    fn info() -> String = "INFO";
+    fn general() -> String = "general";
 }
 
 fn known_level(raw: &str) -> Result<(), &'static str> {
@@ -71,14 +67,13 @@ struct Entry {
     correlation_id: Option<String>,
     user_id: Option<String>,
     source: String,
-    #[serde(deserialize_with = "json_or_text")]
+    /// the JSON the entry was written with (older rows: their text as a string)
+    #[serde(deserialize_with = "db::json_or_text")]
     context: serde_json::Value,
 }
 
-/// The `context` column as the JSON it holds, or as a string when it holds no JSON.
-fn json_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<serde_json::Value, D::Error> {
-    let text = String::deserialize(d)?;
-    Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+impl db::Record for Entry {
+    const TABLE: &'static str = "system_logs";
 }
 
 fn write(Valid(body): Valid<NewEntry>, req: Request) -> Result<Created<Entry>, Problem> {
@@ -86,54 +81,43 @@ fn write(Valid(body): Valid<NewEntry>, req: Request) -> Result<Created<Entry>, P
     let correlation_id = body.correlation_id.unwrap_or_else(|| req.request_id().to_string());
     let user_id = body.user_id.or_else(|| req.principal().map(|p| p.id.clone()));
     let context = serde_json::Value::Object(body.context.unwrap_or_default()).to_string();
-    let columns = db::columns::<Entry>();
-    let sql = format!(
-        "INSERT INTO system_logs ({columns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-         RETURNING {columns}"
-    );
-    let entry = db::returning(
-        &sql,
-        params![
-            clock::new_id(),
-            clock::now_rfc3339(),
-            level(&body.level).unwrap_or("INFO"),
-            body.category,
-            body.message,
-            correlation_id,
-            user_id,
-            "api",
-            context
-        ],
-    )?;
+    let entry = db::insert(params![
+        clock::new_id(),
+        clock::now_rfc3339(),
+        level(&body.level).unwrap_or("INFO"),
+        body.category,
+        body.message,
+        correlation_id,
+        user_id,
+        "api",
+        context
+    ])?;
     Ok(Created(entry))
 }
 
 /// `GET /system/logs?level=…&category=…&correlation_id=…&source=…&since=…`
-#[derive(Deserialize)]
+#[derive(Deserialize, Validate)]
 struct Search {
+    #[validate(custom(function = known_level))]
     level: Option<String>,
     category: Option<String>,
     correlation_id: Option<String>,
     source: Option<String>,
+    #[validate(rfc3339)]
     since: Option<String>,
 }
 
-fn list(page: Page, Query(q): Query<Search>) -> Result<Json<db::List<Entry>>, Problem> {
-    let level =
-        q.level.map(|raw| level(&raw).ok_or_else(|| Problem::invalid_field("level", NOT_A_LEVEL)));
-    let since = q.since.map(|raw| {
-        let since = clock::parse_rfc3339(&raw).map(clock::rfc3339);
-        since.ok_or_else(|| Problem::invalid_field("since", NOT_A_TIMESTAMP))
-    });
-    let (level, since) = (level.transpose()?, since.transpose()?);
+fn list(page: Page, ValidQuery(q): ValidQuery<Search>) -> Result<Json<db::List<Entry>>, Problem> {
+    // stored in one fixed format, so that text comparison is time comparison
+    let since = q.since.and_then(|raw| clock::parse_rfc3339(&raw)).map(clock::rfc3339);
     let mut filter = db::Filter::new();
     filter
-        .eq("level", level)
+        .eq("level", q.level.as_deref().and_then(level))
         .eq("category", q.category)
         .eq("correlation_id", q.correlation_id)
         .eq("source", q.source)
         .push("logged_at", ">=", since);
-    db::list_page("system_logs", &filter, "logged_at DESC, id DESC", page)
+    db::list(&filter, "logged_at DESC, id DESC", page)
 }
 
 #[cfg(test)]
@@ -143,17 +127,33 @@ mod tests {
     #[test]
     fn levels_ignore_case_and_a_context_that_is_no_json_reads_as_text() {
         assert_eq!((level("warning"), level("LOUD")), (Some("WARNING"), None));
-        let cell = |s: &str| json_or_text(serde_json::Value::String(s.into())).unwrap();
+        let cell = |s: &str| db::json_or_text(serde_json::Value::String(s.into())).unwrap();
         assert_eq!(cell(r#"{"v":2}"#)["v"], 2);
         assert_eq!(cell("not json"), "not json");
     }
 
     #[test]
+    fn search_parameters_are_checked() {
+        let search = |level: &str, since: &str| {
+            let q = Search {
+                level: Some(level.into()),
+                category: None,
+                correlation_id: None,
+                source: None,
+                since: Some(since.into()),
+            };
+            Validator::of(&q)
+        };
+        assert!(search("warning", "2026-11-23T08:00:00Z").is_ok());
+        let p = search("LOUD", "yesterday").unwrap_err();
+        let fields: Vec<_> = p.errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["level", "since"]);
+    }
+
+    #[test]
     fn every_broken_rule_names_its_field_in_order() {
         let body = r#"{"level":"LOUD","category":"a b","message":"","user_id":""}"#;
-        let mut v = Validator::default();
-        serde_json::from_str::<NewEntry>(body).unwrap().validate(&mut v);
-        let p = v.finish().unwrap_err();
+        let p = Validator::of(&serde_json::from_str::<NewEntry>(body).unwrap()).unwrap_err();
         let fields: Vec<_> = p.errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["level", "category", "message"]);
         assert_eq!(p.errors[0].message, NOT_A_LEVEL);
