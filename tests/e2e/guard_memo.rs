@@ -23,10 +23,10 @@ fn stats(app: &TestApp) -> (u64, u64) {
     )
 }
 
-async fn memoized(engine: Engine) {
-    let Some(db) = TestDb::new(engine).await else {
-        return;
-    };
+/// The shipped guards in the shipped order, a config entry to read and a read-role client:
+/// the app, the client's id and its key.
+async fn shipped(engine: Engine) -> Option<(TestApp, String, String)> {
+    let db = TestDb::new(engine).await?;
     let packs = [
         "system_config",
         "api_clients",
@@ -43,6 +43,9 @@ async fn memoized(engine: Engine) {
         "rate_limits".into(),
         "read_only_shield".into(),
     ];
+    // a burst of 200 at once: an instance for each counted one
+    cfg.runtime.max_instances = 256;
+    cfg.runtime.deadline_ms = 5_000;
     let app = TestApp::start(db, cfg).await;
     app.as_admin()
         .post("/system/config", &json!({"key": "site.name", "value": "v"}))
@@ -58,6 +61,13 @@ async fn memoized(engine: Engine) {
         .await;
     let id = client["client"]["id"].as_str().expect("id").to_string();
     let key = client["api_key"].as_str().expect("key").to_string();
+    Some((app, id, key))
+}
+
+async fn memoized(engine: Engine) {
+    let Some((app, id, key)) = shipped(engine).await else {
+        return;
+    };
 
     // the first request decides on instances; the next ones reuse both decisions
     app.as_key(&key).get(READ).expect(200).await;
@@ -147,3 +157,41 @@ on_both_engines!(
     guard_decisions_are_reused_until_their_entry_changes,
     memoized
 );
+
+/// A rule that appears while the key's decisions are memoized counts a concurrent burst
+/// exactly: 50 of 200 get through.
+async fn burst(engine: Engine) {
+    let Some((app, id, key)) = shipped(engine).await else {
+        return;
+    };
+    for _ in 0..3 {
+        app.as_key(&key).get(READ).expect(200).await;
+    }
+    let memo = stats(&app);
+    app.as_key(&key).get(READ).expect(200).await;
+    assert_eq!(stats(&app).0, memo.0, "memoized before the rule");
+    app.as_admin()
+        .post(RULES, &json!({"scope": "api_key", "key": format!("client:{id}"), "window_seconds": 60, "max_requests": 50}))
+        .expect(201)
+        .await;
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let request = app
+            .client
+            .get(app.url(READ))
+            .header("x-api-key", key.as_str());
+        tasks.push(tokio::spawn(async move {
+            request.send().await.map(|r| r.status().as_u16())
+        }));
+    }
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.expect("task").expect("GET"));
+    }
+    let through = statuses.iter().filter(|s| **s == 200).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((through, limited), (50, 150), "{statuses:?}");
+    app.finish().await;
+}
+
+on_both_engines!(a_new_rule_counts_a_memoized_keys_burst_exactly, burst);
