@@ -4,6 +4,7 @@
 
 #![cfg_attr(not(test), no_std)]
 
+use valhalla_sdk::guard::MemoInput;
 use valhalla_sdk::prelude::*;
 
 fn pack() -> Pack {
@@ -215,10 +216,15 @@ struct Owner {
 /// Without a credential the request goes on anonymously (the host then refuses non-public
 /// routes).
 fn authenticate(req: &Request) -> Result<guard::Decision, Problem> {
+    // The decision depends on the credential and the principal the request arrives with,
+    // and on the key's cache entry, which every change to its client deletes.
+    let inputs = [MemoInput::Credentials, MemoInput::Principal];
     if req.principal().is_some() {
+        guard::memoize(None, &inputs);
         return Ok(guard::proceed()); // the host's bootstrap admin
     }
     let Some(key) = req.credential() else {
+        guard::memoize(None, &inputs);
         return Ok(guard::proceed());
     };
     let hash = crypto::sha256_hex(key.as_bytes());
@@ -245,6 +251,7 @@ fn authenticate(req: &Request) -> Result<guard::Decision, Problem> {
             Problem::unauthorized("the API key is not valid (unknown, deactivated or rotated)");
         return Ok(guard::refuse(req, problem, [("www-authenticate", "Bearer")]));
     };
+    guard::memoize(Some(&auth_cache_key(&hash)), &inputs);
     Ok(guard::proceed_as(guard::principal(id, name, roles)))
 }
 

@@ -1,10 +1,11 @@
 //! The guard: count the request against every enabled rule that applies to it, with the
 //! host's atomic windowed counters (`rl:{rule_id}:{subject}`); over any limit is a 429.
 
+use valhalla_sdk::guard::MemoInput;
 use valhalla_sdk::prelude::*;
 use valhalla_sdk::problem::Kind;
 
-use crate::rules::{CLIENT_PREFIX, enabled_rules, normalize_ip};
+use crate::rules::{CLIENT_PREFIX, enabled_rules_cached, normalize_ip};
 
 /// Counter keys: `rl:{rule_id}:{subject}`.
 pub(crate) const COUNTER_PREFIX: &str = "rl:";
@@ -67,8 +68,10 @@ pub(crate) fn enforce(req: &Request) -> Result<guard::Decision, Problem> {
     if req.path().starts_with("/system/health") {
         return Ok(guard::proceed());
     }
-    let rules = enabled_rules()?;
+    let (rules, cached) = enabled_rules_cached()?;
     if rules.is_empty() {
+        // nothing to count, for anyone, until the rules change
+        guard::memoize(cached.as_deref(), &[]);
         return Ok(guard::proceed());
     }
     let ip = normalize_ip(req.client_ip())
@@ -105,6 +108,11 @@ pub(crate) fn enforce(req: &Request) -> Result<guard::Decision, Problem> {
         }
     }
     let Some(b) = blocking else {
+        if tightest.is_none() {
+            // no rule counts this client address and principal: nothing to count for them
+            // until the rules change (a counted request is never memoized)
+            guard::memoize(cached.as_deref(), &[MemoInput::Principal, MemoInput::ClientIp]);
+        }
         return Ok(guard::proceed_with(None, tightest.map(|t| t.headers()).unwrap_or_default()));
     };
     let detail =

@@ -260,16 +260,22 @@ fn rules_changed() {
 
 /// The enabled rules, from the cache when they are there.
 pub(crate) fn enabled_rules() -> Result<Vec<Rule>, Problem> {
+    enabled_rules_cached().map(|(rules, _)| rules)
+}
+
+/// The enabled rules and the cache entry they were read from or stored in (none when the
+/// cache could not hold them): a decision made from them holds while that entry does.
+pub(crate) fn enabled_rules_cached() -> Result<(Vec<Rule>, Option<String>), Problem> {
     // read before the database, so rules read before a write are cached under the old key
     let key = rules_generation(0).map(rules_cache_key);
     if let Some(rules) = key.as_deref().and_then(cache::get_json::<Vec<Rule>>) {
-        return Ok(rules);
+        return Ok((rules, key));
     }
     let rules = db::select("WHERE enabled = $1 ORDER BY created_at, id", params![true])?;
     if let Some(key) = &key {
         cache::set_json(key, &rules, Some(RULES_TTL_MS));
     }
-    Ok(rules)
+    Ok((rules, key))
 }
 
 #[cfg(test)]
