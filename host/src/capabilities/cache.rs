@@ -258,17 +258,17 @@ mod tests {
     #[test]
     fn counters_answer_the_packs_own_keys() {
         let (_, a, b) = two_packs();
-        let mut view = view(&a);
-        assert_eq!(view.incr("rl:1".into(), 2, 60_000).unwrap().value, 2);
+        let mut own = view(&a);
+        assert_eq!(own.incr("rl:1".into(), 2, 60_000).unwrap().value, 2);
         view(&b).incr("rl:2".into(), 1, 60_000).unwrap();
-        let seen: Vec<String> = view
+        let seen: Vec<String> = own
             .counters("rl:".into(), 10)
             .into_iter()
             .map(|(k, _)| k)
             .collect();
         assert_eq!(seen, ["rl:1"]);
         assert!(matches!(
-            view.incr("rl:1".into(), 1, 0),
+            own.incr("rl:1".into(), 1, 0),
             Err(CapabilityError::Invalid(_))
         ));
     }
