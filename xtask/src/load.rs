@@ -76,6 +76,7 @@ impl Target {
 }
 
 /// What a run measured.
+#[derive(Clone, Default)]
 pub struct Report {
     pub requests: u64,
     pub errors: u64,
@@ -84,8 +85,8 @@ pub struct Report {
     pub p99_us: u64,
 }
 
-/// Read one response; answers its status.
-fn read_response(reader: &mut BufReader<TcpStream>) -> std::io::Result<u16> {
+/// Read one response; answers its status and body.
+fn read_response(reader: &mut BufReader<TcpStream>) -> std::io::Result<(u16, Vec<u8>)> {
     let mut line = String::new();
     reader.read_line(&mut line)?;
     let status: u16 = line
@@ -109,7 +110,7 @@ fn read_response(reader: &mut BufReader<TcpStream>) -> std::io::Result<u16> {
     }
     let mut body = vec![0u8; length];
     reader.read_exact(&mut body)?;
-    Ok(status)
+    Ok((status, body))
 }
 
 fn connect(addr: SocketAddr) -> std::io::Result<(TcpStream, BufReader<TcpStream>)> {
@@ -121,9 +122,15 @@ fn connect(addr: SocketAddr) -> std::io::Result<(TcpStream, BufReader<TcpStream>
 
 /// Send `target` once on a new connection; answers the status.
 pub fn once(addr: SocketAddr, target: &Target) -> std::io::Result<u16> {
+    once_with_body(addr, target).map(|(status, _)| status)
+}
+
+/// Send `target` once on a new connection; answers the status and the body.
+pub fn once_with_body(addr: SocketAddr, target: &Target) -> std::io::Result<(u16, String)> {
     let (mut stream, mut reader) = connect(addr)?;
     stream.write_all(&target.bytes(&addr.to_string()))?;
-    read_response(&mut reader)
+    let (status, body) = read_response(&mut reader)?;
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
 /// Drive `target` on `addr` from `connections` connections for `duration`.
@@ -151,7 +158,7 @@ pub fn run(addr: SocketAddr, target: &Target, connections: usize, duration: Dura
                         .write_all(&request)
                         .and_then(|()| read_response(reader));
                     match outcome {
-                        Ok(status) if target.succeeded(status) => {
+                        Ok((status, _)) if target.succeeded(status) => {
                             latencies.push(t.elapsed().as_micros() as u64)
                         }
                         Ok(_) => errors += 1,

@@ -20,7 +20,9 @@ usage: cargo xtask <command>
   bench [--seconds N] [--rounds N] [--only TEXT]
                  build release, load the real host (and a native axum+sqlx baseline) from
                  this process, then alternate each pack route with its native twin for
-                 N rounds (default 5); write BENCHMARKS.md
+                 N rounds (default 5); the headline runs the shipped config.toml (guards
+                 on, a read client's key) against it without guards and native, round by
+                 round (--only default / paired / counted select rounds); write BENCHMARKS.md
   load ADDR PATH [--connections N] [--seconds N] [--status N]
                  drive GET PATH on a running server (e.g. while profiling it) and print
                  req/s, p50, p99 and errors; success is 2xx, or exactly --status
