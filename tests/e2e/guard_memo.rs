@@ -159,7 +159,7 @@ on_both_engines!(
 );
 
 /// A rule that appears while the key's decisions are memoized counts a concurrent burst
-/// exactly: 50 of 200 get through.
+/// exactly: 50 of 200 get through, most of them counted by the host from rate_limits' memo.
 async fn burst(engine: Engine) {
     let Some((app, id, key)) = shipped(engine).await else {
         return;
@@ -174,6 +174,7 @@ async fn burst(engine: Engine) {
         .post(RULES, &json!({"scope": "api_key", "key": format!("client:{id}"), "window_seconds": 60, "max_requests": 50}))
         .expect(201)
         .await;
+    let before = stats(&app);
     let mut tasks = Vec::new();
     for _ in 0..200 {
         let request = app
@@ -191,6 +192,38 @@ async fn burst(engine: Engine) {
     let through = statuses.iter().filter(|s| **s == 200).count();
     let limited = statuses.iter().filter(|s| **s == 429).count();
     assert_eq!((through, limited), (50, 150), "{statuses:?}");
+    // once the rule's counters are memoized, the host counts: few guard instances
+    let (called, reused) = stats(&app);
+    assert!(
+        reused - before.1 >= 200,
+        "api_clients reused for every request"
+    );
+    assert!(
+        called - before.0 < 100,
+        "rate_limits counted by the host: {} instances",
+        called - before.0
+    );
+    // and the host's 429 is the rate limit's own
+    let refused = app.as_key(&key).get(READ).await;
+    assert_eq!(refused.status(), 429);
+    for header in [
+        "retry-after",
+        "ratelimit-limit",
+        "ratelimit-remaining",
+        "ratelimit-reset",
+    ] {
+        assert!(refused.headers().contains_key(header), "{header}");
+    }
+    assert_eq!(refused.headers()["ratelimit-limit"], "50");
+    assert_eq!(refused.headers()["ratelimit-remaining"], "0");
+    let body: serde_json::Value = refused.json().await.expect("problem+json");
+    assert_eq!(body["type"], "urn:valhalla:problem:rate-limited");
+    assert_eq!(body["instance"], READ);
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("rate limit of 50 requests exceeded"))
+    );
     app.finish().await;
 }
 

@@ -10,8 +10,8 @@ use wasmtime::component::{HasData, Linker};
 
 pub use super::shared_cache::Cache;
 use crate::runtime::bindings::CapabilityError;
-pub use crate::runtime::bindings::valhalla::pack::cache::MemoInput;
 use crate::runtime::bindings::valhalla::pack::cache::{self, Counter, Host};
+pub use crate::runtime::bindings::valhalla::pack::cache::{MemoCounter, MemoInput};
 
 /// Between a pack's name and its key: no pack name contains it.
 const SEPARATOR: char = '\u{1f}';
@@ -51,6 +51,17 @@ impl PackCache {
 pub struct MemoRequest {
     pub valid_while: Option<(String, u64)>,
     pub inputs: Vec<MemoInput>,
+    /// counters (namespaced) each reuse counts against, with their limits and windows
+    pub counters: Vec<Counted>,
+}
+
+/// A counter a reused decision counts against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counted {
+    /// the counter's key in the shared cache (namespaced)
+    pub key: String,
+    pub limit: i64,
+    pub window: Duration,
 }
 
 /// One call's dealings with the cache: the entries it read or wrote (with their stamps),
@@ -114,30 +125,29 @@ impl Host for CacheView<'_> {
         }
     }
 
-    /// The entry's stamp as this call last read or wrote it (what the decision was made
-    /// from), else as it is now; an absent entry leaves nothing to memoize against.
     fn memoize_decision(&mut self, valid_while: Option<String>, inputs: Vec<MemoInput>) {
-        let valid_while = match valid_while {
-            None => None,
-            Some(key) => {
-                let k = self.cache.key(&key);
-                let seen = self.call.seen.iter().rev().find(|(s, _)| *s == k);
-                let stamp = seen
-                    .map(|(_, stamp)| *stamp)
-                    .or_else(|| self.cache.cache.stamp(&k));
-                match stamp {
-                    Some(stamp) => Some((k, stamp)),
-                    None => {
-                        self.call.memo = None;
-                        return;
-                    }
-                }
-            }
-        };
-        self.call.memo = Some(MemoRequest {
-            valid_while,
-            inputs,
-        });
+        self.memoize(valid_while, inputs, Vec::new());
+    }
+
+    fn memoize_counting(
+        &mut self,
+        valid_while: Option<String>,
+        inputs: Vec<MemoInput>,
+        counters: Vec<MemoCounter>,
+    ) {
+        if counters.is_empty() || counters.iter().any(|c| c.window_ms == 0) {
+            self.call.memo = None;
+            return;
+        }
+        let counters = counters
+            .into_iter()
+            .map(|c| Counted {
+                key: self.cache.key(&c.key),
+                limit: c.limit,
+                window: Duration::from_millis(c.window_ms),
+            })
+            .collect();
+        self.memoize(valid_while, inputs, counters);
     }
 
     fn delete(&mut self, key: String) {
@@ -182,6 +192,41 @@ impl Host for CacheView<'_> {
             )
             .ok_or_else(|| CapabilityError::Internal("cache unavailable".into()))?;
         Ok(counter(value, reset))
+    }
+}
+
+impl CacheView<'_> {
+    /// Record the memo. The entry's stamp is as this call last read or wrote it (what the
+    /// decision was made from), else as it is now; an absent entry leaves nothing to
+    /// memoize against.
+    fn memoize(
+        &mut self,
+        valid_while: Option<String>,
+        inputs: Vec<MemoInput>,
+        counters: Vec<Counted>,
+    ) {
+        let valid_while = match valid_while {
+            None => None,
+            Some(key) => {
+                let k = self.cache.key(&key);
+                let seen = self.call.seen.iter().rev().find(|(s, _)| *s == k);
+                let stamp = seen
+                    .map(|(_, stamp)| *stamp)
+                    .or_else(|| self.cache.cache.stamp(&k));
+                match stamp {
+                    Some(stamp) => Some((k, stamp)),
+                    None => {
+                        self.call.memo = None;
+                        return;
+                    }
+                }
+            }
+        };
+        self.call.memo = Some(MemoRequest {
+            valid_while,
+            inputs,
+            counters,
+        });
     }
 }
 

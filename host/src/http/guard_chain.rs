@@ -6,9 +6,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::guard_memo::{Memoized, Memos};
+use super::guard_memo::{Memoized, Memos, Reuse, Standing};
+use super::problem::Problem;
 use crate::runtime::bindings::{Decision, Method, Request, Response};
 use crate::runtime::{LoadedPack, PackError};
+use valhalla_wire::Kind;
 
 struct Guard {
     pack: Arc<LoadedPack>,
@@ -119,10 +121,18 @@ impl GuardChain {
             }
             // a guard that does not see the credentials cannot depend on them
             let seen: &[(String, String)] = if guard.credentials { credentials } else { &[] };
-            if let Some(memo) = guard.memos.lookup(request, seen) {
-                apply(request, &mut headers, memo);
-                self.stats.reused.fetch_add(1, Ordering::Relaxed);
-                continue;
+            match guard.memos.lookup(request, seen) {
+                Some(Reuse::Proceed(memo)) => {
+                    apply(request, &mut headers, memo);
+                    self.stats.reused.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                Some(Reuse::Limited(standing)) => {
+                    self.stats.reused.fetch_add(1, Ordering::Relaxed);
+                    let response = rate_limited(request, &standing);
+                    return Ok(Verdict::Respond { response, headers });
+                }
+                None => {}
             }
             self.stats.called.fetch_add(1, Ordering::Relaxed);
             let shown = request.headers.len();
@@ -140,7 +150,15 @@ impl GuardChain {
                     }
                     apply(request, &mut headers, decided);
                 }
-                Ok((Decision::Respond(response), _)) => {
+                Ok((Decision::Respond(response), memo)) => {
+                    // a counting memo holds whatever this request's answer was
+                    if let Some(memo) = memo.filter(|m| !m.counters.is_empty()) {
+                        let decided = Memoized {
+                            principal: None,
+                            headers: Vec::new(),
+                        };
+                        guard.memos.store(memo, request, seen, decided);
+                    }
                     return Ok(Verdict::Respond { response, headers });
                 }
                 Err(e) => return Err(GuardFailed(e)),
@@ -156,4 +174,30 @@ fn apply(request: &mut Request, headers: &mut Vec<(String, String)>, decided: Me
         request.principal = Some(principal);
     }
     headers.extend(decided.headers);
+}
+
+/// The 429 a counting memo answers, as the rate limit itself would: the problem, when to
+/// retry, and the standing of the counter that resets last.
+fn rate_limited(request: &Request, standing: &Standing) -> Response {
+    let detail = format!(
+        "rate limit of {} requests exceeded; retry in {} s",
+        standing.limit, standing.reset_seconds
+    );
+    let problem = Problem::new(Kind::RateLimited, detail);
+    let mut headers = vec![
+        (
+            "content-type".to_string(),
+            "application/problem+json".to_string(),
+        ),
+        (
+            "Retry-After".to_string(),
+            standing.reset_seconds.to_string(),
+        ),
+    ];
+    headers.extend(standing.headers());
+    Response {
+        status: Kind::RateLimited.status(),
+        headers,
+        body: problem.at(&request.path, &request.request_id).to_json(),
+    }
 }

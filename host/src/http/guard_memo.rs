@@ -6,6 +6,11 @@
 //! set), so whatever invalidates that record — a deactivated or rotated key, a new rule, its
 //! TTL — sends the next request to the guard again.
 //!
+//! A counting guard (rate_limits) memoizes the counters a request is counted against
+//! instead: each reuse adds 1 to each with the cache's atomic windowed counters and answers
+//! as the rate limit does (429 past a limit, `RateLimit-*` headers otherwise), so counts stay
+//! exact under concurrency with no instance.
+//!
 //! The inputs are hashed (SHA-256) into the memo's key, so no credential is kept in memory
 //! beyond the request; the table is bounded and starts afresh when full.
 
@@ -14,7 +19,7 @@ use std::sync::{Arc, RwLock};
 
 use sha2::{Digest, Sha256};
 
-use crate::capabilities::cache::{Cache, MemoInput, MemoRequest};
+use crate::capabilities::cache::{Cache, Counted, MemoInput, MemoRequest};
 use crate::runtime::bindings::{Principal, Request};
 
 /// Memos kept per guard at most; past this the table starts afresh.
@@ -32,6 +37,44 @@ pub struct Memoized {
 struct Stored {
     valid_while: Option<(String, u64)>,
     decision: Memoized,
+    counters: Vec<Counted>,
+}
+
+/// What a reused memo answers.
+#[derive(Debug, Clone)]
+pub enum Reuse {
+    /// go on, as the memoized decision did (with the counters' headers, if it counts)
+    Proceed(Memoized),
+    /// a counter is past its limit: refuse with its standing
+    Limited(Standing),
+}
+
+/// Where one counter stands after this request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Standing {
+    pub limit: i64,
+    pub count: i64,
+    /// whole seconds until its window resets, rounded up, at least 1
+    pub reset_seconds: u64,
+}
+
+impl Standing {
+    fn remaining(&self) -> i64 {
+        (self.limit - self.count).max(0)
+    }
+
+    fn exceeded(&self) -> bool {
+        self.count > self.limit
+    }
+
+    /// `RateLimit-Limit`, `-Remaining`, `-Reset`.
+    pub fn headers(&self) -> Vec<(String, String)> {
+        vec![
+            ("RateLimit-Limit".into(), self.limit.to_string()),
+            ("RateLimit-Remaining".into(), self.remaining().to_string()),
+            ("RateLimit-Reset".into(), self.reset_seconds.to_string()),
+        ]
+    }
 }
 
 /// One guard's memoized decisions.
@@ -50,17 +93,66 @@ impl Memos {
         }
     }
 
-    /// The decision memoized for a request like `request`, if it still holds.
-    pub fn lookup(&self, request: &Request, credentials: &[(String, String)]) -> Option<Memoized> {
-        let sets = self.input_sets.read().ok()?;
-        let entries = self.entries.read().ok()?;
-        sets.iter().find_map(|inputs| {
-            let stored = entries.get(&key(inputs, request, credentials))?;
-            let holds = match &stored.valid_while {
-                None => true,
-                Some((entry, stamp)) => self.cache.stamp(entry) == Some(*stamp),
+    /// The decision memoized for a request like `request`, if it still holds; a counting
+    /// memo counts this request first.
+    pub fn lookup(&self, request: &Request, credentials: &[(String, String)]) -> Option<Reuse> {
+        let (decision, counters) = {
+            let sets = self.input_sets.read().ok()?;
+            let entries = self.entries.read().ok()?;
+            sets.iter().find_map(|inputs| {
+                let stored = entries.get(&key(inputs, request, credentials))?;
+                let holds = match &stored.valid_while {
+                    None => true,
+                    Some((entry, stamp)) => self.cache.stamp(entry) == Some(*stamp),
+                };
+                holds.then(|| (stored.decision.clone(), stored.counters.clone()))
+            })?
+        };
+        if counters.is_empty() {
+            return Some(Reuse::Proceed(decision));
+        }
+        self.count(&counters).map(|standing| match standing {
+            Err(blocking) => Reuse::Limited(blocking),
+            Ok(tightest) => Reuse::Proceed(Memoized {
+                principal: decision.principal,
+                headers: tightest.map(|t| t.headers()).unwrap_or_default(),
+            }),
+        })
+    }
+
+    /// Count one request against every counter: `Err` with the exceeded one that resets
+    /// last, else `Ok` with the one with the fewest left (ties: the later reset); `None` when
+    /// the counters cannot be reached (the guard is called instead).
+    fn count(&self, counters: &[Counted]) -> Option<Result<Option<Standing>, Standing>> {
+        let mut tightest: Option<Standing> = None;
+        let mut blocking: Option<Standing> = None;
+        for counter in counters {
+            let (count, reset) = self.cache.incr(&counter.key, 1, counter.window)?;
+            let reset_ms = u64::try_from(reset.as_millis()).unwrap_or(u64::MAX);
+            let standing = Standing {
+                limit: counter.limit,
+                count,
+                reset_seconds: reset_ms.div_ceil(1000).max(1),
             };
-            holds.then(|| stored.decision.clone())
+            if standing.exceeded() {
+                if blocking
+                    .as_ref()
+                    .is_none_or(|b| standing.reset_seconds > b.reset_seconds)
+                {
+                    blocking = Some(standing);
+                }
+            } else if tightest.as_ref().is_none_or(|t| {
+                (
+                    standing.remaining(),
+                    std::cmp::Reverse(standing.reset_seconds),
+                ) < (t.remaining(), std::cmp::Reverse(t.reset_seconds))
+            }) {
+                tightest = Some(standing);
+            }
+        }
+        Some(match blocking {
+            Some(b) => Err(b),
+            None => Ok(tightest),
         })
     }
 
@@ -93,6 +185,7 @@ impl Memos {
                 Stored {
                     valid_while: memo.valid_while,
                     decision,
+                    counters: memo.counters,
                 },
             );
         }
@@ -178,10 +271,14 @@ mod tests {
         let memo = MemoRequest {
             valid_while: Some(("e".into(), stamp)),
             inputs: vec![MemoInput::Credentials, MemoInput::Principal],
+            counters: vec![],
         };
         let req = request("1.1.1.1", None);
         memos.store(memo, &req, &creds("k1"), proceed_as("client:1"));
-        let id = |m: Option<Memoized>| m.and_then(|m| m.principal).map(|p| p.id);
+        let id = |m: Option<Reuse>| match m {
+            Some(Reuse::Proceed(m)) => m.principal.map(|p| p.id),
+            _ => None,
+        };
         assert_eq!(
             id(memos.lookup(&req, &creds("k1"))).as_deref(),
             Some("client:1")
@@ -213,6 +310,7 @@ mod tests {
                 MemoRequest {
                     valid_while: Some((entry.into(), stamp)),
                     inputs: vec![MemoInput::Credentials],
+                    counters: vec![],
                 },
                 &req,
                 &creds(entry),
@@ -229,6 +327,59 @@ mod tests {
         remember("lapsed");
         cache.set("lapsed".into(), vec![], Some(Duration::ZERO));
         assert!(memos.lookup(&req, &creds("lapsed")).is_none());
+    }
+
+    #[test]
+    fn a_counting_memo_counts_each_reuse_exactly_and_refuses_past_the_limit() {
+        let cache = Arc::new(Cache::default());
+        let stamp = cache.set_stamped("rules".into(), vec![], None).unwrap();
+        let memos = Memos::new(Arc::clone(&cache));
+        let counter = |key: &str, limit| Counted {
+            key: key.into(),
+            limit,
+            window: Duration::from_secs(60),
+        };
+        let req = request("1.1.1.1", None);
+        // the guard itself counted the first request
+        cache.incr("rl:a", 1, Duration::from_secs(60)).unwrap();
+        cache.incr("rl:b", 1, Duration::from_secs(60)).unwrap();
+        memos.store(
+            MemoRequest {
+                valid_while: Some(("rules".into(), stamp)),
+                inputs: vec![MemoInput::ClientIp],
+                counters: vec![counter("rl:a", 3), counter("rl:b", 10)],
+            },
+            &req,
+            &[],
+            Memoized {
+                principal: None,
+                headers: vec![("stale".into(), "x".into())],
+            },
+        );
+        let headers = |r: Option<Reuse>| match r {
+            Some(Reuse::Proceed(m)) => m.headers,
+            other => panic!("expected to proceed, got {other:?}"),
+        };
+        let h = headers(memos.lookup(&req, &[]));
+        assert_eq!(
+            h[0],
+            ("RateLimit-Limit".into(), "3".into()),
+            "the tightest counter"
+        );
+        assert_eq!(h[1], ("RateLimit-Remaining".into(), "1".into()));
+        assert_eq!(headers(memos.lookup(&req, &[]))[1].1, "0");
+        match memos.lookup(&req, &[]) {
+            Some(Reuse::Limited(s)) => assert_eq!((s.limit, s.count), (3, 4)),
+            other => panic!("expected the limit, got {other:?}"),
+        }
+        assert_eq!(
+            cache.incr("rl:b", 0, Duration::from_secs(60)).unwrap().0,
+            4,
+            "every counter counted"
+        );
+        // a new rule set ends the memo
+        cache.set("rules".into(), vec![], None);
+        assert!(memos.lookup(&req, &[]).is_none());
     }
 
     #[test]

@@ -167,6 +167,11 @@ impl From<Denied> for Problem {
 }
 
 impl ProblemAt<'_> {
+    /// The problem+json body.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.body()).unwrap_or_default()
+    }
+
     fn body(&self) -> Body<'_> {
         let kind = self.problem.kind;
         Body {

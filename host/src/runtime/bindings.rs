@@ -16,6 +16,7 @@ wasmtime::component::bindgen!({
         "valhalla:pack/cache.incr": exact,
         "valhalla:pack/cache.counters": exact,
         "valhalla:pack/cache.memoize-decision": exact,
+        "valhalla:pack/cache.memoize-counting": exact,
         "valhalla:pack/log.log": exact,
         "valhalla:pack/log.audit": exact,
         "valhalla:pack/host.routes": exact,

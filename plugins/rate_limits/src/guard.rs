@@ -1,7 +1,7 @@
 //! The guard: count the request against every enabled rule that applies to it, with the
 //! host's atomic windowed counters (`rl:{rule_id}:{subject}`); over any limit is a 429.
 
-use valhalla_sdk::guard::MemoInput;
+use valhalla_sdk::guard::{MemoCounter, MemoInput};
 use valhalla_sdk::prelude::*;
 use valhalla_sdk::problem::Kind;
 
@@ -81,6 +81,8 @@ pub(crate) fn enforce(req: &Request) -> Result<guard::Decision, Problem> {
     let mut tightest: Option<Standing> = None;
     // of the exceeded rules, the one that resets last: the client must wait for it
     let mut blocking: Option<Standing> = None;
+    // what this request was counted against: the host counts the next ones like it
+    let mut counted = Vec::new();
     for rule in &rules {
         let Some(subject) = subject_for(&rule.scope, ip.as_deref(), principal) else {
             continue;
@@ -89,8 +91,10 @@ pub(crate) fn enforce(req: &Request) -> Result<guard::Decision, Problem> {
             continue;
         }
         let window_ms = u64::try_from(rule.window_seconds.max(1)).unwrap_or(1) * 1000;
-        let counter = cache::incr(&counter_key(&rule.id, subject), 1, window_ms)
+        let key = counter_key(&rule.id, subject);
+        let counter = cache::incr(&key, 1, window_ms)
             .ok_or_else(|| Problem::unavailable("the rate-limit counters are unavailable"))?;
+        counted.push(MemoCounter { key, limit: rule.max_requests, window_ms });
         let standing = Standing {
             limit: rule.max_requests,
             count: counter.value,
@@ -107,12 +111,15 @@ pub(crate) fn enforce(req: &Request) -> Result<guard::Decision, Problem> {
             tightest = Some(standing);
         }
     }
+    // Until the rules change, the next requests from this address and principal are
+    // counted against the same counters (by the host), or against none.
+    let inputs = [MemoInput::Principal, MemoInput::ClientIp];
+    if counted.is_empty() {
+        guard::memoize(cached.as_deref(), &inputs);
+    } else {
+        guard::memoize_counting(cached.as_deref(), &inputs, &counted);
+    }
     let Some(b) = blocking else {
-        if tightest.is_none() {
-            // no rule counts this client address and principal: nothing to count for them
-            // until the rules change (a counted request is never memoized)
-            guard::memoize(cached.as_deref(), &[MemoInput::Principal, MemoInput::ClientIp]);
-        }
         return Ok(guard::proceed_with(None, tightest.map(|t| t.headers()).unwrap_or_default()));
     };
     let detail =

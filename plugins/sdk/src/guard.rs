@@ -57,3 +57,14 @@ pub use crate::bindings::valhalla::pack::cache::MemoInput;
 pub fn memoize(valid_while: Option<&str>, inputs: &[MemoInput]) {
     crate::bindings::valhalla::pack::cache::memoize_decision(valid_while, inputs);
 }
+
+pub use crate::bindings::valhalla::pack::cache::MemoCounter;
+
+/// For a guard that counts requests: like [`memoize`], but on each later request equal in
+/// `inputs` the host itself adds 1 to each of `counters` and answers as a rate limit does
+/// (429 `rate-limited` with `Retry-After` and `RateLimit-*` past a limit, those headers of
+/// the tightest counter otherwise), exactly under concurrency. The memo holds whether this
+/// call let the request on or refused it.
+pub fn memoize_counting(valid_while: Option<&str>, inputs: &[MemoInput], counters: &[MemoCounter]) {
+    crate::bindings::valhalla::pack::cache::memoize_counting(valid_while, inputs, counters);
+}
