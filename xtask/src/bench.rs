@@ -495,7 +495,7 @@ pub fn bench(root: &Path, args: &[String]) -> Result<()> {
     );
 
     // Not the shipped data (which has no rate-limit rule): a rule counting one client, so
-    // that client's every request is counted by the rate_limits guard.
+    // that client's every request is counted (rate_limits' memo: by the host).
     let counted_rounds = if plan.wants(COUNTED) {
         send(
             g,
@@ -819,8 +819,14 @@ Profiles: `perf record --call-graph dwarf -p <valhalla pid>` during a scenario (
   (`cache.memoize-decision`, keyed by the inputs the guard names: api_clients' principal for a
   key, valid while that key's cache entry stays the write it saw; rate_limits' pass when no
   rule counts the request): with the shipped config and data, a GET with a client key runs
-  the route's pack alone once both decisions are memoized, and a request a rule counts runs
-  rate_limits too; read_only_shield sees writes only. Measured and not kept: copy-on-write memory images
+  the route's pack alone once both decisions are memoized. A request a rule counts is counted
+  by the host: rate_limits memoizes the counters it counted the request against
+  (`cache.memoize-counting`), and each later request from the same address and principal adds
+  1 to them with the cache's atomic windowed counters and gets the rate limit's own answer
+  (429 with `Retry-After` and `RateLimit-*`, or the tightest counter's headers), exact under
+  concurrency; a counted client went from 0.64× to 0.90× of the server without guards with
+  it. Every write to a rule (or a key's client) moves the entry the memo holds against, so the
+  next request calls the guard again. read_only_shield sees writes only. Measured and not kept: copy-on-write memory images
   (`memory_init_cow`: slower, in process and under load), a smaller stack and initial memory
   (512 KiB / 1 MiB, to shrink the scanned region: no difference beyond noise).
 - **A SQLite read from a pack runs on the request's own thread**: the statement the table
@@ -1034,8 +1040,8 @@ fn render_headline(
         let _ = writeln!(
             md,
             "- not the shipped data, for comparison: a rate-limit rule (`api_key` scope, 1 000 000 \
-             requests a second) counting one read client, so that its every request is counted by the \
-             rate_limits guard; that client / guards off at 64 connections, alternating: {}; \
+             requests a second) counting one read client, so that its every request is counted (by rate_limits \
+             on the first, by the host from its memo after); that client / guards off at 64 connections, alternating: {}; \
              median **{:.2}×**, p99 {:.1} ms (median of the rounds)",
             rounds.join(", "),
             median(counted.iter().map(|(c, p)| c.rps / p.rps).collect()),
