@@ -196,32 +196,34 @@ impl Memos {
 /// requests hash the same input bytes).
 fn key(inputs: &[MemoInput], request: &Request, credentials: &[(String, String)]) -> [u8; 32] {
     let mut h = Sha256::new();
-    let mut field = |tag: u8, value: &str| {
+    // a tag, a length (of the bytes that follow, or a count of the items that follow), bytes
+    let mut put = |tag: u8, n: usize, bytes: &[u8]| {
         h.update([tag]);
-        h.update((value.len() as u64).to_le_bytes());
-        h.update(value.as_bytes());
+        h.update((n as u64).to_le_bytes());
+        h.update(bytes);
     };
     for input in inputs {
         match input {
             MemoInput::Credentials => {
-                field(b'c', &credentials.len().to_string());
+                put(b'c', credentials.len(), &[]);
+                // header names arrive lower-case (as the WIT request carries them)
                 for (name, value) in credentials {
-                    field(b'n', &name.to_ascii_lowercase());
-                    field(b'v', value);
+                    put(b'n', name.len(), name.as_bytes());
+                    put(b'v', value.len(), value.as_bytes());
                 }
             }
             MemoInput::Principal => match &request.principal {
-                None => field(b'-', ""),
+                None => put(b'-', 0, &[]),
                 Some(p) => {
-                    field(b'p', &p.id);
-                    field(b'm', &p.name);
-                    field(b'r', &p.roles.len().to_string());
+                    put(b'p', p.id.len(), p.id.as_bytes());
+                    put(b'm', p.name.len(), p.name.as_bytes());
+                    put(b'r', p.roles.len(), &[]);
                     for role in &p.roles {
-                        field(b'o', role);
+                        put(b'o', role.len(), role.as_bytes());
                     }
                 }
             },
-            MemoInput::ClientIp => field(b'i', &request.client_ip),
+            MemoInput::ClientIp => put(b'i', request.client_ip.len(), request.client_ip.as_bytes()),
         }
     }
     h.finalize().into()

@@ -6,6 +6,8 @@
 
 use crate::alloc_prelude::*;
 
+use alloc::rc::Rc;
+
 use serde::de::DeserializeOwned;
 
 use crate::bindings::valhalla::pack::store;
@@ -80,14 +82,15 @@ macro_rules! params {
 /// A result row, for reading a column or two by name (`row.get::<bool>("active")`); most
 /// code decodes whole rows with [`query_as`] instead.
 pub struct Row {
-    columns: Vec<String>,
+    /// the query's column names, shared by all its rows
+    columns: Rc<[String]>,
     values: Vec<Value>,
 }
 
 impl Row {
     /// A row of `values` under `columns` (as the store answers them).
     pub fn from_parts(columns: Vec<String>, values: Vec<Value>) -> Self {
-        Self { columns, values }
+        Self { columns: columns.into(), values }
     }
 
     /// Column `column` as `T` (`Option<T>` for a nullable one).
@@ -169,8 +172,8 @@ pub fn json_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<serde_json
 }
 
 fn rows_of(result: store::Rows) -> Vec<Row> {
-    let columns = result.columns;
-    result.rows.into_iter().map(|values| Row { columns: columns.clone(), values }).collect()
+    let columns: Rc<[String]> = result.columns.into();
+    result.rows.into_iter().map(|values| Row { columns: Rc::clone(&columns), values }).collect()
 }
 
 /// A store error as the client sees it: conflicts are 409, the rest a 500; database details
