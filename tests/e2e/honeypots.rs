@@ -1,0 +1,1 @@
+//! honeypots end to end (being written).

@@ -1,0 +1,1 @@
+//! security_actions end to end (being written).

@@ -1,0 +1,1 @@
+//! security_dashboard end to end (being written).

@@ -1,0 +1,1 @@
+//! security_policy end to end (being written).
