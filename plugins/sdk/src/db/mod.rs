@@ -2,7 +2,7 @@
 //! [`params!`](crate::params), rows decoded into structs by column name
 //! ([`query_as`], [`query_one_as`], [`returning`]) with the column list taken from the
 //! struct ([`columns`]); a struct that is a table's row is a [`Record`] ([`find`], [`insert`],
-//! [`list`] …).
+//! [`list`] …); large tables page by keyset ([`cursor_page`]).
 
 use crate::alloc_prelude::*;
 
@@ -15,10 +15,12 @@ use crate::bindings::valhalla::pack::types::Error as StoreError;
 use crate::log;
 use crate::problem::Problem;
 
+mod cursor;
 mod decode;
 mod list;
 mod record;
 
+pub use cursor::{CursorList, CursorPage, cursor_page, cursor_page_with};
 pub use decode::{DecodeError, field_names};
 pub use list::{Filter, List, list_page, list_page_with};
 pub use record::{
