@@ -267,6 +267,14 @@ pub fn build_routes(packs: &[Arc<LoadedPack>]) -> Result<RouteTable, RouteConfli
                 },
             )?;
         }
+        if pack.manifest.fallback {
+            table.set_fallback(Target {
+                owner: Owner::Pack(i),
+                owner_name: pack.name().to_string(),
+                access: Access::Public,
+                summary: "Paths no route serves".into(),
+            })?;
+        }
     }
     Ok(table)
 }
@@ -388,6 +396,7 @@ impl Application {
             services: Arc::clone(&services),
             body_limit: config.server.body_limit_bytes,
             in_process,
+            trusted_proxies: config.trusted_proxies()?,
         });
         Ok(Self {
             listener,

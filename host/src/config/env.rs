@@ -13,7 +13,7 @@ fn parse<T: std::str::FromStr>(var: &str, value: &str) -> Result<T, ConfigError>
 /// `VALHALLA_BIND`, `VALHALLA_DATABASE_URL`, `VALHALLA_BODY_LIMIT_BYTES`, `VALHALLA_DEADLINE_MS`,
 /// `VALHALLA_MEMORY_LIMIT_MIB`, `VALHALLA_MAX_INSTANCES`, `VALHALLA_PACKS_DIR`,
 /// `VALHALLA_MIGRATIONS_DIR`, `VALHALLA_CACHE_DIR`, `VALHALLA_ADMIN_KEY`,
-/// `VALHALLA_AUTH_ENABLED`, and `VALHALLA_PACK_<NAME>_ENABLED` for a pack in the file.
+/// `VALHALLA_AUTH_ENABLED`, `VALHALLA_TRUSTED_PROXIES` (comma-separated), and `VALHALLA_PACK_<NAME>_ENABLED` for a pack in the file.
 pub fn apply_env_overrides(
     config: &mut Config,
     vars: impl IntoIterator<Item = (String, String)>,
@@ -34,6 +34,14 @@ pub fn apply_env_overrides(
             "CACHE_DIR" => config.runtime.cache_dir = value.into(),
             "ADMIN_KEY" => config.auth.admin_key = Some(super::Secret::new(value)),
             "AUTH_ENABLED" => config.auth.enabled = parse(&var, &value)?,
+            "TRUSTED_PROXIES" => {
+                config.server.trusted_proxies = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            }
             _ => {
                 if let Some(pack) = name
                     .strip_prefix("PACK_")

@@ -59,6 +59,9 @@ pub struct ServerConfig {
     pub shutdown_grace_seconds: u64,
     /// Guard packs in the order they run; guards not listed run after, by their manifest order.
     pub guard_order: Vec<String>,
+    /// Proxies (CIDRs or addresses) whose `Forwarded` / `X-Forwarded-For` is believed; from
+    /// any other peer those headers are ignored.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -68,6 +71,7 @@ impl Default for ServerConfig {
             body_limit_bytes: 1024 * 1024,
             shutdown_grace_seconds: 30,
             guard_order: Vec::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -247,6 +251,12 @@ impl Config {
         }
     }
 
+    /// `server.trusted_proxies`, parsed.
+    pub fn trusted_proxies(&self) -> Result<crate::http::TrustedProxies, ConfigError> {
+        crate::http::TrustedProxies::parse(&self.server.trusted_proxies)
+            .map_err(|e| self.invalid("server.trusted_proxies", e.to_string()))
+    }
+
     /// Check what serde cannot: addresses, URLs, limits, pack names and component files.
     /// (Grants are the capabilities' to parse: `capabilities::PackGrants`.)
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -275,6 +285,7 @@ impl Config {
                 ));
             }
         }
+        self.trusted_proxies()?;
         self.engine()?;
         if self.server.body_limit_bytes == 0 {
             return Err(self.invalid("server.body_limit_bytes", "must be greater than 0"));

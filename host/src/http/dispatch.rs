@@ -13,6 +13,7 @@ use http::request::Parts;
 use http::{StatusCode, header};
 
 use super::access::{Auth, credential};
+use super::client_ip::TrustedProxies;
 use super::guard_chain::{GuardChain, Verdict};
 use super::health;
 use super::pack_calls::InProcess;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub body_limit: usize,
     /// serves the packs' in-process calls (their capability holds it weakly)
     pub in_process: Arc<InProcess>,
+    /// whose forwarding headers name the client
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// The whole HTTP surface.
@@ -195,12 +198,12 @@ fn route<'a>(app: &'a AppState, incoming: &Incoming) -> Result<Routed<'a>, Probl
     }
 }
 
-fn client_ip(parts: &Parts) -> String {
-    parts
+fn client_ip(app: &AppState, parts: &Parts) -> String {
+    let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_default()
+        .map(|c| c.0.ip());
+    app.trusted_proxies.client_ip(peer, &parts.headers)
 }
 
 /// Step 2 (after the body): the request as the pack sees it, and the caller's credential
@@ -238,7 +241,7 @@ fn pack_request(
         body: body.to_vec(),
         request_id: incoming.request_id.to_string(),
         principal,
-        client_ip: client_ip(&parts),
+        client_ip: client_ip(app, &parts),
     };
     (request, credentials)
 }

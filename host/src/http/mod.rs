@@ -4,6 +4,7 @@
 
 pub mod access;
 mod body;
+mod client_ip;
 mod dispatch;
 pub mod guard_chain;
 mod guard_memo;
@@ -14,6 +15,7 @@ mod request_id;
 mod response;
 pub mod routes;
 
+pub use client_ip::TrustedProxies;
 pub use dispatch::{AppState, router};
 pub use pack_calls::InProcess;
 pub use problem::Problem;

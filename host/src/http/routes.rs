@@ -60,7 +60,12 @@ pub struct RouteTable {
     matcher: matchit::Router<usize>,
     paths: Vec<PathRoutes>,
     by_template: HashMap<String, usize>,
+    /// the pack serving what no route matches (decoys), if one declared it
+    fallback: Option<Target>,
 }
+
+/// The template requests to the fallback carry.
+pub const FALLBACK_TEMPLATE: &str = "*";
 
 /// `/a/{b}/` → `/a/{b}`; rejects what matchit would misread.
 fn normalise(template: &str) -> Option<String> {
@@ -140,10 +145,24 @@ impl RouteTable {
         Ok(())
     }
 
+    /// Let `target` serve every request no route matches; a second one is a conflict.
+    pub fn set_fallback(&mut self, target: Target) -> Result<(), RouteConflict> {
+        if let Some(first) = &self.fallback {
+            return Err(RouteConflict {
+                method: "*".into(),
+                path: "the fallback (paths no route serves)".into(),
+                first: first.owner_name.clone(),
+                second: target.owner_name,
+            });
+        }
+        self.fallback = Some(target);
+        Ok(())
+    }
+
     /// Find the route for `method` on `path` (trailing slash already removed).
     pub fn lookup(&self, method: Option<Method>, path: &str) -> Lookup<'_> {
         let Ok(matched) = self.matcher.at(path) else {
-            return Lookup::NotFound;
+            return self.fallback(method);
         };
         let routes = &self.paths[*matched.value];
         let found = method.and_then(|m| routes.methods.iter().find(|(rm, _)| *rm == m));
@@ -158,6 +177,22 @@ impl RouteTable {
                     .collect(),
             },
             None => Lookup::MethodNotAllowed(self.allow(routes)),
+        }
+    }
+
+    /// A path no route serves: the fallback's, for the methods a route can have, or nothing.
+    fn fallback(&self, method: Option<Method>) -> Lookup<'_> {
+        let routable = matches!(
+            method,
+            Some(Method::Get | Method::Post | Method::Put | Method::Patch | Method::Delete)
+        );
+        match &self.fallback {
+            Some(target) if routable => Lookup::Found {
+                template: FALLBACK_TEMPLATE,
+                target,
+                params: Vec::new(),
+            },
+            _ => Lookup::NotFound,
         }
     }
 
@@ -230,6 +265,33 @@ mod tests {
             t.lookup(Some(Method::Get), "/nope"),
             Lookup::NotFound
         ));
+    }
+
+    #[test]
+    fn the_fallback_serves_only_what_no_route_matches() {
+        let mut t = RouteTable::default();
+        t.add(Method::Get, "/system/config", target("a")).unwrap();
+        t.set_fallback(target("decoys")).unwrap();
+        let owner = |l: Lookup<'_>| match l {
+            Lookup::Found {
+                template, target, ..
+            } => format!("{template} {}", target.owner_name),
+            Lookup::MethodNotAllowed(allow) => format!("405 {allow}"),
+            Lookup::NotFound => "404".into(),
+        };
+        assert_eq!(
+            owner(t.lookup(Some(Method::Get), "/system/config")),
+            "/system/config a"
+        );
+        assert_eq!(
+            owner(t.lookup(Some(Method::Delete), "/wp-login.php")),
+            "* decoys"
+        );
+        // a path a route serves keeps its 405; OPTIONS is not the fallback's
+        assert!(owner(t.lookup(Some(Method::Post), "/system/config")).starts_with("405"));
+        assert_eq!(owner(t.lookup(None, "/wp-login.php")), "404");
+        let e = t.set_fallback(target("other")).unwrap_err().to_string();
+        assert!(e.contains("decoys") && e.contains("other"), "{e}");
     }
 
     #[test]

@@ -50,7 +50,11 @@ pub struct Pack {
     routes: Vec<Route>,
     guard: Option<(GuardSpec, GuardFn)>,
     schedule: Option<(u64, TickFn)>,
+    fallback: Option<Call>,
 }
+
+/// The route template the host gives requests it sends to the [`Pack::fallback`].
+pub const FALLBACK_ROUTE: &str = "*";
 
 macro_rules! method_shorthands {
     ($($name:ident => $method:ident),*) => {$(
@@ -70,7 +74,15 @@ macro_rules! method_shorthands {
 impl Pack {
     /// A pack named `name` (its tables, grants and config section use this name).
     pub fn new(name: &'static str, version: &'static str, description: &'static str) -> Self {
-        Self { name, version, description, routes: Vec::new(), guard: None, schedule: None }
+        Self {
+            name,
+            version,
+            description,
+            routes: Vec::new(),
+            guard: None,
+            schedule: None,
+            fallback: None,
+        }
     }
 
     /// Serve `method path` with `handler`; `path` is a template like `/items/{id}`.
@@ -99,6 +111,14 @@ impl Pack {
     /// Declare a guard run on matching requests before their route.
     pub fn guard(mut self, spec: GuardSpec, guard: GuardFn) -> Self {
         self.guard = Some((spec, guard));
+        self
+    }
+
+    /// Serve, as a public route after the guards, every request no route of any pack matches
+    /// (decoy paths): the handler answers 404 to what it does not want. `Request::route` is
+    /// [`FALLBACK_ROUTE`]. One pack per host may declare it.
+    pub fn fallback<Args, H: Handler<Args>>(mut self, handler: H) -> Self {
+        self.fallback = Some(Box::new(move |req| handler.call(req)));
         self
     }
 
@@ -133,16 +153,21 @@ impl Pack {
                 needs_credentials: spec.needs_credentials,
             }),
             schedule: self.schedule.map(|(interval_ms, _)| wit::Schedule { interval_ms }),
+            fallback: self.fallback.is_some(),
         }
     }
 
     /// Dispatch a request to the route the host matched.
     pub fn handle(&self, request: wit::Request) -> wit::Response {
-        let found =
-            self.routes.iter().find(|r| r.method == request.method && r.path == request.route);
+        let found = self
+            .routes
+            .iter()
+            .find(|r| r.method == request.method && r.path == request.route)
+            .map(|r| &r.call)
+            .or(self.fallback.as_ref().filter(|_| request.route == FALLBACK_ROUTE));
         let request = Request::new(request);
         let result = match found {
-            Some(route) => (route.call)(&request),
+            Some(call) => call(&request),
             None => Err(Problem::not_found(format!(
                 "pack `{}` has no route {} {}",
                 self.name,
