@@ -27,6 +27,12 @@ fn pack() -> Pack {
             set_active(false),
         )
         .post("/system/clients/{id}/rotate", Access::Admin, "Replace a client's key", rotate)
+        .post(
+            "/system/clients/lookup",
+            Access::Admin,
+            "Find the client of a key (in the body, never the URL)",
+            lookup,
+        )
         .guard(
             GuardSpec { order: 0, needs_credentials: true, ..GuardSpec::default() },
             authenticate,
@@ -158,6 +164,23 @@ fn register(Valid(body): Valid<Register>) -> Result<Created<Issued>, Problem> {
     cache::delete(&auth_cache_key(&client.key_hash));
     log::audit_created("client.register", &target(&client), &client);
     Ok(Created(Issued { client, api_key: key }))
+}
+
+/// `POST /system/clients/lookup`: a key whose client is wanted.
+#[derive(Deserialize, JsonSchema, Validate)]
+#[serde(deny_unknown_fields)]
+struct Lookup {
+    #[validate(length(min = 1, max = 256))]
+    key: String,
+}
+
+/// The client a key belongs to (active or not), by its digest; an unknown key is a 404 that
+/// does not repeat it.
+fn lookup(Valid(body): Valid<Lookup>) -> Result<Json<Client>, Problem> {
+    let hash = crypto::sha256_hex(body.key.as_bytes());
+    db::find::<Client>("key_hash", &hash)?
+        .map(Json)
+        .ok_or_else(|| Problem::not_found("no client has this key"))
 }
 
 fn list(Query(q): Query<ListQuery>, page: Page) -> Result<Json<db::List<Client>>, Problem> {

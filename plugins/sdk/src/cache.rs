@@ -14,6 +14,11 @@ pub fn get_json<T: DeserializeOwned>(key: &str) -> Option<T> {
     host_cache::get(key).and_then(|bytes| serde_json::from_slice(&bytes).ok())
 }
 
+/// Is there a live entry under `key`? (A full cache skips new entries: this tells.)
+pub fn has(key: &str) -> bool {
+    host_cache::get(key).is_some()
+}
+
 /// Cache `value` as JSON, for `ttl_ms` or until invalidated.
 pub fn set_json<T: Serialize>(key: &str, value: &T, ttl_ms: Option<u64>) {
     if let Ok(bytes) = serde_json::to_vec(value) {

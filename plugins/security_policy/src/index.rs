@@ -1,0 +1,226 @@
+//! The guard's index of the live rules in the host cache: one entry per lookup key
+//! (`ip:1.2.3.4`, `net:v4:16:10.1.0.0`, `user:alice`, `client:<id>`) plus a `meta` entry with
+//! the prefix lengths in use, so a lookup costs one cache read per key an address can have —
+//! flat in the number of rules, never a scan. Every write moves the index to a new
+//! generation; the guard rebuilds it from the database on first use.
+
+use core::net::IpAddr;
+
+use valhalla_sdk::prelude::*;
+
+use crate::values::{Net, family};
+
+/// The index's generation counter; every write adds 1.
+const GENERATION: &str = "bl-generation";
+/// Practically forever.
+const GENERATION_WINDOW_MS: u64 = 10 * 365 * 86_400_000;
+/// A built index is rebuilt this often without any write (its entries live a little longer,
+/// so while `meta` is there, they are).
+const META_TTL_MS: u64 = 10 * 60_000;
+const ENTRY_TTL_MS: u64 = META_TTL_MS + 60_000;
+
+/// A live rule as the guard needs it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub id: String,
+    pub policy_id: Option<String>,
+    /// an enforcing policy's (or a standalone) rule blocks; a monitoring one only records
+    pub enforce: bool,
+    pub expires_ms: Option<i64>,
+}
+
+impl Entry {
+    pub fn live_at(&self, now_ms: i64) -> bool {
+        self.expires_ms.is_none_or(|t| t > now_ms)
+    }
+}
+
+/// What the index holds besides its entries.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Meta {
+    /// the prefix lengths of the live cidr rules, per family
+    v4_lens: Vec<u8>,
+    v6_lens: Vec<u8>,
+    /// every entry made it into the cache (a full cache skips new entries); when not, the
+    /// guard asks the database instead
+    complete: bool,
+}
+
+/// The lookup key of a rule (stored with it, so the database can answer the same question).
+pub(crate) fn rule_key(rule_type: &str, value: &str) -> String {
+    match (rule_type, Net::parse(value)) {
+        ("cidr", Ok(net)) => net_key(net),
+        _ => format!("{rule_type}:{value}"),
+    }
+}
+
+fn net_key(net: Net) -> String {
+    format!("net:{}:{}:{}", net.family(), net.len, net.addr)
+}
+
+/// Every key a request from `ip` as `principal` can match, given the prefix lengths in use.
+fn request_keys(meta: &Meta, ip: Option<IpAddr>, principal: Option<&str>) -> Vec<String> {
+    let mut keys = Vec::new();
+    if let Some(ip) = ip {
+        keys.push(format!("ip:{ip}"));
+        let lens = if family(ip) == "v4" { &meta.v4_lens } else { &meta.v6_lens };
+        keys.extend(lens.iter().map(|&len| net_key(Net::of(ip, len))));
+    }
+    if let Some(id) = principal {
+        keys.push(format!("user:{id}"));
+        if let Some(client) = id.strip_prefix("client:") {
+            keys.push(format!("api_key:{client}"));
+        }
+    }
+    keys
+}
+
+/// The index is stale: the next request builds the new generation.
+pub(crate) fn invalidate() {
+    if cache::incr(GENERATION, 1, GENERATION_WINDOW_MS).is_none() {
+        log::warn("blocklist: the index generation could not move on; dropping every entry");
+    }
+    cache::delete_prefix("bl:");
+}
+
+fn prefix() -> String {
+    let generation = cache::incr(GENERATION, 0, GENERATION_WINDOW_MS).map_or(0, |c| c.value);
+    format!("bl:{generation}:")
+}
+
+/// A live rule row as the index is built from.
+#[derive(Deserialize)]
+struct Live {
+    id: String,
+    policy_id: Option<String>,
+    lookup_key: String,
+    expires_at: Option<String>,
+    mode: Option<String>,
+}
+
+impl Live {
+    fn entry(self) -> (String, Entry) {
+        let entry = Entry {
+            id: self.id,
+            policy_id: self.policy_id,
+            enforce: self.mode.as_deref() != Some("monitor"),
+            expires_ms: self.expires_at.as_deref().and_then(clock::parse_rfc3339),
+        };
+        (self.lookup_key, entry)
+    }
+}
+
+/// The active, unexpired rules of enabled policies (and standalone ones) under `keys`, or
+/// all of them.
+fn live_rules(keys: Option<&[String]>) -> Result<Vec<(String, Entry)>, Problem> {
+    let mut sql = String::from(
+        "SELECT r.id, r.policy_id, r.lookup_key, r.expires_at, p.mode \
+         FROM blocklist_rules r LEFT JOIN security_policies p ON p.id = r.policy_id \
+         WHERE r.active = $1 AND (r.policy_id IS NULL OR p.enabled = $1) \
+         AND (r.expires_at IS NULL OR r.expires_at > $2)",
+    );
+    let mut params = params![true, clock::now_rfc3339()];
+    if let Some(keys) = keys {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks: Vec<String> = (0..keys.len()).map(|i| format!("${}", i + 3)).collect();
+        sql.push_str(&format!(" AND r.lookup_key IN ({})", marks.join(", ")));
+        params.extend(keys.iter().map(|k| db::ToValue::to_value(&k.as_str())));
+    }
+    sql.push_str(" ORDER BY r.id");
+    Ok(db::query_as::<Live>(&sql, params)?.into_iter().map(Live::entry).collect())
+}
+
+/// Build generation `prefix` of the index from the database.
+fn build(prefix: &str) -> Result<Meta, Problem> {
+    let mut grouped: alloc::collections::BTreeMap<String, Vec<Entry>> = Default::default();
+    for (key, entry) in live_rules(None)? {
+        grouped.entry(key).or_default().push(entry);
+    }
+    let mut meta = Meta { complete: true, ..Meta::default() };
+    for key in grouped.keys() {
+        let mut parts = key.splitn(4, ':');
+        if let (Some("net"), Some(fam), Some(len)) = (parts.next(), parts.next(), parts.next()) {
+            let lens = if fam == "v4" { &mut meta.v4_lens } else { &mut meta.v6_lens };
+            if let Ok(len) = len.parse::<u8>() {
+                lens.push(len);
+            }
+        }
+    }
+    for lens in [&mut meta.v4_lens, &mut meta.v6_lens] {
+        lens.sort_unstable();
+        lens.dedup();
+    }
+    for (key, entries) in &grouped {
+        cache::set_json(&format!("{prefix}{key}"), entries, Some(ENTRY_TTL_MS));
+    }
+    // a full cache skips new entries without saying so: check they are all there
+    meta.complete = grouped.keys().all(|key| cache::has(&format!("{prefix}{key}")));
+    if !meta.complete {
+        log::warn("blocklist: the host cache is full; the guard reads the database instead");
+    }
+    cache::set_json(&format!("{prefix}meta"), &meta, Some(META_TTL_MS));
+    Ok(meta)
+}
+
+/// The rules a request from `ip` as `principal` matches (live or expired since the index was
+/// built), and the cache entry the answer stays valid with (for the guard's memo).
+pub(crate) fn lookup(
+    ip: Option<IpAddr>,
+    principal: Option<&str>,
+) -> Result<(String, Vec<Entry>), Problem> {
+    let prefix = prefix();
+    let meta_key = format!("{prefix}meta");
+    let meta = match cache::get_json::<Meta>(&meta_key) {
+        Some(meta) => meta,
+        None => build(&prefix)?,
+    };
+    let keys = request_keys(&meta, ip, principal);
+    let found = if meta.complete {
+        keys.iter()
+            .filter_map(|k| cache::get_json::<Vec<Entry>>(&format!("{prefix}{k}")))
+            .flatten()
+            .collect()
+    } else {
+        live_rules(Some(&keys))?.into_iter().map(|(_, e)| e).collect()
+    };
+    Ok((meta_key, found))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::values::canonical_ip;
+
+    #[test]
+    fn rules_and_requests_meet_on_the_same_keys() {
+        assert_eq!(rule_key("ip", "10.1.2.3"), "ip:10.1.2.3");
+        assert_eq!(rule_key("cidr", "10.1.0.0/16"), "net:v4:16:10.1.0.0");
+        assert_eq!(rule_key("cidr", "2001:db8::/32"), "net:v6:32:2001:db8::");
+        assert_eq!(rule_key("user", "alice"), "user:alice");
+        assert_eq!(rule_key("api_key", "c-1"), "api_key:c-1");
+        let meta = Meta { v4_lens: vec![8, 16], v6_lens: vec![32], complete: true };
+        let keys = request_keys(&meta, canonical_ip("10.1.2.3"), Some("client:c-1"));
+        assert_eq!(
+            keys,
+            [
+                "ip:10.1.2.3",
+                "net:v4:8:10.0.0.0",
+                "net:v4:16:10.1.0.0",
+                "user:client:c-1",
+                "api_key:c-1"
+            ]
+        );
+        let keys = request_keys(&meta, canonical_ip("2001:db8:1::5"), None);
+        assert_eq!(keys, ["ip:2001:db8:1::5", "net:v6:32:2001:db8::"]);
+    }
+
+    #[test]
+    fn expiry_is_checked_at_lookup() {
+        let e = Entry { id: "r".into(), policy_id: None, enforce: true, expires_ms: Some(10) };
+        assert!(e.live_at(9));
+        assert!(!e.live_at(10));
+        assert!(Entry { expires_ms: None, ..e }.live_at(i64::MAX));
+    }
+}
