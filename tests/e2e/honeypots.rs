@@ -23,9 +23,8 @@ const TELEMETRY: &str = "/system/security/telemetry";
 const BLOCKLIST: &str = "/system/security/blocklist";
 
 /// The host with `packs`, authentication on, 127.0.0.1 a trusted proxy (and the one address
-/// security_policy never blocks), honeypots granted security_policy and auto-blocks of
-/// `block_seconds`.
-async fn start(engine: Engine, packs: &[&str], block_seconds: Option<i64>) -> Option<TestApp> {
+/// security_policy never blocks), honeypots granted security_policy and given `settings`.
+async fn start(engine: Engine, packs: &[&str], settings: &[(&str, i64)]) -> Option<TestApp> {
     let db = TestDb::new(engine).await?;
     let mut cfg = secured(&db, packs);
     cfg.server.trusted_proxies = vec!["127.0.0.1/32".into()];
@@ -37,11 +36,9 @@ async fn start(engine: Engine, packs: &[&str], block_seconds: Option<i64>) -> Op
     }
     let honeypots = cfg.packs.get_mut("honeypots").expect("honeypots is loaded");
     honeypots.grants.packs = vec!["security_policy".into()];
-    if let Some(seconds) = block_seconds {
-        honeypots.settings.insert(
-            "block_duration_seconds".into(),
-            toml::Value::Integer(seconds),
-        );
+    for (name, value) in settings {
+        let value = toml::Value::Integer(*value);
+        honeypots.settings.insert((*name).into(), value);
     }
     Some(TestApp::start(db, cfg).await)
 }
@@ -84,7 +81,7 @@ async fn crud(engine: Engine) {
     let Some(app) = start(
         engine,
         &["api_clients", "honeypots", "route_index", "notes"],
-        None,
+        &[],
     )
     .await
     else {
@@ -288,7 +285,8 @@ on_both_engines!(honeypot_crud_checks_and_roles, crud);
 
 /// A decoy's hit, and everything around it that must not be one.
 async fn decoys(engine: Engine) {
-    let Some(app) = start(engine, &["api_clients", "honeypots"], None).await else {
+    let cap = [("max_records_per_minute", 8)];
+    let Some(app) = start(engine, &["api_clients", "honeypots"], &cap).await else {
         return;
     };
     // no decoys yet: any missing path is a plain 404
@@ -433,6 +431,29 @@ async fn decoys(engine: Engine) {
         .get("/.env")
         .expect_problem(404)
         .await;
+
+    // a flood: one source's first 8 hits a minute on a decoy are recorded, all are answered
+    let flood = create(&app, json!({"name": "flood", "path": "/flood"})).await;
+    let before = telemetry(&app, "").await["total"].as_i64().unwrap();
+    for _ in 0..12 {
+        app.get("/flood").expect_problem(404).await;
+    }
+    assert_eq!(
+        telemetry(&app, "").await["total"].as_i64().unwrap(),
+        before + 8
+    );
+    let url = format!("{HONEYPOTS}/{}", flood["id"].as_str().unwrap());
+    assert_eq!(app.as_admin().get(&url).expect(200).await["hits"], 8);
+    app.anon()
+        .via(&attacker())
+        .get("/flood")
+        .expect_problem(404)
+        .await;
+    assert_eq!(
+        telemetry(&app, "?source_ip=127.0.0.3").await["total"],
+        3,
+        "another source's own"
+    );
     app.finish().await;
 }
 on_both_engines!(decoy_hits_are_recorded_and_answered_404, decoys);
@@ -440,7 +461,7 @@ on_both_engines!(decoy_hits_are_recorded_and_answered_404, decoys);
 /// The decoy's 404 is the host's 404, byte for byte (same request id sent to both).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_decoy_answers_exactly_as_the_host_does() {
-    let Some(plain) = start(Engine::Sqlite, &["api_clients", "honeypots"], None).await else {
+    let Some(plain) = start(Engine::Sqlite, &["api_clients", "honeypots"], &[]).await else {
         return;
     };
     let db = TestDb::new(Engine::Sqlite).await.expect("sqlite");
@@ -485,7 +506,7 @@ async fn a_decoy_answers_exactly_as_the_host_does() {
 
 /// Sensor reports, the filters and keyset paging of both lists.
 async fn reports_and_lists(engine: Engine) {
-    let Some(app) = start(engine, &["api_clients", "honeypots"], None).await else {
+    let Some(app) = start(engine, &["api_clients", "honeypots"], &[]).await else {
         return;
     };
     let ssh = create(
@@ -701,7 +722,7 @@ fn epoch_seconds(text: &str) -> i64 {
 /// next request is 403, from the socket address or through a trusted proxy.
 async fn auto_block(engine: Engine) {
     let packs = ["api_clients", "security_policy", "honeypots"];
-    let Some(app) = start(engine, &packs, Some(600)).await else {
+    let Some(app) = start(engine, &packs, &[("block_duration_seconds", 600)]).await else {
         return;
     };
     create(

@@ -7,6 +7,7 @@
 use valhalla_sdk::Method::Post;
 use valhalla_sdk::prelude::*;
 
+use crate::settings::Settings;
 use crate::telemetry::{self, MAX_QUERY, MAX_USER_AGENT, Telemetry, canonical_ip, clip};
 
 /// The cache entry of the enabled decoys.
@@ -42,8 +43,8 @@ const OBSERVED: [&str; 24] = [
     "x-forwarded-for",
     "x-requested-with",
 ];
-/// `block_duration_seconds` when the settings do not say: four hours.
-const DEFAULT_BLOCK_SECONDS: i64 = 14_400;
+/// The window of the per-source record cap (`max_records_per_minute`).
+const RECORD_WINDOW_MS: u64 = 60_000;
 
 /// What the fallback needs of an enabled honeypot.
 #[derive(Serialize, Deserialize, Clone)]
@@ -53,30 +54,6 @@ pub(crate) struct Decoy {
     path: String,
     severity: String,
     auto_block: bool,
-}
-
-/// The pack's `[packs.honeypots.settings]`.
-#[derive(Deserialize)]
-struct Settings {
-    #[serde(default = "default_block_seconds")]
-    block_duration_seconds: i64,
-}
-
-valhalla_sdk::defaults! { fn default_block_seconds() -> i64 = DEFAULT_BLOCK_SECONDS; }
-
-/// How long an auto-block lasts: the setting when it is a positive number of seconds.
-fn block_seconds() -> i64 {
-    match host::settings::<Settings>() {
-        Ok(s) if s.block_duration_seconds > 0 => s.block_duration_seconds,
-        Ok(_) => {
-            log::warn("honeypots: block_duration_seconds must be positive; using 14400");
-            DEFAULT_BLOCK_SECONDS
-        }
-        Err(p) => {
-            log::warn(&format!("honeypots: {}; using block_duration_seconds 14400", p.detail));
-            DEFAULT_BLOCK_SECONDS
-        }
-    }
 }
 
 /// After a write of any honeypot: the next request reads the decoys afresh.
@@ -107,12 +84,19 @@ pub(crate) fn serve(req: Request) -> Result<Response, Problem> {
     Err(Problem::not_found(format!("no route for {}", req.path())))
 }
 
-/// Record a hit on `decoy`, blocking its source first when the honeypot says so.
+/// Record a hit on `decoy`, blocking its source first when the honeypot says so; past
+/// `max_records_per_minute` of this source on this decoy, nothing more this minute.
 fn hit(req: &Request, decoy: &Decoy) {
+    let settings = Settings::load();
     let method = valhalla_sdk::pack::method_name(req.method());
     let source_ip = canonical_ip(req.client_ip()).unwrap_or_else(|| req.client_ip().to_string());
-    let blocked =
-        if decoy.auto_block { block(&source_ip, decoy, method) } else { Block::default() };
+    if !within_cap(decoy, &source_ip, settings.max_records_per_minute) {
+        return;
+    }
+    let blocked = match decoy.auto_block {
+        true => block(&source_ip, decoy, method, settings.block_duration_seconds),
+        false => Block::default(),
+    };
     let query = encode_query(req.query_pairs());
     let headers = OBSERVED.iter().filter_map(|n| Some((*n, req.header(n)?)));
     let record = Telemetry {
@@ -142,6 +126,24 @@ fn hit(req: &Request, decoy: &Decoy) {
     }
 }
 
+/// Is this hit among the first `max` of `source_ip` on `decoy` this minute? (Without the
+/// counter, it is: a hit is rather recorded than lost.)
+fn within_cap(decoy: &Decoy, source_ip: &str, max: i64) -> bool {
+    let key = format!("recorded:{}:{source_ip}", decoy.id);
+    let Some(counter) = cache::incr(&key, 1, RECORD_WINDOW_MS) else {
+        return true;
+    };
+    if counter.value == max + 1 {
+        log::warn(&format!(
+            "honeypot `{}`: {source_ip} hit it {max} times this minute; its further hits are \
+             answered, not recorded, for {} s",
+            decoy.name,
+            counter.reset_ms.div_ceil(1000)
+        ));
+    }
+    counter.value <= max
+}
+
 /// What asking for a block came to: the rule made, or why there is none.
 #[derive(Default)]
 struct Block {
@@ -149,15 +151,15 @@ struct Block {
     error: Option<String>,
 }
 
-/// Put `ip` on security_policy's blocklist for `block_duration_seconds`.
-fn block(ip: &str, decoy: &Decoy, method: &str) -> Block {
+/// Put `ip` on security_policy's blocklist for `seconds`.
+fn block(ip: &str, decoy: &Decoy, method: &str, seconds: i64) -> Block {
     if canonical_ip(ip).is_none() {
         return Block { rule_id: None, error: Some("the source address is unknown".into()) };
     }
     let rule = serde_json::json!({
         "rule_type": "ip",
         "value": ip,
-        "duration_seconds": block_seconds(),
+        "duration_seconds": seconds,
         "severity": decoy.severity,
         "reason": format!("honeypot `{}` hit: {method} {}", decoy.name, decoy.path),
     });
@@ -211,13 +213,5 @@ mod tests {
         assert_eq!(encode_query(&pairs(&[("q", "a&b=c%")])), "q=a%26b%3Dc%25");
         assert_eq!(encode_query(&pairs(&[("é", "\n")])), "é=%0A");
         assert_eq!(encode_query(&[]), "");
-    }
-
-    #[test]
-    fn settings_default_to_four_hours() {
-        let s: Settings = serde_json::from_str("{}").unwrap();
-        assert_eq!(s.block_duration_seconds, 14_400);
-        let s: Settings = serde_json::from_str(r#"{"block_duration_seconds": 60}"#).unwrap();
-        assert_eq!(s.block_duration_seconds, 60);
     }
 }

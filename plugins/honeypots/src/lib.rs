@@ -3,13 +3,15 @@
 //! recorded with its source address, method, path, query, user agent and headers (never
 //! credentials or secret-looking headers), and with `auto_block` its source address goes on
 //! security_policy's blocklist for `block_duration_seconds` (default 14400), so its next
-//! request gets 403. Every such request is answered exactly as the host answers a path it
+//! request gets 403. One source's hits on one decoy are recorded up to
+//! `max_records_per_minute` (default 60) a minute. Every such request is answered exactly as the host answers a path it
 //! does not serve (404 `no route for {path}`). External sensors report hits through the API.
 //!
 //! - [`honeypots`]: the honeypots, their checks and routes;
 //! - [`paths`]: what a decoy path may be (its own, outside `/system/`);
 //! - [`decoys`]: the fallback, the cached decoy paths, recording a hit and blocking;
-//! - [`telemetry`]: the hit records, sensor reports, the keyset-paged lists.
+//! - [`telemetry`]: the hit records, sensor reports, the keyset-paged lists;
+//! - [`settings`]: `block_duration_seconds`, `max_records_per_minute`.
 
 #![cfg_attr(not(test), no_std)]
 
@@ -20,6 +22,7 @@ use valhalla_sdk::prelude::*;
 mod decoys;
 mod honeypots;
 mod paths;
+mod settings;
 mod telemetry;
 
 fn pack() -> Pack {
