@@ -93,9 +93,10 @@ fn hit(req: &Request, decoy: &Decoy) {
     if !within_cap(decoy, &source_ip, settings.max_records_per_minute) {
         return;
     }
-    let blocked = match decoy.auto_block {
-        true => block(&source_ip, decoy, method, settings.block_duration_seconds),
-        false => Block::default(),
+    let blocked = if decoy.auto_block {
+        block(&source_ip, decoy, method, settings.block_duration_seconds)
+    } else {
+        Block::default()
     };
     let query = encode_query(req.query_pairs());
     let headers = OBSERVED.iter().filter_map(|n| Some((*n, req.header(n)?)));
