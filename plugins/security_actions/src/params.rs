@@ -13,8 +13,8 @@ pub(crate) const ACTION_TYPES: [&str; 5] =
     ["block_ip", "unblock_ip", "deactivate_client", "activate_client", "set_maintenance"];
 const SEVERITIES: [&str; 4] = ["low", "medium", "high", "critical"];
 const MODES: [&str; 3] = ["normal", "read_only", "maintenance"];
-/// Ten years: the longest block a duration may ask for.
-const MAX_DURATION_SECONDS: i64 = 10 * 365 * 86_400;
+/// 366 days: the longest block security_policy takes as `duration_seconds`.
+const MAX_DURATION_SECONDS: i64 = 31_622_400;
 /// Principal ids of API clients start with this (a client may be named either way).
 const CLIENT_PREFIX: &str = "client:";
 
@@ -26,7 +26,7 @@ pub(crate) struct BlockIp {
     /// an IP address or a CIDR network
     #[validate(custom(function = ip_or_cidr))]
     pub ip: String,
-    /// `4h`, `30m`, `1h30m`, `90s`, `2d`
+    /// `4h`, `30m`, `1h30m`, `90s`, `2d`, `1w`
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[validate(custom(function = duration))]
     pub duration: Option<String>,
@@ -184,10 +184,10 @@ pub(crate) fn rule_type(ip: &str) -> &'static str {
     if ip.contains('/') { "cidr" } else { "ip" }
 }
 
-/// `4h`, `30m`, `1h30m`, `90s`, `2d`: whole numbers with a unit each, adding up to more than
-/// nothing and at most ten years.
+/// `4h`, `30m`, `1h30m`, `90s`, `2d`, `1w`: whole numbers with a unit each, adding up to more
+/// than nothing and at most 366 days.
 fn duration(text: &str) -> Result<(), &'static str> {
-    const WHAT: &str = "must be a duration like `90s`, `30m`, `4h`, `1h30m` or `2d`";
+    const WHAT: &str = "must be a duration like `90s`, `30m`, `4h`, `1h30m`, `2d` or `1w`";
     let mut total: i64 = 0;
     let mut number: Option<i64> = None;
     for c in text.chars() {
@@ -197,6 +197,7 @@ fn duration(text: &str) -> Result<(), &'static str> {
             continue;
         }
         let unit = match c {
+            'w' => 604_800,
             'd' => 86_400,
             'h' => 3_600,
             'm' => 60,
@@ -210,7 +211,7 @@ fn duration(text: &str) -> Result<(), &'static str> {
         return Err(WHAT);
     }
     if total > MAX_DURATION_SECONDS {
-        return Err("must be at most ten years");
+        return Err("must be at most 366 days");
     }
     Ok(())
 }
@@ -294,10 +295,10 @@ mod tests {
 
     #[test]
     fn durations() {
-        for good in ["90s", "30m", "4h", "1h30m", "2d", "1d12h"] {
+        for good in ["90s", "30m", "4h", "1h30m", "2d", "1d12h", "2w", "366d"] {
             assert_eq!(duration(good), Ok(()), "{good}");
         }
-        for bad in ["", "4", "h", "4x", "0s", "1h30", "-1h", "99999999999999999999d", "3651d"] {
+        for bad in ["", "4", "h", "4x", "0s", "1h30", "-1h", "99999999999999999999d", "367d"] {
             assert!(duration(bad).is_err(), "{bad}");
         }
     }
