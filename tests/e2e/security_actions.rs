@@ -793,7 +793,12 @@ async fn reject(engine: Engine) {
 on_both_engines!(one_rejection_rejects, reject);
 
 async fn expiry(engine: Engine) {
-    let Some(app) = app_with(engine, &[("expire_after_seconds", 1)]).await else {
+    let Some(app) = app_with(
+        engine,
+        &[("expire_after_seconds", 1), ("required_approvals", 2)],
+    )
+    .await
+    else {
         return;
     };
     let (b, _) = approvers(&app).await;
@@ -801,6 +806,17 @@ async fn expiry(engine: Engine) {
     let read = request(&app, body.clone()).await;
     let acted = request(&app, body.clone()).await;
     let ticked = request(&app, body).await;
+    assert_eq!(read["required_approvals"], 2, "the pack's setting");
+    let (created, expires) = (&read["created_at"], &read["expires_at"]);
+    let seconds = |t: &Value| {
+        let t = t.as_str().unwrap();
+        t[17..19].parse::<u32>().unwrap() + 60 * t[14..16].parse::<u32>().unwrap()
+    };
+    assert_eq!(
+        (seconds(expires) + 3600 - seconds(created)) % 3600,
+        1,
+        "{read}"
+    );
     tokio::time::sleep(Duration::from_millis(1_200)).await;
 
     // when read

@@ -48,13 +48,34 @@ fn call<B: Serialize>(
             if answer.ok() {
                 return Outcome { ok: true, status, result, error: None };
             }
-            let detail = result["detail"]
-                .as_str()
-                .map_or_else(|| format!("{pack} answered {}", answer.status), str::to_string);
-            Outcome::failed(detail, result, status)
+            let error = problem_text(&result)
+                .unwrap_or_else(|| format!("{pack} answered {}", answer.status));
+            Outcome::failed(error, result, status)
         }
         Err(e) => Outcome::failed(capability::message(&e).to_string(), Value::Null, None),
     }
+}
+
+/// A problem's detail, with its field errors when it has several (one is in the detail).
+fn problem_text(problem: &Value) -> Option<String> {
+    let detail = problem["detail"].as_str()?;
+    let errors = problem["errors"].as_array().filter(|e| e.len() > 1);
+    let fields: Vec<String> = errors
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            format!(
+                "{}: {}",
+                e["field"].as_str().unwrap_or("?"),
+                e["message"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    Some(if fields.is_empty() {
+        detail.into()
+    } else {
+        format!("{detail} ({})", fields.join("; "))
+    })
 }
 
 /// Run the action in the pack that owns what it changes.
@@ -186,4 +207,22 @@ pub(crate) fn execute(Path(id): Path<String>, who: Who) -> Result<Json<Action>, 
     let after = action::load(&id)?;
     log::audit(&format!("security_action.{status}"), &after.target(), Some(&claimed), Some(&after));
     Ok(Json(after))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_problem_reads_as_its_detail_and_its_fields() {
+        let one = json!({"detail": "no client `x`", "status": 404});
+        assert_eq!(problem_text(&one).as_deref(), Some("no client `x`"));
+        let many = json!({"detail": "2 invalid fields", "errors": [
+            {"field": "value", "message": "bad"}, {"field": "severity", "message": "worse"}]});
+        assert_eq!(
+            problem_text(&many).as_deref(),
+            Some("2 invalid fields (value: bad; severity: worse)")
+        );
+        assert_eq!(problem_text(&Value::Null), None);
+    }
 }
