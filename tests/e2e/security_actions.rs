@@ -585,10 +585,16 @@ async fn concurrent_execute(engine: Engine) {
         let action = request(
             &app,
             json!({"action_type": "set_maintenance", "params": {"mode": mode},
-                   "reason": format!("round {round}")}),
+                   "reason": format!("round {round}"), "required_approvals": 2}),
         )
         .await;
-        approve(&app, &b, &action).await;
+        // two approvals at once: both count, and the action is approved
+        let approve = path(&action, "approve");
+        let (one, two) = tokio::join!(
+            app.as_key(&b).post_empty(&approve).status(),
+            app.as_key(&c).post_empty(&approve).status(),
+        );
+        assert_eq!((one, two), (200, 200), "round {round}");
         let execute = path(&action, "execute");
         let (one, two) = tokio::join!(
             app.as_key(&b).post_empty(&execute).send(),
@@ -609,6 +615,7 @@ async fn concurrent_execute(engine: Engine) {
             .expect(200)
             .await;
         assert_eq!(got["status"], "executed", "{got}");
+        assert_eq!(got["approvals"].as_array().unwrap().len(), 2, "{got}");
     }
     // five executions, each once: five maintenance.mode audit events
     let logs = "/system/logs?category=audit&source=maintenance&limit=100";
@@ -618,7 +625,10 @@ async fn concurrent_execute(engine: Engine) {
     assert_eq!(trail_again["total"], 5, "{trail}");
     app.finish().await;
 }
-on_both_engines!(two_executes_at_once_run_it_once, concurrent_execute);
+on_both_engines!(
+    two_approvals_at_once_count_and_two_executes_run_once,
+    concurrent_execute
+);
 
 async fn change(engine: Engine) {
     let Some(app) = app(engine).await else {
