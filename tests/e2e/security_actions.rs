@@ -675,6 +675,10 @@ async fn change(engine: Engine) {
     assert_eq!(changed["status"], "pending");
     assert_eq!(changed["approvals"], json!([]), "the approval is withdrawn");
     assert_eq!(changed["revision"], 2);
+    assert!(
+        changed["expires_at"].as_str() > action["expires_at"].as_str(),
+        "the time to approve starts again: {changed}"
+    );
     // b approves again (the new params), c completes it
     assert_eq!(
         approve(&app, &b, &changed).await["approvals"]

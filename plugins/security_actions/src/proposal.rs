@@ -50,10 +50,7 @@ fn checked(action_type: &str, params: &Map<String, Value>) -> Result<Params, Pro
 pub(crate) fn create(Valid(body): Valid<Create>, who: Who) -> Result<Created<Action>, Problem> {
     let settings = Settings::load()?;
     let params = checked(&body.action_type, &body.params)?.to_json();
-    let now_ms = clock::now_ms();
-    let now = clock::rfc3339(now_ms);
-    let expires_at =
-        clock::rfc3339(now_ms.saturating_add(settings.expire_after_seconds.saturating_mul(1000)));
+    let (now, expires_at) = expiry(&settings);
     let action: Action = db::insert(params![
         clock::new_id(),
         body.action_type,
@@ -77,6 +74,13 @@ pub(crate) fn create(Valid(body): Valid<Create>, who: Who) -> Result<Created<Act
     ])?;
     log::audit_created("security_action.create", &action.target(), &action);
     Ok(Created(action))
+}
+
+/// Now, and when an action proposed now expires unless approved.
+fn expiry(settings: &Settings) -> (String, String) {
+    let now = clock::now_ms();
+    let ttl_ms = settings.expire_after_seconds.saturating_mul(1000);
+    (clock::rfc3339(now), clock::rfc3339(now.saturating_add(ttl_ms)))
 }
 
 /// `GET /system/security/actions?status=&action_type=`.
@@ -119,7 +123,8 @@ pub(crate) struct Change {
 
 /// Only the requester changes an action (whoever else changed it would be requesting what they
 /// could then approve). Any real change withdraws the approvals: they were given to what the
-/// action was. Nothing changed (the same params and reason) answers the action as it is.
+/// action was, and the time to approve it starts again. Nothing changed (the same params and
+/// reason) answers the action as it is.
 pub(crate) fn change(
     Path(id): Path<String>,
     Valid(patch): Valid<Change>,
@@ -143,11 +148,20 @@ pub(crate) fn change(
     if params == before.params && reason == before.reason {
         return Ok(Json(before));
     }
-    let set = "params = $2, reason = $3, status = $4, revision = revision + 1, updated_at = $5 \
-               WHERE id = $1 AND revision = $6 AND status IN ($4, $7)";
-    let now = clock::now_rfc3339();
-    let values =
-        params![id.as_str(), params.to_string(), reason, PENDING, now, before.revision, APPROVED];
+    // a changed action is proposed anew: its approvals start over, and so does its time
+    let set = "params = $2, reason = $3, status = $4, revision = revision + 1, updated_at = $5, \
+               expires_at = $8 WHERE id = $1 AND revision = $6 AND status IN ($4, $7)";
+    let (now, expires_at) = expiry(&Settings::load()?);
+    let values = params![
+        id.as_str(),
+        params.to_string(),
+        reason,
+        PENDING,
+        now,
+        before.revision,
+        APPROVED,
+        expires_at
+    ];
     let Some(changed) = db::update::<Action>(set, values)? else {
         let current = action::load(&id)?;
         return Err(match current.status.as_str() {
@@ -155,8 +169,8 @@ pub(crate) fn change(
             _ => illegal(&current, "a pending or approved action can be changed"),
         });
     };
-    // the withdrawn approvals go (one of a racing approval may land after: it is of the old
-    // revision, so it does not count, and its approver's next approval replaces it)
+    // the withdrawn approvals go (an approval racing this change may land after it: it is of
+    // the old revision, so it does not count, and its approver's next approval replaces it)
     db::execute(
         "DELETE FROM security_action_approvals WHERE action_id = $1 AND revision <> $2",
         params![id.as_str(), changed.revision],
