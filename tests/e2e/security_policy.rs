@@ -498,3 +498,41 @@ on_both_engines!(
     repeat_offenders_get_longer_bans,
     repeat_offenders_get_longer_bans
 );
+
+/// Rules added one after another are read from the database until the index is rebuilt
+/// with them (every 64); each blocks from the next request, through the rebuilds, and a
+/// network of a new prefix length too.
+async fn every_added_rule_blocks_through_index_rebuilds(engine: Engine) {
+    let Some(app) = app(engine).await else { return };
+    let (reader, _) = client(&app, &["read"]).await;
+    let r = app.as_key(&reader);
+    // a first lookup builds the (empty) index
+    assert_eq!(status_from(r, "192.0.2.1").await, 200);
+    for i in 1..=150 {
+        let ip = format!("192.0.2.{i}");
+        rule(&app, json!({"rule_type": "ip", "value": ip})).await;
+        assert_eq!(status_from(r, &ip).await, 403, "{ip} right after its rule");
+        if i % 25 == 0 {
+            for j in [1, i / 2, i] {
+                assert_eq!(
+                    status_from(r, &format!("192.0.2.{j}")).await,
+                    403,
+                    "192.0.2.{j}"
+                );
+            }
+            assert_eq!(status_from(r, "192.0.3.1").await, 200);
+        }
+    }
+    for (cidr, inside) in [
+        ("198.18.0.0/15", "198.19.1.1"),
+        ("198.51.0.0/17", "198.51.1.1"),
+    ] {
+        rule(&app, json!({"rule_type": "cidr", "value": cidr})).await;
+        assert_eq!(status_from(r, inside).await, 403, "{inside} in {cidr}");
+    }
+    app.finish().await;
+}
+on_both_engines!(
+    every_added_rule_blocks_through_index_rebuilds,
+    every_added_rule_blocks_through_index_rebuilds
+);

@@ -19,6 +19,9 @@ pub struct Target {
     pub body: Option<String>,
     /// the status that counts as success; any 2xx when `None`
     pub expect: Option<u16>,
+    /// every request forwarded for another client address (`X-Forwarded-For` from
+    /// 198.18.0.0/15, the benchmarking range), so no guard decision is ever reused
+    pub new_client_each_request: bool,
 }
 
 impl Target {
@@ -29,6 +32,7 @@ impl Target {
             headers: Vec::new(),
             body: None,
             expect: None,
+            new_client_each_request: false,
         }
     }
 
@@ -39,6 +43,7 @@ impl Target {
             headers: Vec::new(),
             body: Some(body.into()),
             expect: None,
+            new_client_each_request: false,
         }
     }
 
@@ -58,8 +63,22 @@ impl Target {
         self
     }
 
+    /// Forward every request for another client address.
+    pub fn from_new_clients(mut self) -> Self {
+        self.new_client_each_request = true;
+        self
+    }
+
     fn bytes(&self, host: &str) -> Vec<u8> {
+        self.bytes_for(host, None)
+    }
+
+    /// The request, forwarded for `client` when given.
+    fn bytes_for(&self, host: &str, client: Option<std::net::Ipv4Addr>) -> Vec<u8> {
         let mut req = format!("{} {} HTTP/1.1\r\nHost: {host}\r\n", self.method, self.path);
+        if let Some(ip) = client {
+            req.push_str(&format!("X-Forwarded-For: {ip}\r\n"));
+        }
         for (n, v) in &self.headers {
             req.push_str(&format!("{n}: {v}\r\n"));
         }
@@ -139,15 +158,28 @@ pub fn run(addr: SocketAddr, target: &Target, connections: usize, duration: Dura
     let request = target.bytes(&addr.to_string());
     let started = Instant::now();
     let deadline = started + duration;
+    let host = addr.to_string();
     let handles: Vec<_> = (0..connections)
-        .map(|_| {
-            let request = request.clone();
+        .map(|thread| {
+            let mut request = request.clone();
             let target = target.clone();
+            let host = host.clone();
             std::thread::spawn(move || {
                 let mut latencies = Vec::with_capacity(65_536);
                 let mut errors = 0u64;
                 let mut conn = connect(addr).ok();
+                // each connection walks its own share of 198.18.0.0/15
+                let share = (1u32 << 17) / connections.max(1) as u32;
+                let mut next = 0u32;
                 while Instant::now() < deadline {
+                    if target.new_client_each_request {
+                        let offset = thread as u32 * share + next % share.max(1);
+                        next += 1;
+                        let ip = std::net::Ipv4Addr::from(
+                            u32::from(std::net::Ipv4Addr::new(198, 18, 0, 0)) + offset,
+                        );
+                        request = target.bytes_for(&host, Some(ip));
+                    }
                     let Some((stream, reader)) = conn.as_mut() else {
                         errors += 1;
                         conn = connect(addr).ok();

@@ -70,6 +70,7 @@ const ACTIONS: &[Action] = &[
     Action("list_clients", "api_clients", Get, "/system/clients", PathOnly),
     Action("deactivate_client", "api_clients", Post, "/system/clients/{id}/deactivate", PathOnly),
     Action("list_rate_limit_rules", "rate_limits", Get, "/system/ratelimits/rules", PathOnly),
+    Action("security_snapshot", "security_dashboard", Get, "/system/security/dashboard", PathOnly),
 ];
 
 /// The action's path with its `{name}` segments filled in.

@@ -20,12 +20,12 @@ pub(crate) fn check(req: &Request) -> Result<guard::Decision, Problem> {
     // an address the settings never block is not looked up by address at all
     let ip = canonical_ip(req.client_ip()).filter(|ip| !in_any(*ip, &never));
     let principal = req.principal().map(|p| p.id.as_str());
-    let (valid_while, found) = index::lookup(ip, principal)?;
+    let found = index::lookup(ip, principal)?;
     let now = clock::now_ms();
-    let live: Vec<&Entry> = found.iter().filter(|e| e.live_at(now)).collect();
+    let live: Vec<&Entry> = found.rules.iter().filter(|e| e.live_at(now)).collect();
     if live.is_empty() {
         // until the rules change, nothing blocks this address and principal
-        guard::memoize(Some(&valid_while), &[MemoInput::Principal, MemoInput::ClientIp]);
+        guard::memoize(Some(&found.valid_while), &[MemoInput::Principal, MemoInput::ClientIp]);
         return Ok(guard::proceed());
     }
     let blocking = live.iter().find(|e| e.enforce);

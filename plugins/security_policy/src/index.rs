@@ -10,14 +10,21 @@ use valhalla_sdk::prelude::*;
 
 use crate::values::{Net, family};
 
-/// The index's generation counter; every write adds 1.
+/// The index's generation counter; every change but an added rule adds 1.
 const GENERATION: &str = "bl-generation";
+/// Rules added so far (by this process's packs); an index knows how many it holds.
+const ADDED: &str = "bl-added";
 /// Practically forever.
-const GENERATION_WINDOW_MS: u64 = 10 * 365 * 86_400_000;
+const FOREVER_MS: u64 = 10 * 365 * 86_400_000;
 /// A built index is rebuilt this often without any write (its entries live a little longer,
 /// so while `meta` is there, they are).
 const META_TTL_MS: u64 = 10 * 60_000;
 const ENTRY_TTL_MS: u64 = META_TTL_MS + 60_000;
+/// Rules added since the index was built are read from the database (by their keys, an
+/// indexed read) until this many have come, when the index is rebuilt with them.
+const REBUILD_AFTER: i64 = 64;
+/// One guard builds an index at a time; the others read the database meanwhile.
+const BUILD_LOCK_MS: u64 = 10_000;
 
 /// A live rule as the guard needs it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -44,6 +51,8 @@ struct Meta {
     /// every entry made it into the cache (a full cache skips new entries); when not, the
     /// guard asks the database instead
     complete: bool,
+    /// the [`ADDED`] count when the build read the rules: later ones are not in it
+    added: i64,
 }
 
 /// The lookup key of a rule (stored with it, so the database can answer the same question).
@@ -75,17 +84,39 @@ fn request_keys(meta: &Meta, ip: Option<IpAddr>, principal: Option<&str>) -> Vec
     keys
 }
 
-/// The index is stale: the next request builds the new generation.
+fn counter(key: &str, delta: i64) -> Option<i64> {
+    cache::incr(key, delta, FOREVER_MS).map(|c| c.value)
+}
+
+/// The index is stale (a rule deleted, a policy changed): the next request builds a new
+/// generation.
 pub(crate) fn invalidate() {
-    if cache::incr(GENERATION, 1, GENERATION_WINDOW_MS).is_none() {
+    if counter(GENERATION, 1).is_none() {
         log::warn("blocklist: the index generation could not move on; dropping every entry");
     }
     cache::delete_prefix("bl:");
 }
 
+/// A rule was added: the index reads it from the database until its next build, and
+/// decisions the host memoized are dropped. A network of a prefix length the index does not
+/// look up yet makes a new generation.
+pub(crate) fn added(rule_type: &str, value: &str) {
+    let prefix = prefix();
+    let new_length = match (rule_type, Net::parse(value)) {
+        ("cidr", Ok(net)) => cache::get_json::<Meta>(&format!("{prefix}meta")).is_some_and(|m| {
+            let lens = if net.family() == "v4" { &m.v4_lens } else { &m.v6_lens };
+            !lens.contains(&net.len)
+        }),
+        _ => false,
+    };
+    if new_length || counter(ADDED, 1).is_none() {
+        return invalidate();
+    }
+    cache::set_json(&format!("{prefix}memo"), &0u8, Some(ENTRY_TTL_MS));
+}
+
 fn prefix() -> String {
-    let generation = cache::incr(GENERATION, 0, GENERATION_WINDOW_MS).map_or(0, |c| c.value);
-    format!("bl:{generation}:")
+    format!("bl:{}:", counter(GENERATION, 0).unwrap_or(0))
 }
 
 /// A live rule row as the index is built from.
@@ -132,13 +163,18 @@ fn live_rules(keys: Option<&[String]>) -> Result<Vec<(String, Entry)>, Problem> 
     Ok(db::query_as::<Live>(&sql, params)?.into_iter().map(Live::entry).collect())
 }
 
-/// Build generation `prefix` of the index from the database.
-fn build(prefix: &str) -> Result<Meta, Problem> {
+/// Build generation `prefix` of the index from the database, unless another guard is
+/// building it (then `None`: read the database meanwhile).
+fn build(prefix: &str) -> Result<Option<Meta>, Problem> {
+    if cache::incr(&format!("{prefix}building"), 1, BUILD_LOCK_MS).is_some_and(|c| c.value > 1) {
+        return Ok(None);
+    }
+    let added = counter(ADDED, 0).unwrap_or(0);
     let mut grouped: alloc::collections::BTreeMap<String, Vec<Entry>> = Default::default();
     for (key, entry) in live_rules(None)? {
         grouped.entry(key).or_default().push(entry);
     }
-    let mut meta = Meta { complete: true, ..Meta::default() };
+    let mut meta = Meta { complete: true, added, ..Meta::default() };
     for key in grouped.keys() {
         let mut parts = key.splitn(4, ':');
         if let (Some("net"), Some(fam), Some(len)) = (parts.next(), parts.next(), parts.next()) {
@@ -161,31 +197,60 @@ fn build(prefix: &str) -> Result<Meta, Problem> {
         log::warn("blocklist: the host cache is full; the guard reads the database instead");
     }
     cache::set_json(&format!("{prefix}meta"), &meta, Some(META_TTL_MS));
-    Ok(meta)
+    cache::delete(&format!("{prefix}building"));
+    if format!("bl:{}:", counter(GENERATION, 0).unwrap_or(0)) != prefix {
+        // the rules changed while this was built: nobody will read it
+        cache::delete_prefix(prefix);
+    }
+    Ok(Some(meta))
 }
 
-/// The rules a request from `ip` as `principal` matches (live or expired since the index was
-/// built), and the cache entry the answer stays valid with (for the guard's memo).
-pub(crate) fn lookup(
-    ip: Option<IpAddr>,
-    principal: Option<&str>,
-) -> Result<(String, Vec<Entry>), Problem> {
+/// What a lookup found: the rules a request matches (live or expired since they were
+/// indexed), and the cache entry the answer stays valid with (for the guard's memo).
+pub(crate) struct Found {
+    pub rules: Vec<Entry>,
+    pub valid_while: String,
+}
+
+/// The rules a request from `ip` as `principal` matches.
+pub(crate) fn lookup(ip: Option<IpAddr>, principal: Option<&str>) -> Result<Found, Problem> {
     let prefix = prefix();
-    let meta_key = format!("{prefix}meta");
-    let meta = match cache::get_json::<Meta>(&meta_key) {
-        Some(meta) => meta,
-        None => build(&prefix)?,
+    // read first: a rule added after this read drops the memo made from it
+    let valid_while = format!("{prefix}memo");
+    if !cache::has(&valid_while) {
+        cache::set_json(&valid_while, &0u8, Some(ENTRY_TTL_MS));
+    }
+    let added = counter(ADDED, 0).unwrap_or(0);
+    let mut meta = cache::get_json::<Meta>(&format!("{prefix}meta"));
+    if meta.as_ref().is_none_or(|m| added - m.added >= REBUILD_AFTER) {
+        meta = build(&prefix)?.or(meta);
+    }
+    let Some(meta) = meta else {
+        // another guard is building the index: ask the database (all prefix lengths)
+        let all =
+            Meta { v4_lens: (0..=32).collect(), v6_lens: (0..=128).collect(), ..Meta::default() };
+        let keys = request_keys(&all, ip, principal);
+        let rules = live_rules(Some(&keys))?.into_iter().map(|(_, e)| e).collect();
+        return Ok(Found { rules, valid_while });
     };
     let keys = request_keys(&meta, ip, principal);
-    let found = if meta.complete {
+    let mut rules: Vec<Entry> = if meta.complete {
         keys.iter()
             .filter_map(|k| cache::get_json::<Vec<Entry>>(&format!("{prefix}{k}")))
             .flatten()
             .collect()
     } else {
-        live_rules(Some(&keys))?.into_iter().map(|(_, e)| e).collect()
+        Vec::new()
     };
-    Ok((meta_key, found))
+    if !meta.complete || added > meta.added {
+        // rules the index does not hold yet (or cannot): from the database, by their keys
+        for (_, entry) in live_rules(Some(&keys))? {
+            if !rules.iter().any(|r| r.id == entry.id) {
+                rules.push(entry);
+            }
+        }
+    }
+    Ok(Found { rules, valid_while })
 }
 
 #[cfg(test)]
@@ -200,7 +265,7 @@ mod tests {
         assert_eq!(rule_key("cidr", "2001:db8::/32"), "net:v6:32:2001:db8::");
         assert_eq!(rule_key("user", "alice"), "user:alice");
         assert_eq!(rule_key("api_key", "c-1"), "api_key:c-1");
-        let meta = Meta { v4_lens: vec![8, 16], v6_lens: vec![32], complete: true };
+        let meta = Meta { v4_lens: vec![8, 16], v6_lens: vec![32], complete: true, added: 0 };
         let keys = request_keys(&meta, canonical_ip("10.1.2.3"), Some("client:c-1"));
         assert_eq!(
             keys,

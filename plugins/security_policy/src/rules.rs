@@ -204,7 +204,7 @@ pub(crate) fn create(
         by,
         clock::rfc3339(now_ms)
     ])?;
-    index::invalidate();
+    index::added(&rule.rule_type, &rule.value);
     log::audit_created("security.blocklist.create", &target(&rule.id), &rule);
     Ok(Created(rule))
 }
