@@ -518,21 +518,29 @@ pub fn bench(root: &Path, args: &[String]) -> Result<()> {
     // client address: the shipped file with 127.0.0.1 as a trusted proxy, on the seeded
     // database and on an empty one.
     let blocklist_rounds = if plan.wants(BLOCKLIST) {
-        let empty_dir = dir.join("empty");
-        std::fs::create_dir_all(&empty_dir)?;
-        let mut env_full = shipped.env(&dir, &cache, true);
-        let mut env_empty = shipped.env(&empty_dir, &cache, true);
-        for env in [&mut env_full, &mut env_empty] {
+        let trusting = |db_dir: &Path| -> Result<Server> {
+            std::fs::create_dir_all(db_dir)?;
+            let mut env = shipped.env(db_dir, &cache, true);
             env.push(("VALHALLA_TRUSTED_PROXIES".into(), "127.0.0.1".into()));
+            Ok(start(root, &shipped.path, &env)?.0)
+        };
+        let full = trusting(&dir)?;
+        let few = trusting(&dir.join("few"))?;
+        let empty = trusting(&dir.join("empty"))?;
+        for i in 0..FEW_RULES {
+            send(
+                few.addr,
+                &Target::post_json("/system/security/blocklist", few_rule(i))
+                    .header("x-api-key", ADMIN_KEY),
+            )?;
         }
-        let (full, _) = start(root, &shipped.path, &env_full)?;
-        let (empty, _) = start(root, &shipped.path, &env_empty)?;
         let blocked = Target::get(MISSING_PATH)
             .header("x-api-key", ADMIN_KEY)
             .header("x-forwarded-for", "10.0.0.5");
         expect_status(full.addr, &blocked, 403, "a seeded blocklist address")?;
+        expect_status(few.addr, &blocked, 403, "a blocklist address")?;
         expect_status(empty.addr, &blocked, 404, "no blocklist rules")?;
-        blocklist_pairs(empty.addr, full.addr, &plan)
+        blocklist_rounds(&[empty.addr, few.addr, full.addr], &plan)
     } else {
         Vec::new()
     };
@@ -724,6 +732,18 @@ const BLOCKLIST_RULES: usize = 10_000;
 /// `--only` text that selects the blocklist rounds.
 const BLOCKLIST: &str = "blocklist";
 
+/// The small rule set: a network of each prefix length the big one has (so a lookup reads
+/// as many keys), four addresses, a principal.
+const FEW_RULES: usize = 20;
+
+fn few_rule(i: usize) -> String {
+    match i {
+        0..15 => format!(r#"{{"rule_type":"cidr","value":"172.16.0.0/{}"}}"#, 16 + i),
+        15..19 => format!(r#"{{"rule_type":"ip","value":"10.0.0.{}"}}"#, i - 10),
+        _ => r#"{"rule_type":"user","value":"bench-user"}"#.to_string(),
+    }
+}
+
 /// The body of seeded rule `i`: 9 000 addresses in 10/8, 900 networks in 172.16/12, 100
 /// principals.
 fn blocklist_rule(i: usize) -> String {
@@ -772,73 +792,75 @@ fn seed_blocklist(addr: SocketAddr) -> Result<()> {
     Ok(())
 }
 
-/// Every request from a new client address (so the blocklist guard runs on each), on a
-/// server without rules and one with [`BLOCKLIST_RULES`], alternating at 64 connections:
-/// (none, 10 000).
-fn blocklist_pairs(
-    empty: SocketAddr,
-    full: SocketAddr,
-    plan: &Plan,
-) -> Vec<(load::Report, load::Report)> {
+/// Every request from a new client address (so the blocklist guard runs on each), on
+/// servers with no rules, [`FEW_RULES`] and [`BLOCKLIST_RULES`], one after the other at 64
+/// connections (the first rotating per round): `[none, few, all]` per round.
+fn blocklist_rounds(servers: &[SocketAddr; 3], plan: &Plan) -> Vec<[load::Report; 3]> {
     let target = Target::get(MISSING_PATH)
         .header("x-api-key", ADMIN_KEY)
         .expecting(404)
         .from_new_clients();
-    for addr in [empty, full] {
-        load::run(addr, &target, 64, Duration::from_secs(1));
+    for addr in servers {
+        load::run(*addr, &target, 64, Duration::from_secs(1));
     }
     (0..plan.rounds)
         .map(|round| {
-            let first_empty = round % 2 == 0;
-            let (a, b) = if first_empty {
-                (empty, full)
-            } else {
-                (full, empty)
-            };
-            let ra = load::run(a, &target, 64, plan.duration);
-            let rb = load::run(b, &target, 64, plan.duration);
-            let (e, f) = if first_empty { (ra, rb) } else { (rb, ra) };
+            let mut reports: [load::Report; 3] = Default::default();
+            for k in 0..3 {
+                let i = (round + k) % 3;
+                reports[i] = load::run(servers[i], &target, 64, plan.duration);
+            }
+            let [e, f, a] = &reports;
             eprintln!(
-                "bench: blocklist round {}: no rules {:.0} (p99 {} µs) / 10 000 rules {:.0} \
-                 (p99 {} µs, errors {}) = {:.2}x",
+                "bench: blocklist round {}: no rules {:.0} / {FEW_RULES} rules {:.0} / \
+                 10 000 rules {:.0} (p99 {} µs, errors {}) = {:.2}x of {FEW_RULES}",
                 round + 1,
                 e.rps,
-                e.p99_us,
                 f.rps,
-                f.p99_us,
-                f.errors,
-                f.rps / e.rps
+                a.rps,
+                a.p99_us,
+                a.errors,
+                a.rps / f.rps
             );
-            (e, f)
+            reports
         })
         .collect()
 }
 
-fn render_blocklist(rounds: &[(load::Report, load::Report)]) -> String {
+fn render_blocklist(rounds: &[[load::Report; 3]]) -> String {
     if rounds.is_empty() {
         return String::new();
     }
-    let ratio = median(rounds.iter().map(|(e, f)| f.rps / e.rps).collect());
-    let empty = median(rounds.iter().map(|(e, _)| e.rps).collect());
-    let full = median(rounds.iter().map(|(_, f)| f.rps).collect());
-    let p99 = median(rounds.iter().map(|(_, f)| f.p99_us as f64).collect());
-    let errors: u64 = rounds.iter().map(|(_, f)| f.errors).sum();
+    let med = |f: &dyn Fn(&[load::Report; 3]) -> f64| median(rounds.iter().map(f).collect());
+    let flat = med(&|r| r[2].rps / r[1].rps);
+    let whole = med(&|r| r[2].rps / r[0].rps);
+    let row = |i: usize, name: String| {
+        format!(
+            "| {name} | {:.0} | {:.1} ms | {} |\n",
+            med(&|r| r[i].rps),
+            med(&|r| r[i].p99_us as f64) / 1000.0,
+            rounds.iter().map(|r| r[i].errors).sum::<u64>()
+        )
+    };
     format!(
         "\n## The blocklist guard with {BLOCKLIST_RULES} rules (issue 15)\n\n\
          The shipped config.toml with 127.0.0.1 as a trusted proxy, `GET {MISSING_PATH}` as the \
          bootstrap admin, every request forwarded for a new client address (198.18.0.0/15), so \
-         no guard decision is reused and the blocklist guard looks each one up. One server has \
-         no rules, the other {BLOCKLIST_RULES} active ones (9 000 addresses, 900 networks of /16 \
-         to /30, 100 principals); {} rounds of both at 64 connections, alternating.\n\n\
-         | | req/s (median) | p99 |\n|---|---:|---:|\n\
-         | no rules | {empty:.0} | |\n\
-         | {BLOCKLIST_RULES} rules | {full:.0} | {:.1} ms |\n\n\
-         **10 000 rules / none: {ratio:.2}x** (flat: {}); errors with 10 000 rules: {errors}. \
-         A lookup reads one host-cache entry per key the address can have (its own, one per \
-         prefix length in use, the principal's), never the rule list.\n",
+         no guard decision is reused and the blocklist guard looks each one up. Three servers: \
+         no rules; {FEW_RULES} rules (a network of each prefix length /16 to /30, four \
+         addresses, a principal); {BLOCKLIST_RULES} rules (9 000 addresses, 900 networks of the \
+         same 15 prefix lengths, 100 principals). {} rounds of the three at 64 connections, \
+         one after the other.\n\n\
+         | rules | req/s (median) | p99 (median) | errors |\n|---|---:|---:|---:|\n{}{}{}\n\
+         **{BLOCKLIST_RULES} rules / {FEW_RULES} rules: {flat:.2}x** (flat in the number of \
+         rules: {}); / no rules: {whole:.2}x, the price of the lookup itself. A lookup reads, \
+         in one host call, the cache entries of the keys the address can have (its own, its \
+         network at each prefix length in use, the principal's), never the rule list.\n",
         rounds.len(),
-        p99 / 1000.0,
-        verdict_min(ratio, 0.9)
+        row(0, "none".into()),
+        row(1, FEW_RULES.to_string()),
+        row(2, BLOCKLIST_RULES.to_string()),
+        verdict_min(flat, 0.9)
     )
 }
 

@@ -114,6 +114,10 @@ impl Host for CacheView<'_> {
         Some(value)
     }
 
+    fn get_many(&mut self, keys: Vec<String>) -> Vec<Option<Vec<u8>>> {
+        keys.into_iter().map(|key| self.get(key)).collect()
+    }
+
     fn set(&mut self, key: String, value: Vec<u8>, ttl_ms: Option<u64>) {
         let k = self.cache.key(&key);
         let stamp =

@@ -10,6 +10,7 @@ wasmtime::component::bindgen!({
     // set cannot be empty, so these name each function with the inert `exact`.
     imports: {
         "valhalla:pack/cache.get": exact,
+        "valhalla:pack/cache.get-many": exact,
         "valhalla:pack/cache.set": exact,
         "valhalla:pack/cache.delete": exact,
         "valhalla:pack/cache.delete-prefix": exact,

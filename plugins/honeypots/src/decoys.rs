@@ -15,34 +15,6 @@ const DECOYS: &str = "decoys";
 /// Bounds how long another replica serves a changed decoy set (writes here drop it at once).
 const DECOYS_TTL_MS: u64 = 30_000;
 const BLOCKLIST: &str = "/system/security/blocklist";
-/// The request headers a hit records. (The SDK's `Request` answers headers by name only; when
-/// it lists them all, a hit can record every header but the secret-looking ones.)
-const OBSERVED: [&str; 24] = [
-    "accept",
-    "accept-encoding",
-    "accept-language",
-    "cache-control",
-    "connection",
-    "content-length",
-    "content-type",
-    "dnt",
-    "forwarded",
-    "host",
-    "origin",
-    "pragma",
-    "referer",
-    "sec-ch-ua",
-    "sec-ch-ua-platform",
-    "sec-fetch-dest",
-    "sec-fetch-mode",
-    "sec-fetch-site",
-    "upgrade",
-    "upgrade-insecure-requests",
-    "user-agent",
-    "via",
-    "x-forwarded-for",
-    "x-requested-with",
-];
 /// The window of the per-source record cap (`max_records_per_minute`).
 const RECORD_WINDOW_MS: u64 = 60_000;
 
@@ -99,7 +71,7 @@ fn hit(req: &Request, decoy: &Decoy) {
         Block::default()
     };
     let query = encode_query(req.query_pairs());
-    let headers = OBSERVED.iter().filter_map(|n| Some((*n, req.header(n)?)));
+    let headers = req.headers();
     let record = Telemetry {
         id: clock::new_id(),
         honeypot_id: decoy.id.clone(),
@@ -169,11 +141,7 @@ fn block(ip: &str, decoy: &Decoy, method: &str, seconds: i64) -> Block {
             Some(id) => return Block { rule_id: Some(id.into()), error: None },
             None => "security_policy answered a rule without an id".to_string(),
         },
-        Ok(answer) => {
-            let body = answer.json();
-            let detail = body["detail"].as_str().unwrap_or("");
-            format!("security_policy answered {}: {detail}", answer.status)
-        }
+        Ok(answer) => format!("security_policy answered {}: {}", answer.status, answer.failure()),
         Err(e) => format!("security_policy: {}", capability::message(&e)),
     };
     log::warn(&format!("honeypots: {ip} was not blocked: {error}"));

@@ -14,6 +14,14 @@ pub fn get_json<T: DeserializeOwned>(key: &str) -> Option<T> {
     host_cache::get(key).and_then(|bytes| serde_json::from_slice(&bytes).ok())
 }
 
+/// [`get_json`] of each of `keys`, in order, in one call to the host.
+pub fn get_many_json<T: DeserializeOwned>(keys: &[String]) -> Vec<Option<T>> {
+    host_cache::get_many(keys)
+        .into_iter()
+        .map(|v| v.and_then(|bytes| serde_json::from_slice(&bytes).ok()))
+        .collect()
+}
+
 /// Is there a live entry under `key`? (A full cache skips new entries: this tells.)
 pub fn has(key: &str) -> bool {
     host_cache::get(key).is_some()

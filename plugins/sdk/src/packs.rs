@@ -25,6 +25,34 @@ impl Answer {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
     }
+
+    /// What a failed answer says: its problem's detail, with the field errors when there are
+    /// several (one is in the detail already); `answered {status}` without a problem body.
+    pub fn failure(&self) -> String {
+        problem_text(&self.json()).unwrap_or_else(|| format!("answered {}", self.status))
+    }
+}
+
+/// A problem+json body as one line: `detail (field: message; field: message)`.
+pub fn problem_text(problem: &serde_json::Value) -> Option<String> {
+    let detail = problem["detail"].as_str()?;
+    let errors = problem["errors"].as_array().filter(|e| e.len() > 1);
+    let fields: Vec<String> = errors
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            format!(
+                "{}: {}",
+                e["field"].as_str().unwrap_or("?"),
+                e["message"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    Some(if fields.is_empty() {
+        detail.into()
+    } else {
+        format!("{detail} ({})", fields.join("; "))
+    })
 }
 
 /// Call `method path` of `pack`, with `query` pairs and an optional JSON body.

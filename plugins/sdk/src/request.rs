@@ -77,6 +77,12 @@ impl Request {
         &self.inner.body
     }
 
+    /// Every request header as `(name, value)`, names lower-case, in order (the host has
+    /// taken the credential headers out, except for an authenticating guard).
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.inner.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
     /// A header by (case-insensitive) name.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.inner

@@ -322,3 +322,18 @@ fn a_guard_refusal_is_the_problem_with_the_headers_in_order() {
         (Some("rid"), Some("/items"))
     );
 }
+
+#[test]
+fn a_problem_reads_as_its_detail_and_its_fields() {
+    use crate::packs::problem_text;
+    use serde_json::json;
+    let one = json!({"detail": "no client `x`", "status": 404});
+    assert_eq!(problem_text(&one).as_deref(), Some("no client `x`"));
+    let many = json!({"detail": "2 invalid fields", "errors": [
+        {"field": "value", "message": "bad"}, {"field": "severity", "message": "worse"}]});
+    assert_eq!(
+        problem_text(&many).as_deref(),
+        Some("2 invalid fields (value: bad; severity: worse)")
+    );
+    assert_eq!(problem_text(&serde_json::Value::Null), None);
+}

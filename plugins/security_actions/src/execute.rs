@@ -6,6 +6,7 @@
 use serde_json::{Value, json};
 use valhalla_sdk::Method::{Delete, Get, Post};
 use valhalla_sdk::capability;
+use valhalla_sdk::packs::problem_text;
 use valhalla_sdk::prelude::*;
 use valhalla_sdk::validate::is_identifier;
 
@@ -54,28 +55,6 @@ fn call<B: Serialize>(
         }
         Err(e) => Outcome::failed(capability::message(&e).to_string(), Value::Null, None),
     }
-}
-
-/// A problem's detail, with its field errors when it has several (one is in the detail).
-fn problem_text(problem: &Value) -> Option<String> {
-    let detail = problem["detail"].as_str()?;
-    let errors = problem["errors"].as_array().filter(|e| e.len() > 1);
-    let fields: Vec<String> = errors
-        .into_iter()
-        .flatten()
-        .map(|e| {
-            format!(
-                "{}: {}",
-                e["field"].as_str().unwrap_or("?"),
-                e["message"].as_str().unwrap_or("?")
-            )
-        })
-        .collect();
-    Some(if fields.is_empty() {
-        detail.into()
-    } else {
-        format!("{detail} ({})", fields.join("; "))
-    })
 }
 
 /// Run the action in the pack that owns what it changes.
@@ -207,22 +186,4 @@ pub(crate) fn execute(Path(id): Path<String>, who: Who) -> Result<Json<Action>, 
     let after = action::load(&id)?;
     log::audit(&format!("security_action.{status}"), &after.target(), Some(&claimed), Some(&after));
     Ok(Json(after))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_problem_reads_as_its_detail_and_its_fields() {
-        let one = json!({"detail": "no client `x`", "status": 404});
-        assert_eq!(problem_text(&one).as_deref(), Some("no client `x`"));
-        let many = json!({"detail": "2 invalid fields", "errors": [
-            {"field": "value", "message": "bad"}, {"field": "severity", "message": "worse"}]});
-        assert_eq!(
-            problem_text(&many).as_deref(),
-            Some("2 invalid fields (value: bad; severity: worse)")
-        );
-        assert_eq!(problem_text(&Value::Null), None);
-    }
 }

@@ -21,8 +21,10 @@ const FOREVER_MS: u64 = 10 * 365 * 86_400_000;
 const META_TTL_MS: u64 = 10 * 60_000;
 const ENTRY_TTL_MS: u64 = META_TTL_MS + 60_000;
 /// Rules added since the index was built are read from the database (by their keys, an
-/// indexed read) until this many have come, when the index is rebuilt with them.
+/// indexed read) until this many have come, or this long has passed, when the index is
+/// rebuilt with them.
 const REBUILD_AFTER: i64 = 64;
+const REBUILD_AFTER_MS: i64 = 1_000;
 /// One guard builds an index at a time; the others read the database meanwhile.
 const BUILD_LOCK_MS: u64 = 10_000;
 
@@ -53,6 +55,16 @@ struct Meta {
     complete: bool,
     /// the [`ADDED`] count when the build read the rules: later ones are not in it
     added: i64,
+    /// when it was built
+    built_ms: i64,
+}
+
+impl Meta {
+    /// Should this index be rebuilt, `added` rules having been added so far?
+    fn stale(&self, added: i64, now_ms: i64) -> bool {
+        added - self.added >= REBUILD_AFTER
+            || (added > self.added && now_ms - self.built_ms >= REBUILD_AFTER_MS)
+    }
 }
 
 /// The lookup key of a rule (stored with it, so the database can answer the same question).
@@ -174,7 +186,7 @@ fn build(prefix: &str) -> Result<Option<Meta>, Problem> {
     for (key, entry) in live_rules(None)? {
         grouped.entry(key).or_default().push(entry);
     }
-    let mut meta = Meta { complete: true, added, ..Meta::default() };
+    let mut meta = Meta { complete: true, added, built_ms: clock::now_ms(), ..Meta::default() };
     for key in grouped.keys() {
         let mut parts = key.splitn(4, ':');
         if let (Some("net"), Some(fam), Some(len)) = (parts.next(), parts.next(), parts.next()) {
@@ -222,7 +234,7 @@ pub(crate) fn lookup(ip: Option<IpAddr>, principal: Option<&str>) -> Result<Foun
     }
     let added = counter(ADDED, 0).unwrap_or(0);
     let mut meta = cache::get_json::<Meta>(&format!("{prefix}meta"));
-    if meta.as_ref().is_none_or(|m| added - m.added >= REBUILD_AFTER) {
+    if meta.as_ref().is_none_or(|m| m.stale(added, clock::now_ms())) {
         meta = build(&prefix)?.or(meta);
     }
     let Some(meta) = meta else {
@@ -235,10 +247,8 @@ pub(crate) fn lookup(ip: Option<IpAddr>, principal: Option<&str>) -> Result<Foun
     };
     let keys = request_keys(&meta, ip, principal);
     let mut rules: Vec<Entry> = if meta.complete {
-        keys.iter()
-            .filter_map(|k| cache::get_json::<Vec<Entry>>(&format!("{prefix}{k}")))
-            .flatten()
-            .collect()
+        let cached: Vec<String> = keys.iter().map(|k| format!("{prefix}{k}")).collect();
+        cache::get_many_json::<Vec<Entry>>(&cached).into_iter().flatten().flatten().collect()
     } else {
         Vec::new()
     };
@@ -265,7 +275,8 @@ mod tests {
         assert_eq!(rule_key("cidr", "2001:db8::/32"), "net:v6:32:2001:db8::");
         assert_eq!(rule_key("user", "alice"), "user:alice");
         assert_eq!(rule_key("api_key", "c-1"), "api_key:c-1");
-        let meta = Meta { v4_lens: vec![8, 16], v6_lens: vec![32], complete: true, added: 0 };
+        let meta =
+            Meta { v4_lens: vec![8, 16], v6_lens: vec![32], complete: true, added: 0, built_ms: 0 };
         let keys = request_keys(&meta, canonical_ip("10.1.2.3"), Some("client:c-1"));
         assert_eq!(
             keys,
@@ -279,6 +290,15 @@ mod tests {
         );
         let keys = request_keys(&meta, canonical_ip("2001:db8:1::5"), None);
         assert_eq!(keys, ["ip:2001:db8:1::5", "net:v6:32:2001:db8::"]);
+    }
+
+    #[test]
+    fn an_index_is_rebuilt_after_64_additions_or_a_second() {
+        let meta = Meta { added: 10, built_ms: 5_000, ..Meta::default() };
+        assert!(!meta.stale(10, 99_000));
+        assert!(!meta.stale(11, 5_999));
+        assert!(meta.stale(11, 6_000));
+        assert!(meta.stale(74, 5_001));
     }
 
     #[test]
