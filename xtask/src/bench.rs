@@ -799,7 +799,7 @@ fn blocklist_rounds(servers: &[SocketAddr; 3], plan: &Plan) -> Vec<[load::Report
     let target = Target::get(MISSING_PATH)
         .header("x-api-key", ADMIN_KEY)
         .expecting(404)
-        .from_new_clients();
+        .each_from_a_new_client();
     for addr in servers {
         load::run(*addr, &target, 64, Duration::from_secs(1));
     }

@@ -64,7 +64,7 @@ impl Target {
     }
 
     /// Forward every request for another client address.
-    pub fn from_new_clients(mut self) -> Self {
+    pub fn each_from_a_new_client(mut self) -> Self {
         self.new_client_each_request = true;
         self
     }

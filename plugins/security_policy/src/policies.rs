@@ -116,10 +116,10 @@ pub(crate) fn update(
     Valid(patch): Valid<Patch>,
 ) -> Result<Json<Policy>, Problem> {
     let before: Policy = db::get("id", &id)?;
-    if let Some(name) = patch.name.as_deref().filter(|n| *n != before.name) {
-        if db::find::<Policy>("name", name)?.is_some() {
-            return Err(name_taken(name));
-        }
+    if let Some(name) = patch.name.as_deref().filter(|n| *n != before.name)
+        && db::find::<Policy>("name", name)?.is_some()
+    {
+        return Err(name_taken(name));
     }
     let after: Policy = db::update(
         "name = $2, description = $3, enabled = $4, mode = $5, updated_at = $6 WHERE id = $1",

@@ -163,10 +163,10 @@ pub(crate) fn create(
 ) -> Result<Created<Rule>, Problem> {
     let settings = Settings::load()?;
     let value = canonical_value(&body.rule_type, &body.value, &settings)?;
-    if let Some(policy) = &body.policy_id {
-        if db::find::<Policy>("id", policy)?.is_none() {
-            return Err(Problem::invalid_field("policy_id", "no such policy"));
-        }
+    if let Some(policy) = &body.policy_id
+        && db::find::<Policy>("id", policy)?.is_none()
+    {
+        return Err(Problem::invalid_field("policy_id", "no such policy"));
     }
     let key = rule_key(&body.rule_type, &value);
     let now_ms = clock::now_ms();
