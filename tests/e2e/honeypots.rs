@@ -57,12 +57,7 @@ async fn create(app: &TestApp, body: Value) -> Value {
 
 /// An API client with `roles`; answers its key.
 async fn client_key(app: &TestApp, name: &str, roles: &[&str]) -> String {
-    let issued = app
-        .as_admin()
-        .post("/system/clients", &json!({"name": name, "roles": roles}))
-        .expect(201)
-        .await;
-    issued["api_key"].as_str().expect("a key").to_string()
+    app.register_client(name, roles).await.key
 }
 
 /// The telemetry list at `query` (e.g. `?source_ip=…`), as the admin.

@@ -18,6 +18,12 @@ use serde_json::Value;
 
 use crate::harness::{ADMIN_KEY, TestApp};
 
+/// A registered API client: its id and its key (shown once, at registration).
+pub struct ApiClient {
+    pub id: String,
+    pub key: String,
+}
+
 /// Who a request is from: a client and, perhaps, an `X-API-Key`.
 #[derive(Clone, Copy)]
 pub struct Caller<'a> {
@@ -41,6 +47,23 @@ impl TestApp {
         Caller {
             key: Some(key),
             ..self.anon()
+        }
+    }
+
+    /// An API client with `roles`, registered by the bootstrap admin (api_clients enabled).
+    pub async fn register_client(&self, name: &str, roles: &[&str]) -> ApiClient {
+        let body = self
+            .as_admin()
+            .post(
+                "/system/clients",
+                &serde_json::json!({"name": name, "roles": roles}),
+            )
+            .expect(201)
+            .await;
+        let text = |v: &Value| v.as_str().expect("a string").to_string();
+        ApiClient {
+            id: text(&body["client"]["id"]),
+            key: text(&body["api_key"]),
         }
     }
 

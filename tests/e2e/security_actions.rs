@@ -60,13 +60,8 @@ async fn app(engine: Engine) -> Option<TestApp> {
 
 /// Register an API client with `roles`; answers (its id, its key).
 async fn client(app: &TestApp, name: &str, roles: &[&str]) -> (String, String) {
-    let body = app
-        .as_admin()
-        .post("/system/clients", &json!({"name": name, "roles": roles}))
-        .expect(201)
-        .await;
-    let id = body["client"]["id"].as_str().unwrap().to_string();
-    (id, body["api_key"].as_str().unwrap().to_string())
+    let c = app.register_client(name, roles).await;
+    (c.id, c.key)
 }
 
 /// Two more admins (their keys), to approve what the bootstrap admin requests.

@@ -72,12 +72,7 @@ fn bound(last: u8) -> reqwest::Client {
 }
 
 async fn client_key(app: &TestApp, name: &str, roles: &[&str]) -> String {
-    let issued = app
-        .as_admin()
-        .post("/system/clients", &json!({"name": name, "roles": roles}))
-        .expect(201)
-        .await;
-    issued["api_key"].as_str().expect("a key").to_string()
+    app.register_client(name, roles).await.key
 }
 
 /// One of each incident, and a pending action, through the source packs' own APIs.

@@ -35,15 +35,8 @@ async fn app(engine: Engine) -> Option<TestApp> {
 
 /// A client with `roles`; answers its key and id.
 async fn client(app: &TestApp, roles: &[&str]) -> (String, String) {
-    let made = app
-        .as_admin()
-        .post("/system/clients", &json!({"name": "c", "roles": roles}))
-        .expect(201)
-        .await;
-    (
-        made["api_key"].as_str().unwrap().to_string(),
-        made["client"]["id"].as_str().unwrap().to_string(),
-    )
+    let c = app.register_client("c", roles).await;
+    (c.key, c.id)
 }
 
 async fn rule(app: &TestApp, body: Value) -> Value {

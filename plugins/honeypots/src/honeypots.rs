@@ -73,7 +73,7 @@ pub(crate) struct Patch {
     #[serde(default)]
     #[validate(custom(function = paths::shape))]
     path: Option<String>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "valhalla_sdk::present")]
     #[validate(length(max = MAX_DESCRIPTION))]
     description: Option<Option<String>>,
     #[serde(default)]
@@ -83,13 +83,6 @@ pub(crate) struct Patch {
     #[serde(default)]
     #[validate(one_of = SEVERITIES)]
     severity: Option<String>,
-}
-
-/// A field that is present (even as `null`) is `Some`.
-fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
 }
 
 fn plain_text(text: &str) -> Result<(), &'static str> {

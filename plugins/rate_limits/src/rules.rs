@@ -109,16 +109,9 @@ pub(crate) struct Patch {
     max_requests: Option<i64>,
     #[serde(default)]
     enabled: Option<bool>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "valhalla_sdk::present")]
     #[validate(length(max = MAX_DESCRIPTION))]
     description: Option<Option<String>>,
-}
-
-/// A field that is present (even as `null`) is `Some`.
-fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
 }
 
 /// What is wrong with `key` as a rule's key in `scope`: it must be `*` or a subject of the

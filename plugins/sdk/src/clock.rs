@@ -40,6 +40,34 @@ pub fn rfc3339_us(us: i64) -> String {
     )
 }
 
+/// A duration as CrowdSec's decisions and fail2ban write it — whole numbers with a unit each
+/// (`90s`, `30m`, `4h`, `1h30m`, `2d`, `1w`) adding up to more than nothing — in seconds.
+pub fn parse_duration(text: &str) -> Result<i64, &'static str> {
+    const WHAT: &str = "must be a duration like `90s`, `30m`, `4h`, `1h30m`, `2d` or `1w`";
+    let (mut total, mut number) = (0i64, None::<i64>);
+    for c in text.trim().chars() {
+        if let Some(d) = c.to_digit(10) {
+            let n = number.unwrap_or(0).checked_mul(10).and_then(|n| n.checked_add(d.into()));
+            number = Some(n.ok_or(WHAT)?);
+            continue;
+        }
+        let unit = match c {
+            'w' => 604_800,
+            'd' => 86_400,
+            'h' => 3_600,
+            'm' => 60,
+            's' => 1,
+            _ => return Err(WHAT),
+        };
+        let part = number.take().ok_or(WHAT)?.checked_mul(unit).ok_or(WHAT)?;
+        total = total.checked_add(part).ok_or(WHAT)?;
+    }
+    if number.is_some() || total <= 0 {
+        return Err(WHAT);
+    }
+    Ok(total)
+}
+
 /// Parse RFC 3339 (`2026-11-23T08:47:31Z`, `…T08:47:31.5+01:00`) into ms since the epoch.
 pub fn parse_rfc3339(text: &str) -> Option<i64> {
     let b = text.as_bytes();

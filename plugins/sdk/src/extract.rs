@@ -135,6 +135,15 @@ impl FromRequest for Actor {
     }
 }
 
+/// For a PATCH body's `Option<Option<T>>` field, with `#[serde(default, deserialize_with =
+/// "valhalla_sdk::present")]`: absent is `None` (leave it), present is `Some` — `null` being
+/// `Some(None)` (clear it).
+pub fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
 /// `true`, for `#[serde(default = "valhalla_sdk::yes")]` on a flag that is on unless said.
 pub fn yes() -> bool {
     true

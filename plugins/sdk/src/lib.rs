@@ -104,7 +104,9 @@ pub mod validate;
 mod tests;
 
 pub use bindings::valhalla::pack::types::{Access, Method};
-pub use extract::{Actor, FromRequest, Json, Path, Query, Valid, ValidPath, ValidQuery, yes};
+pub use extract::{
+    Actor, FromRequest, Json, Path, Query, Valid, ValidPath, ValidQuery, present, yes,
+};
 pub use handler::{Accepted, Created, Handler, IntoResponse, NoContent};
 pub use pack::{GuardSpec, Pack};
 pub use pairs::PairError;

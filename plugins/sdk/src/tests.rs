@@ -337,3 +337,16 @@ fn a_problem_reads_as_its_detail_and_its_fields() {
     );
     assert_eq!(problem_text(&serde_json::Value::Null), None);
 }
+
+#[test]
+fn durations_read_like_crowdsec_decisions() {
+    use crate::clock::parse_duration;
+    for (text, seconds) in
+        [("90s", 90), ("4h", 14_400), ("1h30m", 5_400), ("2d", 172_800), ("1w", 604_800)]
+    {
+        assert_eq!(parse_duration(text), Ok(seconds), "{text}");
+    }
+    for bad in ["", "4", "h", "4x", "-4h", "0s", "1h30", "99999999999999999999h"] {
+        assert!(parse_duration(bad).is_err(), "{bad}");
+    }
+}

@@ -187,33 +187,10 @@ pub(crate) fn rule_type(ip: &str) -> &'static str {
 /// `4h`, `30m`, `1h30m`, `90s`, `2d`, `1w`: whole numbers with a unit each, adding up to more
 /// than nothing and at most 366 days.
 fn duration(text: &str) -> Result<(), &'static str> {
-    const WHAT: &str = "must be a duration like `90s`, `30m`, `4h`, `1h30m`, `2d` or `1w`";
-    let mut total: i64 = 0;
-    let mut number: Option<i64> = None;
-    for c in text.chars() {
-        if let Some(d) = c.to_digit(10) {
-            let n = number.unwrap_or(0).checked_mul(10).and_then(|n| n.checked_add(d.into()));
-            number = Some(n.ok_or(WHAT)?);
-            continue;
-        }
-        let unit = match c {
-            'w' => 604_800,
-            'd' => 86_400,
-            'h' => 3_600,
-            'm' => 60,
-            's' => 1,
-            _ => return Err(WHAT),
-        };
-        let part = number.take().ok_or(WHAT)?.checked_mul(unit).ok_or(WHAT)?;
-        total = total.checked_add(part).ok_or(WHAT)?;
+    match clock::parse_duration(text)? {
+        s if s > MAX_DURATION_SECONDS => Err("must be at most 366 days"),
+        _ => Ok(()),
     }
-    if number.is_some() || total == 0 {
-        return Err(WHAT);
-    }
-    if total > MAX_DURATION_SECONDS {
-        return Err("must be at most 366 days");
-    }
-    Ok(())
 }
 
 /// A client id with something after an optional `client:`.

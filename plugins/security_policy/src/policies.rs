@@ -51,7 +51,7 @@ pub(crate) struct Patch {
     #[serde(default)]
     #[validate(length(min = 1, max = 128))]
     name: Option<String>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "valhalla_sdk::present")]
     #[validate(length(max = 1024))]
     description: Option<Option<String>>,
     #[serde(default)]
@@ -59,13 +59,6 @@ pub(crate) struct Patch {
     #[serde(default)]
     #[validate(one_of = MODES)]
     mode: Option<String>,
-}
-
-/// A field that is present (even as `null`) is `Some`.
-fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
 }
 
 fn target(id: &str) -> String {

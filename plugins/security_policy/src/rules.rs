@@ -72,7 +72,7 @@ pub(crate) struct Create {
     #[validate(custom(function = duration_text))]
     duration: Option<String>,
     #[serde(default)]
-    #[validate(range(min = 1, max = 31_622_400))]
+    #[validate(range(min = 1, max = values::MAX_DURATION_SECONDS))]
     duration_seconds: Option<i64>,
 }
 
