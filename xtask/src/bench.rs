@@ -495,25 +495,7 @@ pub fn bench(root: &Path, args: &[String]) -> Result<()> {
         &plan,
     );
 
-    // Not the shipped data (which has no rate-limit rule): a rule counting one client, so
-    // that client's every request is counted (rate_limits' memo: by the host).
-    let counted_rounds = if plan.wants(COUNTED) {
-        send(
-            g,
-            &Target::post_json(
-                "/system/ratelimits/rules",
-                format!(
-                    r#"{{"scope":"api_key","key":"client:{}","window_seconds":1,"max_requests":1000000}}"#,
-                    counted.id
-                ),
-            )
-            .header("x-api-key", ADMIN_KEY),
-        )?;
-        counted_pairs(g, u, &counted.key, &plan)
-    } else {
-        Vec::new()
-    };
-
+    // (Before the counted client's rate-limit rule below, which all three would not share.)
     // The blocklist guard's cost with 10 000 rules against none, every request from a new
     // client address: the shipped file with 127.0.0.1 as a trusted proxy, on the seeded
     // database and on an empty one.
@@ -541,6 +523,25 @@ pub fn bench(root: &Path, args: &[String]) -> Result<()> {
         expect_status(few.addr, &blocked, 403, "a blocklist address")?;
         expect_status(empty.addr, &blocked, 404, "no blocklist rules")?;
         blocklist_rounds(&[empty.addr, few.addr, full.addr], &plan)
+    } else {
+        Vec::new()
+    };
+
+    // Not the shipped data (which has no rate-limit rule): a rule counting one client, so
+    // that client's every request is counted (rate_limits' memo: by the host).
+    let counted_rounds = if plan.wants(COUNTED) {
+        send(
+            g,
+            &Target::post_json(
+                "/system/ratelimits/rules",
+                format!(
+                    r#"{{"scope":"api_key","key":"client:{}","window_seconds":1,"max_requests":1000000}}"#,
+                    counted.id
+                ),
+            )
+            .header("x-api-key", ADMIN_KEY),
+        )?;
+        counted_pairs(g, u, &counted.key, &plan)
     } else {
         Vec::new()
     };

@@ -63,6 +63,19 @@ fn subject_for<'a>(
     }
 }
 
+/// What the rules count requests by: the address only when an `ip` rule exists, the
+/// principal only when a `user` or `api_key` rule does.
+fn memo_inputs(rules: &[crate::rules::Rule]) -> Vec<MemoInput> {
+    let mut inputs = Vec::new();
+    if rules.iter().any(|r| r.scope != "ip") {
+        inputs.push(MemoInput::Principal);
+    }
+    if rules.iter().any(|r| r.scope == "ip") {
+        inputs.push(MemoInput::ClientIp);
+    }
+    inputs
+}
+
 /// Count the request against every enabled rule that applies to it; over any limit → 429.
 pub(crate) fn enforce(req: &Request) -> Result<guard::Decision, Problem> {
     if req.path().starts_with("/system/health") {
@@ -111,9 +124,9 @@ pub(crate) fn enforce(req: &Request) -> Result<guard::Decision, Problem> {
             tightest = Some(standing);
         }
     }
-    // Until the rules change, the next requests from this address and principal are
-    // counted against the same counters (by the host), or against none.
-    let inputs = [MemoInput::Principal, MemoInput::ClientIp];
+    // Until the rules change, the next requests equal in what the rules count by (the
+    // address, the principal) are counted against the same counters (by the host), or none.
+    let inputs = memo_inputs(&rules);
     if counted.is_empty() {
         guard::memoize(cached.as_deref(), &inputs);
     } else {
