@@ -506,9 +506,11 @@ pub fn bench(root: &Path, args: &[String]) -> Result<()> {
             env.push(("VALHALLA_TRUSTED_PROXIES".into(), "127.0.0.1".into()));
             Ok(start(root, &shipped.path, &env)?.0)
         };
-        let full = trusting(&dir)?;
+        // each on a database of its own, the rules its only data
+        let full = trusting(&dir.join("full"))?;
         let few = trusting(&dir.join("few"))?;
         let empty = trusting(&dir.join("empty"))?;
+        seed_blocklist(full.addr)?;
         for i in 0..FEW_RULES {
             send(
                 few.addr,

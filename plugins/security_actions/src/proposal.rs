@@ -76,11 +76,12 @@ pub(crate) fn create(Valid(body): Valid<Create>, who: Who) -> Result<Created<Act
     Ok(Created(action))
 }
 
-/// Now, and when an action proposed now expires unless approved.
+/// Now (to the microsecond, so actions requested in one millisecond still list in order),
+/// and when an action proposed now expires unless approved.
 fn expiry(settings: &Settings) -> (String, String) {
-    let now = clock::now_ms();
-    let ttl_ms = settings.expire_after_seconds.saturating_mul(1000);
-    (clock::rfc3339(now), clock::rfc3339(now.saturating_add(ttl_ms)))
+    let now = clock::now_us();
+    let ttl_us = settings.expire_after_seconds.saturating_mul(1_000_000);
+    (clock::rfc3339_us(now), clock::rfc3339_us(now.saturating_add(ttl_us)))
 }
 
 /// `GET /system/security/actions?status=&action_type=`.

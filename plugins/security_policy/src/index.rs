@@ -1,8 +1,10 @@
 //! The guard's index of the live rules in the host cache: one entry per lookup key
 //! (`ip:1.2.3.4`, `net:v4:16:10.1.0.0`, `user:alice`, `client:<id>`) plus a `meta` entry with
 //! the prefix lengths in use, so a lookup costs one cache read per key an address can have —
-//! flat in the number of rules, never a scan. Every write moves the index to a new
-//! generation; the guard rebuilds it from the database on first use.
+//! flat in the number of rules, never a scan. A deletion or a policy change moves the index
+//! to a new generation; an added rule is read from the database by its keys until the index
+//! holds it. The pack's tick (every second, with the tick's longer deadline) builds the
+//! index; a request never does, so no request waits on 10 000 rules being indexed.
 
 use core::net::IpAddr;
 
@@ -16,17 +18,14 @@ const GENERATION: &str = "bl-generation";
 const ADDED: &str = "bl-added";
 /// Practically forever.
 const FOREVER_MS: u64 = 10 * 365 * 86_400_000;
-/// A built index is rebuilt this often without any write (its entries live a little longer,
-/// so while `meta` is there, they are).
+/// A built index lives this long; the tick rebuilds it a minute before, and its entries live
+/// a minute longer, so while `meta` is there, they are.
 const META_TTL_MS: u64 = 10 * 60_000;
 const ENTRY_TTL_MS: u64 = META_TTL_MS + 60_000;
+const REFRESH_AFTER_MS: i64 = (META_TTL_MS - 60_000) as i64;
 /// Rules added since the index was built are read from the database (by their keys, an
-/// indexed read) until this many have come, or this long has passed, when the index is
-/// rebuilt with them.
-const REBUILD_AFTER: i64 = 64;
-const REBUILD_AFTER_MS: i64 = 1_000;
-/// One guard builds an index at a time; the others read the database meanwhile.
-const BUILD_LOCK_MS: u64 = 10_000;
+/// indexed read) until the next tick rebuilds it with them.
+pub(crate) const TICK_MS: u64 = 1_000;
 
 /// A live rule as the guard needs it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -60,10 +59,9 @@ struct Meta {
 }
 
 impl Meta {
-    /// Should this index be rebuilt, `added` rules having been added so far?
+    /// Should the tick rebuild this index, `added` rules having been added so far?
     fn stale(&self, added: i64, now_ms: i64) -> bool {
-        added - self.added >= REBUILD_AFTER
-            || (added > self.added && now_ms - self.built_ms >= REBUILD_AFTER_MS)
+        added > self.added || now_ms - self.built_ms >= REFRESH_AFTER_MS
     }
 }
 
@@ -175,12 +173,8 @@ fn live_rules(keys: Option<&[String]>) -> Result<Vec<(String, Entry)>, Problem> 
     Ok(db::query_as::<Live>(&sql, params)?.into_iter().map(Live::entry).collect())
 }
 
-/// Build generation `prefix` of the index from the database, unless another guard is
-/// building it (then `None`: read the database meanwhile).
-fn build(prefix: &str) -> Result<Option<Meta>, Problem> {
-    if cache::incr(&format!("{prefix}building"), 1, BUILD_LOCK_MS).is_some_and(|c| c.value > 1) {
-        return Ok(None);
-    }
+/// Build generation `prefix` of the index from the database.
+fn build(prefix: &str) -> Result<Meta, Problem> {
     let added = counter(ADDED, 0).unwrap_or(0);
     let mut grouped: alloc::collections::BTreeMap<String, Vec<Entry>> = Default::default();
     for (key, entry) in live_rules(None)? {
@@ -209,12 +203,28 @@ fn build(prefix: &str) -> Result<Option<Meta>, Problem> {
         log::warn("blocklist: the host cache is full; the guard reads the database instead");
     }
     cache::set_json(&format!("{prefix}meta"), &meta, Some(META_TTL_MS));
-    cache::delete(&format!("{prefix}building"));
     if format!("bl:{}:", counter(GENERATION, 0).unwrap_or(0)) != prefix {
         // the rules changed while this was built: nobody will read it
         cache::delete_prefix(prefix);
     }
-    Ok(Some(meta))
+    Ok(meta)
+}
+
+/// The tick: build the index when it is missing, holds fewer rules than were added, or is
+/// about to lapse. Answers what it did.
+pub(crate) fn refresh() -> Result<String, String> {
+    let prefix = prefix();
+    let added = counter(ADDED, 0).unwrap_or(0);
+    let meta = cache::get_json::<Meta>(&format!("{prefix}meta"));
+    if meta.as_ref().is_some_and(|m| !m.stale(added, clock::now_ms())) {
+        return Ok(String::new());
+    }
+    let built = build(&prefix).map_err(|p| p.detail)?;
+    Ok(format!(
+        "blocklist index built ({} v4, {} v6 prefix lengths)",
+        built.v4_lens.len(),
+        built.v6_lens.len()
+    ))
 }
 
 /// What a lookup found: the rules a request matches (live or expired since they were
@@ -233,12 +243,8 @@ pub(crate) fn lookup(ip: Option<IpAddr>, principal: Option<&str>) -> Result<Foun
         cache::set_json(&valid_while, &0u8, Some(ENTRY_TTL_MS));
     }
     let added = counter(ADDED, 0).unwrap_or(0);
-    let mut meta = cache::get_json::<Meta>(&format!("{prefix}meta"));
-    if meta.as_ref().is_none_or(|m| m.stale(added, clock::now_ms())) {
-        meta = build(&prefix)?.or(meta);
-    }
-    let Some(meta) = meta else {
-        // another guard is building the index: ask the database (all prefix lengths)
+    let Some(meta) = cache::get_json::<Meta>(&format!("{prefix}meta")) else {
+        // no index yet (the tick builds it): ask the database, at every prefix length
         let all =
             Meta { v4_lens: (0..=32).collect(), v6_lens: (0..=128).collect(), ..Meta::default() };
         let keys = request_keys(&all, ip, principal);
@@ -293,12 +299,11 @@ mod tests {
     }
 
     #[test]
-    fn an_index_is_rebuilt_after_64_additions_or_a_second() {
+    fn an_index_is_rebuilt_after_an_addition_or_before_it_lapses() {
         let meta = Meta { added: 10, built_ms: 5_000, ..Meta::default() };
-        assert!(!meta.stale(10, 99_000));
-        assert!(!meta.stale(11, 5_999));
-        assert!(meta.stale(11, 6_000));
-        assert!(meta.stale(74, 5_001));
+        assert!(!meta.stale(10, 5_000 + REFRESH_AFTER_MS - 1));
+        assert!(meta.stale(10, 5_000 + REFRESH_AFTER_MS));
+        assert!(meta.stale(11, 5_001));
     }
 
     #[test]
