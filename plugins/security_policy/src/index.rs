@@ -151,54 +151,89 @@ impl Live {
     }
 }
 
-/// The active, unexpired rules of enabled policies (and standalone ones) under `keys`, or
-/// all of them.
-fn live_rules(keys: Option<&[String]>) -> Result<Vec<(String, Entry)>, Problem> {
-    let mut sql = String::from(
-        "SELECT r.id, r.policy_id, r.lookup_key, r.expires_at, p.mode \
-         FROM blocklist_rules r LEFT JOIN security_policies p ON p.id = r.policy_id \
-         WHERE r.active = $1 AND (r.policy_id IS NULL OR p.enabled = $1) \
-         AND (r.expires_at IS NULL OR r.expires_at > $2)",
-    );
-    let mut params = params![true, clock::now_rfc3339()];
-    if let Some(keys) = keys {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let marks: Vec<String> = (0..keys.len()).map(|i| format!("${}", i + 3)).collect();
-        sql.push_str(&format!(" AND r.lookup_key IN ({})", marks.join(", ")));
-        params.extend(keys.iter().map(|k| db::ToValue::to_value(&k.as_str())));
+/// The SQL of the live rules: active, unexpired, of enabled policies (or standalone).
+const LIVE: &str = "SELECT r.id, r.policy_id, r.lookup_key, r.expires_at, p.mode \
+     FROM blocklist_rules r LEFT JOIN security_policies p ON p.id = r.policy_id \
+     WHERE r.active = $1 AND (r.policy_id IS NULL OR p.enabled = $1) \
+     AND (r.expires_at IS NULL OR r.expires_at > $2)";
+
+/// The live rules under `keys` (an indexed read).
+fn live_rules(keys: &[String]) -> Result<Vec<(String, Entry)>, Problem> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
     }
-    sql.push_str(" ORDER BY r.id");
+    let marks: Vec<String> = (0..keys.len()).map(|i| format!("${}", i + 3)).collect();
+    let sql = format!("{LIVE} AND r.lookup_key IN ({}) ORDER BY r.id", marks.join(", "));
+    let mut params = params![true, clock::now_rfc3339()];
+    params.extend(keys.iter().map(|k| db::ToValue::to_value(&k.as_str())));
     Ok(db::query_as::<Live>(&sql, params)?.into_iter().map(Live::entry).collect())
 }
 
-/// Build generation `prefix` of the index from the database.
+/// Rules read per query while building: the build's memory stays this small however many
+/// rules there are (a pack instance that grew large makes its pool slot costlier to reset
+/// for every instance after it).
+const BUILD_PAGE: i64 = 500;
+
+/// One page of the live rules in `(lookup_key, id)` order, after `after`.
+fn live_page(after: Option<&(String, String)>) -> Result<Vec<(String, Entry)>, Problem> {
+    let mut params = params![true, clock::now_rfc3339()];
+    let mut sql = String::from(LIVE);
+    if let Some((key, id)) = after {
+        sql.push_str(" AND (r.lookup_key > $3 OR (r.lookup_key = $3 AND r.id > $4))");
+        params.extend(params![key.as_str(), id.as_str()]);
+    }
+    let n = params.len() + 1;
+    sql.push_str(&format!(" ORDER BY r.lookup_key, r.id LIMIT ${n}"));
+    params.extend(params![BUILD_PAGE]);
+    Ok(db::query_as::<Live>(&sql, params)?.into_iter().map(Live::entry).collect())
+}
+
+/// Build generation `prefix` of the index from the database, a page at a time: each key's
+/// rules are cached as soon as the next key comes.
 fn build(prefix: &str) -> Result<Meta, Problem> {
     let added = counter(ADDED, 0).unwrap_or(0);
-    let mut grouped: alloc::collections::BTreeMap<String, Vec<Entry>> = Default::default();
-    for (key, entry) in live_rules(None)? {
-        grouped.entry(key).or_default().push(entry);
-    }
     let mut meta = Meta { complete: true, added, built_ms: clock::now_ms(), ..Meta::default() };
-    for key in grouped.keys() {
+    let mut current: Option<(String, Vec<Entry>)> = None;
+    let flush = |meta: &mut Meta, (key, entries): (String, Vec<Entry>)| {
         let mut parts = key.splitn(4, ':');
         if let (Some("net"), Some(fam), Some(len)) = (parts.next(), parts.next(), parts.next()) {
             let lens = if fam == "v4" { &mut meta.v4_lens } else { &mut meta.v6_lens };
-            if let Ok(len) = len.parse::<u8>() {
+            if let Ok(len) = len.parse::<u8>()
+                && !lens.contains(&len)
+            {
                 lens.push(len);
             }
         }
+        let cached = format!("{prefix}{key}");
+        cache::set_json(&cached, &entries, Some(ENTRY_TTL_MS));
+        // a full cache skips new entries without saying so: check each is there
+        meta.complete &= cache::has(&cached);
+    };
+    let mut after = None;
+    loop {
+        let page = live_page(after.as_ref())?;
+        let last = page.len() < BUILD_PAGE as usize;
+        after = page.last().map(|(key, e)| (key.clone(), e.id.clone()));
+        for (key, entry) in page {
+            match &mut current {
+                Some((k, entries)) if *k == key => entries.push(entry),
+                _ => {
+                    if let Some(done) = current.replace((key, alloc::vec![entry])) {
+                        flush(&mut meta, done);
+                    }
+                }
+            }
+        }
+        if last {
+            break;
+        }
+    }
+    if let Some(done) = current.take() {
+        flush(&mut meta, done);
     }
     for lens in [&mut meta.v4_lens, &mut meta.v6_lens] {
         lens.sort_unstable();
-        lens.dedup();
     }
-    for (key, entries) in &grouped {
-        cache::set_json(&format!("{prefix}{key}"), entries, Some(ENTRY_TTL_MS));
-    }
-    // a full cache skips new entries without saying so: check they are all there
-    meta.complete = grouped.keys().all(|key| cache::has(&format!("{prefix}{key}")));
     if !meta.complete {
         log::warn("blocklist: the host cache is full; the guard reads the database instead");
     }
@@ -248,7 +283,7 @@ pub(crate) fn lookup(ip: Option<IpAddr>, principal: Option<&str>) -> Result<Foun
         let all =
             Meta { v4_lens: (0..=32).collect(), v6_lens: (0..=128).collect(), ..Meta::default() };
         let keys = request_keys(&all, ip, principal);
-        let rules = live_rules(Some(&keys))?.into_iter().map(|(_, e)| e).collect();
+        let rules = live_rules(&keys)?.into_iter().map(|(_, e)| e).collect();
         return Ok(Found { rules, valid_while });
     };
     let keys = request_keys(&meta, ip, principal);
@@ -260,7 +295,7 @@ pub(crate) fn lookup(ip: Option<IpAddr>, principal: Option<&str>) -> Result<Foun
     };
     if !meta.complete || added > meta.added {
         // rules the index does not hold yet (or cannot): from the database, by their keys
-        for (_, entry) in live_rules(Some(&keys))? {
+        for (_, entry) in live_rules(&keys)? {
             if !rules.iter().any(|r| r.id == entry.id) {
                 rules.push(entry);
             }
