@@ -236,28 +236,15 @@ pub(crate) fn list(
     };
     let mut filter = db::Filter::new();
     filter.eq("rule_type", q.rule_type).eq("value", value).eq("policy_id", q.policy_id);
-    let mut where_sql = filter.sql();
-    let mut params = filter.params(vec![]);
     if let Some(active) = q.active {
-        let (a, now) = (filter.next_param(), filter.next_param() + 1);
-        let live = format!("(active = ${a} AND (expires_at IS NULL OR expires_at > ${now}))");
-        let clause = if active { live } else { format!("NOT {live}") };
-        where_sql = if where_sql.is_empty() {
-            format!(" WHERE {clause}")
-        } else {
-            format!("{where_sql} AND {clause}")
+        let live = move |n: usize| {
+            let live =
+                format!("(active = ${n} AND (expires_at IS NULL OR expires_at > ${}))", n + 1);
+            if active { live } else { format!("NOT {live}") }
         };
-        params.extend(params![true, clock::now_rfc3339()]);
+        filter.raw(live, params![true, clock::now_rfc3339()]);
     }
-    let total = db::query_scalar(
-        &format!("SELECT COUNT(*) FROM blocklist_rules{where_sql}"),
-        params.clone(),
-    )?;
-    let n = params.len() + 1;
-    params.extend(params![page.limit, page.offset]);
-    let rest = format!("{where_sql} ORDER BY created_at, id LIMIT ${n} OFFSET ${}", n + 1);
-    let items = db::select::<Rule>(&rest, params)?;
-    Ok(Json(db::List { total, items }))
+    db::list::<Rule>(&filter, "created_at, id", page)
 }
 
 pub(crate) fn get(Path(id): Path<String>) -> Result<Json<Rule>, Problem> {

@@ -45,6 +45,14 @@ impl Filter {
         self.push(column, "=", value)
     }
 
+    /// A clause of the pack's own, its parameters numbered from the `$N` it is given:
+    /// `filter.raw(|n| format!("(a = ${n} OR b > ${})", n + 1), params![x, y])`.
+    pub fn raw(&mut self, clause: impl FnOnce(usize) -> String, values: Vec<Value>) -> &mut Self {
+        self.clauses.push(clause(self.next_param()));
+        self.params.extend(values);
+        self
+    }
+
     /// ` WHERE a = $1 AND b >= $2`, or nothing.
     pub fn sql(&self) -> String {
         if self.clauses.is_empty() {
@@ -127,5 +135,8 @@ mod tests {
         assert_eq!(count, "SELECT COUNT(*) FROM t WHERE flag_group = $1");
         let want = r#"SELECT id, g AS "group" FROM t WHERE flag_group = $1 ORDER BY id LIMIT $2 OFFSET $3"#;
         assert_eq!(page, want);
+        filter.raw(|n| format!("(x = ${n} OR y > ${})", n + 1), crate::params![1, 2]);
+        assert_eq!(filter.sql(), " WHERE flag_group = $1 AND (x = $2 OR y > $3)");
+        assert_eq!(filter.next_param(), 4);
     }
 }
