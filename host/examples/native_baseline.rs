@@ -15,6 +15,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Row, SqlitePool};
 use valhalla_wire::Kind;
 
+/// The host's allocator, so the comparison is of the architecture, not of `malloc`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 async fn lookup(State(pool): State<SqlitePool>, Path(key): Path<String>) -> Response {
     let row = sqlx::query(
         "SELECT id, key, value, description, mutable, created_at, updated_at FROM system_config WHERE key = $1",

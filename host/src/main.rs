@@ -6,6 +6,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use valhalla::{Application, Config, app};
 
+/// mimalloc rather than glibc's malloc: the host keeps many small cache entries alive (an
+/// index of 10 000 blocklist rules is 10 000 of them), and glibc's allocator then takes its
+/// slow path through fragmented bins on ordinary request allocations (`_int_malloc` went from
+/// 1 % to 5 % of a server's samples with those rules; with mimalloc it is not measurable).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "valhalla",

@@ -232,7 +232,7 @@ pub fn run(addr: SocketAddr, target: &Target, connections: usize, duration: Dura
 pub fn command(args: &[String]) -> Result<()> {
     let (Some(addr), Some(path)) = (args.first(), args.get(1)) else {
         anyhow::bail!(
-            "usage: cargo xtask load ADDR PATH [--connections N] [--seconds N] [--status N]"
+            "usage: cargo xtask load ADDR PATH [--connections N] [--seconds N] [--status N] [--header NAME:VALUE]... [--each-from-a-new-client]"
         );
     };
     let addr: SocketAddr = addr.parse().with_context(|| format!("address `{addr}`"))?;
@@ -248,6 +248,17 @@ pub fn command(args: &[String]) -> Result<()> {
                 .parse()
                 .with_context(|| format!("--status `{status}`"))?,
         );
+    }
+    for (i, a) in args.iter().enumerate() {
+        if a == "--header" {
+            let Some((name, value)) = args.get(i + 1).and_then(|h| h.split_once(':')) else {
+                anyhow::bail!("--header takes NAME:VALUE");
+            };
+            target = target.header(name.trim(), value.trim());
+        }
+    }
+    if args.iter().any(|a| a == "--each-from-a-new-client") {
+        target = target.each_from_a_new_client();
     }
     let connections = number("--connections", 64)? as usize;
     let report = run(

@@ -23,9 +23,11 @@ usage: cargo xtask <command>
                  N rounds (default 5); the headline runs the shipped config.toml (guards
                  on, a read client's key) against it without guards and native, round by
                  round (--only default / paired / counted select rounds); write BENCHMARKS.md
-  load ADDR PATH [--connections N] [--seconds N] [--status N]
+  load ADDR PATH [--connections N] [--seconds N] [--status N] [--header NAME:VALUE]...
+       [--each-from-a-new-client]
                  drive GET PATH on a running server (e.g. while profiling it) and print
-                 req/s, p50, p99 and errors; success is 2xx, or exactly --status
+                 req/s, p50, p99 and errors; success is 2xx, or exactly --status; each
+                 request forwarded for a new address from 198.18.0.0/15 if asked
 ";
 
 fn main() -> ExitCode {

@@ -5,6 +5,7 @@
 //! - [`policies`]: policies, enabled or not, enforcing or monitoring;
 //! - [`rules`]: the rules, their values, expiries and escalating bans;
 //! - [`index`]: the guard's index of the live rules in the host cache;
+//! - [`keys`]: the index's lookup keys;
 //! - [`guard`]: the check on every request;
 //! - [`hits`]: what the guard saw, and the counts;
 //! - [`values`], [`settings`]: addresses, networks, durations; the pack's settings.
@@ -18,6 +19,7 @@ use valhalla_sdk::prelude::*;
 mod guard;
 mod hits;
 mod index;
+mod keys;
 mod policies;
 mod rules;
 mod settings;

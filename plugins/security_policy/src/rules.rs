@@ -6,7 +6,8 @@ use valhalla_sdk::Method::Post;
 use valhalla_sdk::capability::Error as CallError;
 use valhalla_sdk::prelude::*;
 
-use crate::index::{self, rule_key};
+use crate::index;
+use crate::keys::rule_key;
 use crate::policies::Policy;
 use crate::settings::Settings;
 use crate::values::{self, Net, RULE_TYPES, SEVERITIES, canonical_ip};
