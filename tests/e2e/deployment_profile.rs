@@ -3,7 +3,7 @@
 
 use std::net::TcpListener;
 
-use crate::harness::{Engine, TestApp, TestDb, config, grant};
+use crate::harness::{ADMIN_KEY, Engine, TestApp, TestDb, config, grant, secured};
 use crate::on_both_engines;
 
 /// route_index + deployment_profile, allowed to call `http://localhost:*`.
@@ -93,12 +93,41 @@ async fn smoke_self(engine: Engine) {
     for r in results {
         assert_eq!(r["ok"], true, "{r}");
         assert_eq!(r["status"], 200);
+        assert_eq!(r["auth_required"], false);
         assert!(r["error"].is_null());
         assert!(r["duration_ms"].as_i64().unwrap() >= 0);
     }
     app.finish().await;
 }
 on_both_engines!(smoke_against_itself_is_all_ok, smoke_self);
+
+/// With authentication on (the shipped default), the smoke run sends no credential: the
+/// protected route index answers 401, which proves it is up and counts as reachable.
+async fn smoke_self_secured(engine: Engine) {
+    let Some(db) = TestDb::new(engine).await else {
+        return;
+    };
+    let mut cfg = secured(&db, &["deployment_profile", "route_index"]);
+    grant(&mut cfg, "deployment_profile", "http://localhost:*");
+    cfg.packs.get_mut("deployment_profile").unwrap().deadline_ms = Some(10_000);
+    let app = TestApp::start(db, cfg).await;
+    let base = format!("http://localhost:{}", port(&app));
+    let report = app
+        .as_admin()
+        .get(&format!("/system/deploy/smoke?base_url={base}"))
+        .expect(200)
+        .await;
+    assert_eq!(report["all_ok"], true, "{report}");
+    let routes = &report["results"][2];
+    assert_eq!(routes["endpoint"], "/debug/routes");
+    assert_eq!(routes["status"], 401, "{routes}");
+    assert_eq!(routes["auth_required"], true);
+    assert_eq!(report["results"][0]["auth_required"], false);
+    // the caller's credential went nowhere
+    assert!(!report.to_string().contains(ADMIN_KEY));
+    app.finish().await;
+}
+on_both_engines!(smoke_with_authentication_on_is_all_ok, smoke_self_secured);
 
 async fn smoke_failing(engine: Engine) {
     let Some(app) = app(engine, false).await else {

@@ -395,6 +395,53 @@ on_both_engines!(
     windows_flip
 );
 
+/// Seed 002's windows had `description` (not `reason`): a client sending it is answered with
+/// it, and an active window with no reason gives it as the mode's reason.
+async fn windows_take_the_seeds_description(engine: Engine) {
+    let Some(app) = app_with(engine, ALL).await else {
+        return;
+    };
+    let now = chrono::Utc::now();
+    let starts = (now + chrono::Duration::milliseconds(800)).to_rfc3339();
+    let ends = (now + chrono::Duration::hours(1)).to_rfc3339();
+    let w = app
+        .as_admin()
+        .post(
+            "/system/maintenance/windows",
+            &json!({"starts_at": starts, "ends_at": ends, "description": "database upgrade"}),
+        )
+        .expect(201)
+        .await;
+    assert_eq!(w["description"], "database upgrade");
+    assert!(w["reason"].is_null());
+    let listed = app
+        .as_admin()
+        .get("/system/maintenance/windows")
+        .expect(200)
+        .await;
+    assert_eq!(listed["items"][0]["description"], "database upgrade");
+    let on = eventually(&app, "/system/maintenance/state", |s| {
+        s["mode"] == "maintenance"
+    })
+    .await;
+    assert_eq!(on["reason"], "database upgrade");
+    let long = "x".repeat(1025);
+    let p = app
+        .as_admin()
+        .post(
+            "/system/maintenance/windows",
+            &json!({"starts_at": starts, "ends_at": ends, "description": long}),
+        )
+        .expect_problem(422)
+        .await;
+    assert_eq!(p["errors"][0]["field"], "description");
+    app.finish().await;
+}
+on_both_engines!(
+    a_window_takes_the_seeds_description,
+    windows_take_the_seeds_description
+);
+
 async fn admin_ops(engine: Engine) {
     let Some(app) = app_with(engine, ALL).await else {
         return;

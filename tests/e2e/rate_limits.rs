@@ -122,16 +122,23 @@ async fn crud(engine: Engine) {
     .await;
     assert_eq!(user["key"], "alice");
     assert_eq!(user["description"], "alice's quota");
+    // an API client is resolved through api_clients, which this server does not run
+    let p = app
+        .anon()
+        .post(
+            RULES,
+            &json!({"scope": "api_key", "key": "0195-abc", "window_seconds": 1,
+                    "max_requests": 10}),
+        )
+        .expect_problem(503)
+        .await;
+    assert!(p["detail"].as_str().unwrap().contains("api_clients"), "{p}");
     let client = create(
         app.anon(),
-        json!({"scope": "api_key", "key": "0195-abc", "window_seconds": 1,
-               "max_requests": 10}),
+        json!({"scope": "api_key", "key": "*", "window_seconds": 1, "max_requests": 10}),
     )
     .await;
-    assert_eq!(
-        client["key"], "client:0195-abc",
-        "an API client's key is its principal id"
-    );
+    assert_eq!(client["key"], "*");
     let other_ip = create(
         app.anon(),
         json!({"scope": "ip", "key": "::ffff:10.0.0.9", "window_seconds": 86400,
@@ -617,6 +624,9 @@ async fn api_clients(engine: Engine) {
     };
     let mut cfg = secured(&db, &["api_clients", "rate_limits"]);
     cfg.server.guard_order = vec!["api_clients".into(), "rate_limits".into()];
+    if let Some(pack) = cfg.packs.get_mut("rate_limits") {
+        pack.grants.packs.push("api_clients".into());
+    }
     let app = TestApp::start(db, cfg).await;
     let register = async |name: &str| -> (String, String) {
         let body = app
@@ -659,6 +669,44 @@ async fn api_clients(engine: Engine) {
         .expect(201)
         .await;
     assert_eq!(only_b["key"], format!("client:{id_b}"));
+    // a live key names its client, and is not stored: the rule holds the client's id
+    let by_key = app
+        .as_admin()
+        .post(
+            RULES,
+            &json!({"scope": "api_key", "key": key_b, "window_seconds": 3600,
+                    "max_requests": 1000, "enabled": false}),
+        )
+        .expect(201)
+        .await;
+    assert_eq!(by_key["key"], format!("client:{id_b}"));
+    assert!(!by_key.to_string().contains(&key_b), "{by_key}");
+    let listed = app.as_admin().get(RULES).expect(200).await;
+    assert!(!listed.to_string().contains(&key_b), "{listed}");
+    // neither a client id nor a live key; an unknown id
+    for key in [
+        "vk_not_a_live_key_at_all_000000000000".to_string(),
+        "client:01938a7e-3b4c-7d2e-9f10-0123456789ab".to_string(),
+    ] {
+        let p = app
+            .as_admin()
+            .post(
+                RULES,
+                &json!({"scope": "api_key", "key": key, "window_seconds": 60, "max_requests": 1}),
+            )
+            .expect_problem(422)
+            .await;
+        assert_eq!(p["errors"][0]["field"], "key", "{p}");
+    }
+    // a changed key is resolved too
+    let patched = patch(
+        app.as_admin(),
+        by_key["id"].as_str().unwrap(),
+        json!({"key": key_a}),
+    )
+    .await;
+    assert!(patched["key"].as_str().unwrap().starts_with("client:"));
+    assert!(!patched.to_string().contains(&key_a), "{patched}");
     // b: 1 of 1 on its own rule, 2 of 3 on everyone's: the tighter one shows, then refuses
     assert_eq!(assert_counted(&get(&key_b).await, 1, 60), 0);
     assert_limited(get(&key_b).await, 1, 60).await;

@@ -14,8 +14,12 @@ fn pack() -> Pack {
 
 valhalla_sdk::export_pack!(pack);
 
-/// The endpoints a smoke test calls, in order.
-const SMOKE_ENDPOINTS: [&str; 3] = ["/system/health/live", "/system/health/ready", "/debug/routes"];
+/// The endpoints a smoke test calls, in order, and whether each needs a credential. The run
+/// sends none (a caller's credential never goes to an outbound URL): a protected endpoint's
+/// 401 proves the deployment's route table and access check answer, and counts as reachable
+/// (`auth_required` in its result).
+const SMOKE_ENDPOINTS: [(&str, bool); 3] =
+    [("/system/health/live", false), ("/system/health/ready", false), ("/debug/routes", true)];
 const SMOKE_TIMEOUT_MS: u32 = 5_000;
 
 #[derive(Deserialize)]
@@ -82,6 +86,8 @@ struct SmokeResult {
     status: Option<u16>,
     error: Option<String>,
     duration_ms: i64,
+    /// the endpoint answered 401 for want of a credential: it is up and protected
+    auth_required: bool,
 }
 
 /// The environment asked for, else the configured one, else `development`.
@@ -127,12 +133,13 @@ fn base_url(raw: Option<&str>) -> Result<String, Problem> {
 }
 
 /// `GET base endpoint`; only an ungranted base is a failure of the whole smoke test.
-fn check(base: &str, endpoint: &'static str) -> Result<SmokeResult, Problem> {
+fn check(base: &str, (endpoint, protected): (&'static str, bool)) -> Result<SmokeResult, Problem> {
     let started = clock::now_ms();
     let outcome = outbound::get(&format!("{base}{endpoint}"), SMOKE_TIMEOUT_MS);
     let duration_ms = clock::now_ms() - started;
+    let auth_required = protected && matches!(&outcome, Ok(r) if r.status == 401);
     let (status, error) = match outcome {
-        Ok(r) if (200..300).contains(&r.status) => (Some(r.status), None),
+        Ok(r) if (200..300).contains(&r.status) || auth_required => (Some(r.status), None),
         Ok(r) => (Some(r.status), Some(format!("status {}", r.status))),
         Err(CapabilityError::AccessDenied(_)) => {
             return Err(Problem::forbidden(format!(
@@ -141,7 +148,7 @@ fn check(base: &str, endpoint: &'static str) -> Result<SmokeResult, Problem> {
         }
         Err(e) => (None, Some(capability::message(&e).to_string())),
     };
-    Ok(SmokeResult { endpoint, ok: error.is_none(), status, error, duration_ms })
+    Ok(SmokeResult { endpoint, ok: error.is_none(), status, error, duration_ms, auth_required })
 }
 
 fn smoke(Query(params): Query<Params>) -> Result<Json<Smoke>, Problem> {

@@ -138,6 +138,11 @@ struct NewWindow {
     #[serde(default)]
     #[validate(length(max = 1024))]
     reason: Option<String>,
+    /// the seeds' name for what the window is for (kept as given; the mode's reason when the
+    /// window has none)
+    #[serde(default)]
+    #[validate(length(max = 1024))]
+    description: Option<String>,
 }
 
 valhalla_sdk::defaults! { fn maintenance_mode() -> String = "maintenance"; }
@@ -165,6 +170,7 @@ struct Window {
     created_by: Option<String>,
     created_at: String,
     updated_at: String,
+    description: Option<String>,
 }
 
 impl db::Record for Window {
@@ -187,7 +193,8 @@ fn create_window(
         "scheduled",
         actor,
         now.as_str(),
-        now
+        now.as_str(),
+        body.description
     ])?;
     let target = format!("maintenance/windows/{}", window.id);
     log::audit_created("maintenance.window.create", &target, &window);
@@ -243,7 +250,8 @@ fn run_windows() -> Result<String, Problem> {
     )?;
     for w in &starting {
         let current = set_window_status(&w.id, "active", &now)?;
-        let reason = w.reason.clone().or_else(|| Some(format!("maintenance window {}", w.id)));
+        let reason = (w.reason.clone().or_else(|| w.description.clone()))
+            .or_else(|| Some(format!("maintenance window {}", w.id)));
         let next = State {
             window_id: Some(w.id.clone()),
             until: Some(w.ends_at.clone()),

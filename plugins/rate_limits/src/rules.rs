@@ -3,6 +3,7 @@
 
 use core::net::IpAddr;
 
+use valhalla_sdk::clients;
 use valhalla_sdk::prelude::*;
 
 use crate::guard::reset_counters;
@@ -11,7 +12,7 @@ pub(crate) const SCOPES: [&str; 3] = ["ip", "user", "api_key"];
 /// The key of a rule that applies to every subject (each counted on its own).
 pub(crate) const ANY: &str = "*";
 /// Principal ids of API clients start with this.
-pub(crate) const CLIENT_PREFIX: &str = "client:";
+pub(crate) const CLIENT_PREFIX: &str = clients::PRINCIPAL_PREFIX;
 const MAX_KEY: usize = 256;
 const MAX_DESCRIPTION: usize = 1024;
 const MAX_WINDOW_SECONDS: i64 = 86_400;
@@ -127,21 +128,22 @@ fn key_problem(scope: &str, key: &str) -> Option<&'static str> {
     } else if scope == "ip" && key.parse::<IpAddr>().is_err() {
         Some("must be `*` or an IP address")
     } else if scope == "api_key" && key.strip_prefix(CLIENT_PREFIX).unwrap_or(key).is_empty() {
-        Some("must be `*` or an API client id (`client:<id>` or `<id>`)")
+        Some("must be `*` or an API client (`client:<id>`, `<id>` or one of its live keys)")
     } else {
         None
     }
 }
 
 /// The stored form of a valid key: IPs in canonical form (IPv4-mapped IPv6 as IPv4), API
-/// clients as their principal id `client:<id>`.
-fn normalize_key(scope: &str, key: &str) -> String {
-    match scope {
+/// clients as their principal id `client:<id>`, named by their id or by one of their live
+/// keys (resolved through api_clients: a key is never stored).
+fn stored_key(scope: &str, key: &str) -> Result<String, Problem> {
+    Ok(match scope {
         _ if key == ANY => key.to_string(),
         "ip" => normalize_ip(key).unwrap_or_else(|| key.to_string()),
-        "api_key" if !key.starts_with(CLIENT_PREFIX) => format!("{CLIENT_PREFIX}{key}"),
+        "api_key" => format!("{CLIENT_PREFIX}{}", clients::resolve(key, "key")?),
         _ => key.to_string(),
-    }
+    })
 }
 
 /// An IP in canonical text form; an IPv4-mapped IPv6 address as plain IPv4.
@@ -155,11 +157,12 @@ fn target(id: &str) -> String {
 }
 
 pub(crate) fn create(Valid(body): Valid<Create>) -> Result<Created<Rule>, Problem> {
+    let key = stored_key(&body.scope, &body.key)?;
     let now = clock::now_rfc3339();
     let rule: Rule = db::insert(params![
         clock::new_id(),
         body.scope.as_str(),
-        normalize_key(&body.scope, &body.key),
+        key,
         body.window_seconds,
         body.max_requests,
         body.enabled,
@@ -199,7 +202,10 @@ pub(crate) fn update(
     if let Some(message) = patch.key.as_deref().and_then(|k| key_problem(&before.scope, k)) {
         return Err(Problem::invalid_field("key", message));
     }
-    let key = patch.key.map_or_else(|| before.key.clone(), |k| normalize_key(&before.scope, &k));
+    let key = match patch.key {
+        Some(k) => stored_key(&before.scope, &k)?,
+        None => before.key.clone(),
+    };
     let window_seconds = patch.window_seconds.unwrap_or(before.window_seconds);
     let max_requests = patch.max_requests.unwrap_or(before.max_requests);
     let enabled = patch.enabled.unwrap_or(before.enabled);
@@ -293,11 +299,10 @@ mod tests {
 
     #[test]
     fn keys_are_normalized() {
-        assert_eq!(normalize_key("ip", "::ffff:10.0.0.1"), "10.0.0.1");
-        assert_eq!(normalize_key("ip", "2001:DB8::1"), "2001:db8::1");
-        assert_eq!(normalize_key("api_key", "abc"), "client:abc");
-        assert_eq!(normalize_key("api_key", "client:abc"), "client:abc");
-        assert_eq!(normalize_key("user", "*"), "*");
+        assert_eq!(stored_key("ip", "::ffff:10.0.0.1").ok().as_deref(), Some("10.0.0.1"));
+        assert_eq!(stored_key("ip", "2001:DB8::1").ok().as_deref(), Some("2001:db8::1"));
+        assert_eq!(stored_key("user", "*").ok().as_deref(), Some("*"));
+        assert_eq!(stored_key("api_key", "*").ok().as_deref(), Some("*"));
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //! - [`db`]: parameterised SQL through the host's `store`, rows decoded by serde;
 //! - [`cache`], [`log`], [`host`], [`outbound`]: the other host capabilities;
 //! - [`guard`]: guard decisions; [`packs`]: calls into other packs;
-//! - [`clock`]: RFC 3339 timestamps and UUID v7 ids; [`crypto`]: random tokens, SHA-256.
+//! - [`clock`]: RFC 3339 timestamps and UUID v7 ids; [`crypto`]: random tokens, SHA-256;
+//! - [`clients`]: an API client named by id or live key, resolved through api_clients.
 //!
 //! A pack's `lib.rs` starts with `#![cfg_attr(not(test), no_std)]` (the SDK brings the
 //! allocator and the panic handler) and reads like this; its `Cargo.toml` depends on
@@ -82,6 +83,7 @@ pub mod bindings {
 
 pub mod cache;
 pub mod capability;
+pub mod clients;
 pub mod clock;
 pub mod crypto;
 pub mod db;

@@ -2,8 +2,7 @@
 //! standalone, with a severity and an optional expiry — given as a time, or as a ban duration
 //! that grows for repeat offenders (fail2ban's `bantime.increment`).
 
-use valhalla_sdk::Method::Post;
-use valhalla_sdk::capability::Error as CallError;
+use valhalla_sdk::clients;
 use valhalla_sdk::prelude::*;
 
 use crate::index;
@@ -112,35 +111,7 @@ fn canonical_value(rule_type: &str, value: &str, settings: &Settings) -> Result<
             Err(bad("a principal id has no spaces or control characters"))
         }
         "user" => Ok(value.to_string()),
-        _ => resolve_client(value),
-    }
-}
-
-/// An api_key rule's client: the client id given, or the client of the live key given. The
-/// key itself is never stored, logged or echoed.
-fn resolve_client(value: &str) -> Result<String, Problem> {
-    #[derive(Deserialize)]
-    struct Client {
-        id: String,
-    }
-    let answer = if values::looks_like_client_id(value) {
-        packs::get("api_clients", &format!("/system/clients/{}", values::client_id(value)))
-    } else {
-        let body = serde_json::json!({ "key": value });
-        packs::call("api_clients", Post, "/system/clients/lookup", &[], Some(&body))
-    };
-    let answer = answer.map_err(|e| match e {
-        CallError::Unavailable(_) | CallError::AccessDenied(_) | CallError::NotFound(_) => {
-            Problem::unavailable("api_key rules need the api_clients pack (enabled and granted)")
-        }
-        other => Problem::unavailable(capability::message(&other).to_string()),
-    })?;
-    match answer.status {
-        200 => serde_json::from_slice::<Client>(&answer.body)
-            .map(|c| c.id)
-            .map_err(|_| Problem::unavailable("api_clients answered an unexpected body")),
-        404 => Err(Problem::invalid_field("value", "not an API client id or a live API key")),
-        status => Err(Problem::unavailable(format!("api_clients answered {status}"))),
+        _ => clients::resolve(value, "value"),
     }
 }
 

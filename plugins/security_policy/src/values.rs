@@ -90,21 +90,6 @@ pub(crate) fn parse_duration(text: &str) -> Result<i64, &'static str> {
     }
 }
 
-/// A client id as an api_key rule stores it: `client:<id>` and `<id>` both name `<id>`.
-pub(crate) fn client_id(value: &str) -> &str {
-    value.strip_prefix("client:").unwrap_or(value)
-}
-
-/// Does `value` look like a client id (a UUID), rather than a key?
-pub(crate) fn looks_like_client_id(value: &str) -> bool {
-    let id = client_id(value);
-    id.len() == 36
-        && id.char_indices().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => c == '-',
-            _ => c.is_ascii_hexdigit(),
-        })
-}
-
 /// Parse a list of CIDRs or addresses (settings), skipping none: a bad one is an error.
 pub(crate) fn parse_nets(entries: &[String]) -> Result<Vec<Net>, String> {
     entries
@@ -158,13 +143,5 @@ mod tests {
         assert_eq!(parse_duration("366d"), Ok(MAX_DURATION_SECONDS));
         assert!(parse_duration("367d").is_err());
         assert!(parse_duration("4 hours").is_err());
-    }
-
-    #[test]
-    fn client_ids_are_told_from_keys() {
-        assert!(looks_like_client_id("01938a7e-3b4c-7d2e-9f10-0123456789ab"));
-        assert!(looks_like_client_id("client:01938a7e-3b4c-7d2e-9f10-0123456789ab"));
-        assert!(!looks_like_client_id("vk_0123456789abcdef0123456789abcdef0123456789abcdef"));
-        assert_eq!(client_id("client:x"), "x");
     }
 }
