@@ -199,6 +199,7 @@ pub async fn load_packs(
     sandboxes: &HashMap<String, Arc<PackTables>>,
 ) -> Result<Vec<Arc<LoadedPack>>, StartupError> {
     let cache_dir = config.resolve(&config.runtime.cache_dir);
+    let artefacts_root = config.resolve(&config.runtime.artefacts_dir);
     let mut packs = Vec::new();
     for (name, pack) in config.enabled_packs() {
         let path = config.component_path(name);
@@ -218,7 +219,14 @@ pub async fn load_packs(
         let ctx = Arc::new(PackContext {
             name: name.clone(),
             deadline: pack.deadline_ms.map(Duration::from_millis),
-            capabilities: Capabilities::new(name, settings_json, grants, sandbox, services),
+            capabilities: Capabilities::new(
+                name,
+                settings_json,
+                grants,
+                sandbox,
+                services,
+                &artefacts_root,
+            ),
         });
         let loaded = LoadedPack::load(engine, &component, ctx).await?;
         if loaded.manifest.name != *name {
@@ -244,16 +252,23 @@ pub fn build_routes(packs: &[Arc<LoadedPack>]) -> Result<RouteTable, RouteConfli
         access: Access::Public,
         summary: summary.into(),
     };
-    table.add(
-        Method::Get,
-        "/system/health/live",
-        host(HostRoute::Live, "Liveness probe"),
-    )?;
-    table.add(
-        Method::Get,
-        "/system/health/ready",
-        host(HostRoute::Ready, "Readiness probe"),
-    )?;
+    for (path, route, summary) in [
+        ("/system/health/live", HostRoute::Live, "Liveness probe"),
+        ("/system/health/ready", HostRoute::Ready, "Readiness probe"),
+        // seed 004's paths, kept for its clients
+        (
+            "/system-health/live",
+            HostRoute::Live,
+            "Liveness probe (deprecated alias of /system/health/live)",
+        ),
+        (
+            "/system-health/ready",
+            HostRoute::Ready,
+            "Readiness probe (deprecated alias of /system/health/ready)",
+        ),
+    ] {
+        table.add(Method::Get, path, host(route, summary))?;
+    }
     for (i, pack) in packs.iter().enumerate() {
         for route in &pack.manifest.routes {
             table.add(
@@ -317,10 +332,40 @@ pub async fn describe_packs(config: &Config) -> Result<String, StartupError> {
     let grants = PackGrants::parse_all(config)?;
     let packs = load_packs(config, &engine, &services, &grants, &HashMap::new()).await?;
     let routes = build_routes(&packs)?;
+    let guards = GuardChain::build(&packs, &config.server.guard_order);
+    let chain: Vec<String> = guards.names().into_iter().map(String::from).collect();
     let mut out = String::new();
+    if !chain.is_empty() {
+        let _ = writeln!(out, "guard chain: {}\n", chain.join(" → "));
+    }
     for pack in &packs {
         let m = &pack.manifest;
         let _ = writeln!(out, "{} {} — {}", m.name, m.version, m.description);
+        if let Some(position) = chain.iter().position(|g| g == &m.name) {
+            let _ = writeln!(out, "  guard   #{} in the chain", position + 1);
+        }
+        if let Some(schedule) = &m.schedule {
+            let _ = writeln!(out, "  tick    every {} ms", schedule.interval_ms);
+        }
+        if m.fallback {
+            let _ = writeln!(out, "  serves  paths no route serves (fallback)");
+        }
+        if let Some(grants) = config.packs.get(&m.name).map(|p| &p.grants) {
+            let list = |l: &[String]| {
+                if l.is_empty() {
+                    "none".to_string()
+                } else {
+                    l.join(", ")
+                }
+            };
+            let _ = writeln!(
+                out,
+                "  grants  outbound: {}; packs: {}; artefacts: {}",
+                list(&grants.outbound),
+                list(&grants.packs),
+                if grants.artefacts { "yes" } else { "no" }
+            );
+        }
         for (path, method, target) in routes.entries() {
             if target.owner_name == m.name {
                 let _ = writeln!(

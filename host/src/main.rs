@@ -34,13 +34,29 @@ enum Command {
         #[arg(long)]
         bind: Option<String>,
     },
-    /// List the enabled packs and their routes.
+    /// List the enabled packs: routes, guard position, tick interval, grants.
     Packs {
         #[arg(long, default_value = "config.toml")]
         config: PathBuf,
     },
+    /// Work with a configuration file.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
     /// Apply the enabled packs' migrations and exit.
     Migrate {
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Validate a config file without serving: its keys and values, every enabled pack's
+    /// component and manifest, the route table and the guard chain. Exits non-zero naming
+    /// the first problem.
+    Check {
         #[arg(long, default_value = "config.toml")]
         config: PathBuf,
     },
@@ -106,6 +122,18 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?;
             print!("{listing}");
+            Ok(())
+        }
+        Command::Config {
+            action: ConfigAction::Check { config: path },
+        } => {
+            let config = Config::load(&path).map_err(|e| e.to_string())?;
+            // loads every enabled pack as `serve` would (no database connection is made)
+            app::describe_packs(&config)
+                .await
+                .map_err(|e| e.to_string())?;
+            let packs = config.enabled_packs().count();
+            println!("{}: valid ({packs} packs enabled)", path.display());
             Ok(())
         }
         Command::Migrate { config } => {

@@ -54,15 +54,7 @@ pub struct Services {
 impl Services {
     pub fn new(db: Db, log_sink: Option<LogSink>) -> Self {
         let started_at = chrono::Utc::now();
-        let build_info = serde_json::json!({
-            "name": "valhalla",
-            "version": env!("CARGO_PKG_VERSION"),
-            "git_commit": option_env!("VALHALLA_GIT_COMMIT"),
-            "started_at": started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            "started_at_ms": started_at.timestamp_millis(),
-            "rustc": option_env!("VALHALLA_RUSTC_VERSION"),
-        })
-        .to_string();
+        let build_info = build_info(started_at);
         Self {
             db,
             cache: Arc::default(),
@@ -73,5 +65,38 @@ impl Services {
             build_info: Arc::from(build_info),
             started_at,
         }
+    }
+}
+
+/// The host's version and build information as JSON, with a random `instance` id of this
+/// process (who holds a job's lease, among the replicas and restarts).
+fn build_info(started_at: chrono::DateTime<chrono::Utc>) -> String {
+    serde_json::json!({
+        "name": "valhalla",
+        "version": env!("CARGO_PKG_VERSION"),
+        "git_commit": option_env!("VALHALLA_GIT_COMMIT"),
+        "started_at": started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "started_at_ms": started_at.timestamp_millis(),
+        "rustc": option_env!("VALHALLA_RUSTC_VERSION"),
+        "instance": uuid::Uuid::new_v4().to_string(),
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance_of(build_info: &str) -> String {
+        let info: serde_json::Value = serde_json::from_str(build_info).unwrap();
+        info["instance"].as_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn every_process_start_has_an_instance_id_of_its_own() {
+        let now = chrono::Utc::now();
+        let (a, b) = (instance_of(&build_info(now)), instance_of(&build_info(now)));
+        assert_eq!(uuid::Uuid::parse_str(&a).unwrap().get_version_num(), 4);
+        assert_ne!(a, b);
     }
 }

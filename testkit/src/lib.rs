@@ -152,6 +152,14 @@ impl ConfigToml {
         self
     }
 
+    /// `packs.<name>.grants.artefacts = true`: `name` may write files of its own.
+    pub fn grant_artefacts(mut self, name: &str) -> Self {
+        self.pack_mut(name)
+            .grants
+            .insert("artefacts", Value::Bool(true));
+        self
+    }
+
     /// `packs.<name>.grants.outbound`: the URL patterns `name` may call.
     pub fn grant_outbound(mut self, name: &str, patterns: &[&str]) -> Self {
         self.pack_mut(name)

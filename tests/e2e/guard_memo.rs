@@ -38,6 +38,9 @@ async fn shipped(engine: Engine) -> Option<(TestApp, String, String)> {
     if let Some(shield) = cfg.packs.get_mut("read_only_shield") {
         shield.grants.packs = vec!["maintenance".into()];
     }
+    if let Some(limits) = cfg.packs.get_mut("rate_limits") {
+        limits.grants.packs = vec!["api_clients".into()];
+    }
     cfg.server.guard_order = vec![
         "api_clients".into(),
         "rate_limits".into(),

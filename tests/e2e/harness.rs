@@ -400,3 +400,76 @@ async fn dropped_without_finish(engine: Engine) {
     }
 }
 crate::on_both_engines!(a_dropped_app_leaves_nothing_behind, dropped_without_finish);
+
+/// The real `valhalla` binary as a child process, serving `config_text` (written beside the
+/// test's database), for what an in-process server cannot show: a SIGKILL, after which
+/// nothing of the process runs on (no graceful shutdown, no task finishing its work).
+pub struct ServerProcess {
+    child: std::process::Child,
+    pub base: String,
+}
+
+impl ServerProcess {
+    /// Start the binary and wait until it logs `ready` (at most a minute).
+    pub fn start(db: &TestDb, config_text: &str) -> Self {
+        use std::io::{BufRead, BufReader};
+        let path = db.dir.path().join("process.toml");
+        std::fs::write(&path, config_text).expect("write the config");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_valhalla"))
+            .args(["serve", "--config"])
+            .arg(&path)
+            .env("VALHALLA_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the valhalla binary");
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr is piped")).lines();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // The reader drains the log for the process's life (a full pipe would stop it).
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in lines.by_ref().map_while(Result::ok) {
+                if std::env::var("TEST_LOG").is_ok() {
+                    eprintln!("[valhalla] {line}");
+                }
+                if line.contains("valhalla::app: ready")
+                    && let Some(at) = line.find("addr=")
+                    && let Some(tx) = tx.take()
+                {
+                    let addr = line[at + 5..].split_whitespace().next().unwrap_or_default();
+                    let _ = tx.send(addr.to_string());
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(addr) => Self {
+                child,
+                base: format!("http://{addr}"),
+            },
+            Err(_) => {
+                let _ = child.kill();
+                panic!("the server never logged `ready`");
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// SIGKILL, and wait until the process is gone.
+    pub fn kill(mut self) {
+        self.kill_now();
+    }
+
+    fn kill_now(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill_now();
+    }
+}

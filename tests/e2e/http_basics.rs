@@ -134,6 +134,36 @@ async fn health_live_and_ready() {
     app.finish().await;
 }
 
+/// Seed 004's probe paths answer as the current ones, and say they are deprecated aliases in
+/// the route index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seeds_health_paths_are_aliases() {
+    let app = TestApp::spawn(Engine::Sqlite, &["route_index"])
+        .await
+        .expect("sqlite always runs");
+    let live = app.get("/system-health/live").expect(200).await;
+    assert_eq!(live["status"], "ok");
+    let ready = app.get("/system-health/ready").expect(200).await;
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["checks"]["packs"]["route_index"], "loaded");
+    let index = app.get("/debug/routes").expect(200).await;
+    let alias = index["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["path"] == "/system-health/live")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(alias["pack"], "host", "{index}");
+    assert!(
+        alias["summary"]
+            .as_str()
+            .unwrap_or("")
+            .contains("deprecated alias")
+    );
+    app.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disabled_pack_has_no_routes() {
     let db = TestDb::new(Engine::Sqlite).await.unwrap();

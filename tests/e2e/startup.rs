@@ -131,6 +131,67 @@ fn packs_lists_routes_and_migrate_applies() {
     assert_eq!(code, 0, "{stderr}");
 }
 
+#[test]
+fn packs_shows_guards_ticks_and_grants() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = "[server]\nguard_order = [\"api_clients\", \"rate_limits\"]\n\
+                [packs.api_clients]\nenabled = true\n\
+                [packs.rate_limits]\nenabled = true\n[packs.rate_limits.grants]\npacks = [\"api_clients\"]\n\
+                [packs.maintenance]\nenabled = true\n";
+    let path = write_config(dir.path(), body);
+    let (code, stdout, stderr) = valhalla(&["packs", "--config", &path]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("guard chain: api_clients → rate_limits"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("guard   #2 in the chain"), "{stdout}");
+    assert!(stdout.contains("tick    every 1000 ms"), "{stdout}");
+    assert!(stdout.contains("packs: api_clients"), "{stdout}");
+}
+
+#[test]
+fn config_check_validates_without_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "[packs.system_config]\nenabled = true\n");
+    let (code, stdout, stderr) = valhalla(&["config", "check", "--config", &path]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("valid (1 packs enabled)"), "{stdout}");
+    assert!(
+        !dir.path().join("v.db").exists(),
+        "a check touches no database"
+    );
+
+    // a pack whose component is missing, an unknown key: each named, exit 1
+    let missing = write_config(
+        dir.path(),
+        "[packs.system_config]\nenabled = true\ncomponent = \"nowhere/none.wasm\"\n",
+    );
+    let (code, _, stderr) = valhalla(&["config", "check", "--config", &missing]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("none.wasm"), "{stderr}");
+    let unknown = write_config(dir.path(), "[server]\nbindd = \"x\"\n");
+    let (code, _, stderr) = valhalla(&["config", "check", "--config", &unknown]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("bindd"), "{stderr}");
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["packs", "--help"],
+        &["migrate", "--help"],
+        &["config", "--help"],
+        &["config", "check", "--help"],
+    ] {
+        let (code, stdout, stderr) = valhalla(args);
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+        assert!(stdout.contains("Usage:"), "{args:?}: {stdout}");
+    }
+}
+
 async fn edited_migration(engine: Engine) {
     let Some(db) = TestDb::new(engine).await else {
         return;

@@ -13,6 +13,9 @@ use testkit::ConfigToml;
 
 use crate::load::{self, Target};
 
+#[path = "bench_logs.rs"]
+mod logs;
+
 const CONCURRENCY: [usize; 3] = [1, 16, 64];
 const ADMIN_KEY: &str = "bench-admin-key-0123456789abcdef";
 /// Config rows seeded, as in issue 18 (`key_0` … `key_999`); the headline reads `key_500`.
@@ -374,6 +377,9 @@ pub fn arg<'a>(args: &'a [String], name: &str) -> Option<&'a String> {
 }
 
 pub fn bench(root: &Path, args: &[String]) -> Result<()> {
+    if arg(args, "--only").is_some_and(|o| o == "logs") {
+        return logs::run(root, args);
+    }
     let seconds: u64 = arg(args, "--seconds")
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);

@@ -22,7 +22,10 @@ usage: cargo xtask <command>
                  this process, then alternate each pack route with its native twin for
                  N rounds (default 5); the headline runs the shipped config.toml (guards
                  on, a read client's key) against it without guards and native, round by
-                 round (--only default / paired / counted select rounds); write BENCHMARKS.md
+                 round (--only default / paired / counted select rounds); write BENCHMARKS.md;
+                 --only logs [--rows N]: only the system-log scale bench (1 000 000 rows by
+                 default, or VALHALLA_BENCH_LOG_ROWS): deep cursor, filtered pages, a batched
+                 purge with a concurrent writer's longest stall; prints, writes nothing
   load ADDR PATH [--connections N] [--seconds N] [--status N] [--header NAME:VALUE]...
        [--each-from-a-new-client]
                  drive GET PATH on a running server (e.g. while profiling it) and print

@@ -13,6 +13,8 @@ use crate::config::{Config, ConfigError, PackConfig};
 pub struct PackGrants {
     pub outbound: OutboundGrant,
     pub packs: PacksGrant,
+    /// `artefacts = true`: a directory of its own under `runtime.artefacts_dir`
+    pub artefacts: bool,
 }
 
 impl PackGrants {
@@ -26,7 +28,11 @@ impl PackGrants {
         })?;
         let packs = PacksGrant::parse(name, &pack.grants.packs)
             .map_err(|e| config.invalid(format!("packs.{name}.grants.packs"), e.to_string()))?;
-        Ok(Self { outbound, packs })
+        Ok(Self {
+            outbound,
+            packs,
+            artefacts: pack.grants.artefacts,
+        })
     }
 
     /// The grants of every pack in `config` (enabled or not: a bad grant is a bad file).
@@ -58,8 +64,17 @@ mod tests {
         .unwrap();
         assert!(g["a"].outbound.allows("http://127.0.0.1:8000/x"));
         assert!(g["a"].packs.allows("b"));
+        assert!(!g["a"].artefacts && !g["b"].artefacts);
         assert_eq!(g["b"], PackGrants::default(), "deny by default");
         assert!(!g["b"].outbound.allows("http://127.0.0.1:8000/x"));
+    }
+
+    #[test]
+    fn artefacts_are_granted_by_name() {
+        let g = grants("[packs.a.grants]\nartefacts = true\n[packs.b]\n").unwrap();
+        assert!(g["a"].artefacts);
+        assert!(!g["b"].artefacts, "deny by default");
+        assert!(grants("[packs.a.grants]\nartefacts = \"yes\"\n").is_err());
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //! | [`host_info`] | `host` | — (its own settings) |
 //! | [`packs`] | `packs` | `grants.packs` ([`packs::PacksGrant`]) |
 //! | [`outbound_http`] | `outbound-http` | `grants.outbound` ([`outbound_grant::OutboundGrant`]) |
+//! | [`artefacts`] | `artefacts` | `grants.artefacts` (a directory under `runtime.artefacts_dir`) |
 
+pub mod artefacts;
 pub mod cache;
 pub mod grants;
 pub mod host_info;
@@ -42,17 +44,20 @@ pub struct Capabilities {
     pub host: host_info::HostInfo,
     pub packs: packs::PackCalling,
     pub outbound: outbound_http::OutboundHttp,
+    pub artefacts: artefacts::Artefacts,
 }
 
 impl Capabilities {
     /// Pack `name`'s capabilities: its `grants`, `settings_json`, the tables of its
-    /// `sandbox`, and the host `services` they reach.
+    /// `sandbox`, the host `services` they reach, and `artefacts_root`
+    /// (`runtime.artefacts_dir`, resolved) for an `artefacts` grant.
     pub fn new(
         name: &str,
         settings_json: String,
         grants: PackGrants,
         sandbox: Arc<PackTables>,
         services: &Services,
+        artefacts_root: &std::path::Path,
     ) -> Self {
         Self {
             store: store::Store::new(sandbox, services.db.clone()),
@@ -69,6 +74,7 @@ impl Capabilities {
                 grants.outbound,
                 services.http.clone(),
             ),
+            artefacts: artefacts::Artefacts::new(name, artefacts_root, grants.artefacts),
         }
     }
 }
@@ -101,6 +107,10 @@ pub fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> {
     })?;
     outbound_http::add_to_linker(linker, |s| outbound_http::OutboundHttpView {
         http: &s.pack.capabilities.outbound,
+        call: &s.call,
+    })?;
+    artefacts::add_to_linker(linker, |s| artefacts::ArtefactsView {
+        artefacts: &s.pack.capabilities.artefacts,
         call: &s.call,
     })
 }

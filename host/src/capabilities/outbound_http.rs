@@ -60,6 +60,10 @@ impl Host for OutboundHttpView<'_> {
         }
         send(&self.http.client, request).await
     }
+
+    fn allowed(&mut self, url: String) -> bool {
+        self.http.grant.allows(&url)
+    }
 }
 
 /// Longest a pack may wait on one outbound request, and the default.
@@ -183,6 +187,55 @@ mod tests {
             send_as(&other_host, "https://example.com.evil.test/").await,
             Err(CapabilityError::AccessDenied(_))
         ));
+    }
+
+    #[test]
+    fn allowed_checks_the_grant_alone() {
+        let granted = http(&["https://hooks.example.com"]);
+        let call = CallContext::default();
+        let mut view = OutboundHttpView {
+            http: &granted,
+            call: &call,
+        };
+        assert!(view.allowed("https://hooks.example.com/in".into()));
+        assert!(!view.allowed("https://hooks.example.com:8443/in".into()));
+        assert!(!view.allowed("http://hooks.example.com/in".into()));
+        assert!(!view.allowed("not a url".into()));
+        assert!(
+            !OutboundHttpView {
+                http: &http(&[]),
+                call: &call
+            }
+            .allowed("http://127.0.0.1/".into())
+        );
+    }
+
+    /// A redirect is answered to the pack as it came (3xx and its `location`), never
+    /// followed: its target could be outside the grant.
+    #[tokio::test]
+    async fn redirects_are_not_followed() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::get(|| async {
+                (
+                    http::StatusCode::FOUND,
+                    [(http::header::LOCATION, "http://127.0.0.1:1/elsewhere")],
+                )
+            }),
+        );
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let granted = http(&["http://127.0.0.1:*"]);
+        let answer = send_as(&granted, &format!("http://{addr}/")).await.unwrap();
+        assert_eq!(answer.status, 302);
+        assert!(
+            answer
+                .headers
+                .iter()
+                .any(|(n, v)| n == "location" && v.ends_with("/elsewhere"))
+        );
+        server.abort();
     }
 
     #[tokio::test]

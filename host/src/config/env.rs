@@ -12,7 +12,7 @@ fn parse<T: std::str::FromStr>(var: &str, value: &str) -> Result<T, ConfigError>
 /// Apply the overrides found in `vars`:
 /// `VALHALLA_BIND`, `VALHALLA_DATABASE_URL`, `VALHALLA_BODY_LIMIT_BYTES`, `VALHALLA_DEADLINE_MS`,
 /// `VALHALLA_MEMORY_LIMIT_MIB`, `VALHALLA_MAX_INSTANCES`, `VALHALLA_PACKS_DIR`,
-/// `VALHALLA_MIGRATIONS_DIR`, `VALHALLA_CACHE_DIR`, `VALHALLA_ADMIN_KEY`,
+/// `VALHALLA_MIGRATIONS_DIR`, `VALHALLA_CACHE_DIR`, `VALHALLA_ARTEFACTS_DIR`, `VALHALLA_ADMIN_KEY`,
 /// `VALHALLA_AUTH_ENABLED`, `VALHALLA_TRUSTED_PROXIES` (comma-separated), and `VALHALLA_PACK_<NAME>_ENABLED` for a pack in the file.
 pub fn apply_env_overrides(
     config: &mut Config,
@@ -32,6 +32,7 @@ pub fn apply_env_overrides(
             "PACKS_DIR" => config.runtime.packs_dir = value.into(),
             "MIGRATIONS_DIR" => config.runtime.migrations_dir = value.into(),
             "CACHE_DIR" => config.runtime.cache_dir = value.into(),
+            "ARTEFACTS_DIR" => config.runtime.artefacts_dir = value.into(),
             "ADMIN_KEY" => config.auth.admin_key = Some(super::Secret::new(value)),
             "AUTH_ENABLED" => config.auth.enabled = parse(&var, &value)?,
             "TRUSTED_PROXIES" => {

@@ -121,6 +121,8 @@ pub struct RuntimeConfig {
     pub migrations_dir: PathBuf,
     /// Compiled-component cache, so a warm start does not recompile.
     pub cache_dir: PathBuf,
+    /// Files packs granted `artefacts` write (exports), one directory per pack.
+    pub artefacts_dir: PathBuf,
 }
 
 impl Default for RuntimeConfig {
@@ -133,6 +135,7 @@ impl Default for RuntimeConfig {
             packs_dir: "target/wasm32-wasip2/pack".into(),
             migrations_dir: "migrations".into(),
             cache_dir: ".valhalla/compiled".into(),
+            artefacts_dir: ".valhalla/artefacts".into(),
         }
     }
 }
@@ -169,6 +172,9 @@ pub struct Grants {
     /// Packs whose routes this pack may call in-process (the grant replaces their access check).
     #[serde(default)]
     pub packs: Vec<String>,
+    /// Files of its own in `runtime.artefacts_dir/<pack>/` (large outputs such as exports).
+    #[serde(default)]
+    pub artefacts: bool,
 }
 
 /// A secret that never prints.

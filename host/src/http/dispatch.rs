@@ -19,7 +19,7 @@ use super::health;
 use super::pack_calls::InProcess;
 use super::problem::{Problem, allow_header};
 use super::request_id::{self, RequestId};
-use super::response::{add_headers, into_http};
+use super::response::{add_headers, into_http, route_response};
 use super::routes::{HostRoute, Lookup, Owner, RouteTable, Target};
 use crate::runtime::LoadedPack;
 use crate::runtime::bindings::{self as wit, Method};
@@ -299,5 +299,6 @@ async fn call(
         tracing::error!(error = %e, "pack call failed");
         Problem::from(e)
     })?;
-    into_http(response, incoming.is_head(), pack.name())
+    let artefacts = &pack.ctx.capabilities.artefacts;
+    route_response(response, incoming.is_head(), pack.name(), artefacts).await
 }

@@ -27,6 +27,7 @@ wasmtime::component::bindgen!({
         "valhalla:pack/host.now-us": exact,
         "valhalla:pack/host.random-bytes": trappable,
         "valhalla:pack/host.build-info": exact,
+        "valhalla:pack/outbound-http.allowed": exact,
         default: async,
     },
     exports: { default: async },

@@ -1,5 +1,9 @@
 //! Scheduled work: every pack whose manifest declares a schedule gets `tick()` at its interval,
-//! one at a time (a tick never overlaps the previous one), with the longer tick deadline.
+//! one at a time (a tick never overlaps the previous one: the next waits a full interval after
+//! it ends), with the longer tick deadline (`runtime.tick_deadline_ms`). A tick that traps,
+//! runs out of time or memory, or reports a failure is logged — to the host's log and, like
+//! the pack's own lines, to the system log under the pack's category — and the next one runs
+//! at the next interval as usual.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,7 +11,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::LoadedPack;
+use super::{CallContext, LoadedPack};
+use crate::capabilities::log::LogView;
+use crate::runtime::bindings::valhalla::pack::log::{Host as _, Level};
 
 /// Shortest interval a pack may ask for.
 const MIN_INTERVAL: Duration = Duration::from_millis(100);
@@ -36,12 +42,24 @@ pub fn start(packs: &[Arc<LoadedPack>], stop: &watch::Receiver<bool>) -> Vec<Joi
                         Ok(Ok(report)) if report.is_empty() => {}
                         Ok(Ok(report)) => tracing::info!(pack = pack.name(), %report, "tick"),
                         Ok(Err(message)) => {
-                            tracing::warn!(pack = pack.name(), %message, "tick reported a failure")
+                            failed(&pack, format!("tick reported a failure: {message}"))
                         }
-                        Err(e) => tracing::error!(pack = pack.name(), error = %e, "tick failed"),
+                        Err(e) => failed(&pack, format!("tick failed: {e}")),
                     }
                 }
             }))
         })
         .collect()
+}
+
+/// Log a failed tick as the pack's own error line (the host's log, and the system log when
+/// that pack is on): a tick has no client to tell.
+fn failed(pack: &LoadedPack, message: String) {
+    let call = CallContext::default();
+    let mut view = LogView {
+        log: &pack.ctx.capabilities.log,
+        call: &call,
+    };
+    let fields = vec![("source".to_string(), "scheduler".to_string())];
+    view.log(Level::Error, message, fields);
 }

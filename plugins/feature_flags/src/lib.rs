@@ -8,7 +8,12 @@ use valhalla_sdk::prelude::*;
 fn pack() -> Pack {
     Pack::new("feature_flags", env!("CARGO_PKG_VERSION"), "Feature flags with percentage rollout")
         .post("/system/features", Access::Write, "Create or update a flag", upsert)
-        .get("/system/features", Access::Read, "List flags (filter by group)", list)
+        .get(
+            "/system/features",
+            Access::Read,
+            "List flags (filter by group; offset or cursor)",
+            list,
+        )
         .get("/system/features/{key}", Access::Read, "Get a flag", |Path(key): Path<String>| {
             find(&key).map(Json)
         })
@@ -125,8 +130,9 @@ fn upsert(Valid(body): Valid<Upsert>) -> Result<Json<Flag>, Problem> {
     Ok(Json(after))
 }
 
-fn list(page: Page, Query(q): Query<ListQuery>) -> Result<Json<db::List<Flag>>, Problem> {
-    db::list(db::Filter::new().eq("flag_group", q.group), "key", page)
+/// In key order, by `limit`/`offset` or by `cursor` (the previous page's `next_cursor`).
+fn list(page: db::KeyPage, Query(q): Query<ListQuery>) -> Result<Json<db::KeyList<Flag>>, Problem> {
+    db::key_page(db::Filter::new().eq("flag_group", q.group), "key", page)
 }
 
 fn delete(Path(key): Path<String>) -> Result<NoContent, Problem> {

@@ -11,6 +11,7 @@
 //! - [`paths`]: what a decoy path may be (its own, outside `/system/`);
 //! - [`decoys`]: the fallback, the cached decoy paths, recording a hit and blocking;
 //! - [`telemetry`]: the hit records, sensor reports, the keyset-paged lists;
+//! - [`purge`]: the oldest telemetry in batches (retention calls it);
 //! - [`settings`]: `block_duration_seconds`, `max_records_per_minute`.
 
 #![cfg_attr(not(test), no_std)]
@@ -22,6 +23,7 @@ use valhalla_sdk::prelude::*;
 mod decoys;
 mod honeypots;
 mod paths;
+mod purge;
 mod settings;
 mod telemetry;
 
@@ -49,6 +51,12 @@ fn pack() -> Pack {
             telemetry::report,
         )
         .get(TELEMETRY, Access::Read, "A honeypot's hits, newest first", telemetry::list_one)
+        .post(
+            "/system/security/honeypots/telemetry/purge",
+            Access::Admin,
+            "Remove the oldest telemetry before a time, at most `limit` (≤ 5000) per call",
+            purge::purge,
+        )
         .get(
             "/system/security/telemetry",
             Access::Read,

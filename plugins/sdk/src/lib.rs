@@ -10,9 +10,11 @@
 //! - [`problem`]: RFC 9457 [`Problem`] errors with field-level details;
 //! - [`validate`]: `#[derive(Validate)]` rules and the [`Validator`] they report to;
 //! - [`db`]: parameterised SQL through the host's `store`, rows decoded by serde;
-//! - [`cache`], [`log`], [`host`], [`outbound`]: the other host capabilities;
+//! - [`cache`], [`log`], [`host`], [`outbound`]: the other host capabilities; [`artefacts`]:
+//!   large files of the pack's own that the host streams as a route's body;
 //! - [`guard`]: guard decisions; [`packs`]: calls into other packs;
 //! - [`clock`]: RFC 3339 timestamps and UUID v7 ids; [`crypto`]: random tokens, SHA-256;
+//! - [`jobs`]: leases on job rows a tick claims (claim, renew, finish);
 //! - [`clients`]: an API client named by id or live key, resolved through api_clients.
 //!
 //! A pack's `lib.rs` starts with `#![cfg_attr(not(test), no_std)]` (the SDK brings the
@@ -81,6 +83,7 @@ pub mod bindings {
     });
 }
 
+pub mod artefacts;
 pub mod cache;
 pub mod capability;
 pub mod clients;
@@ -91,6 +94,7 @@ pub mod extract;
 pub mod guard;
 pub mod handler;
 pub mod host;
+pub mod jobs;
 pub mod log;
 pub mod outbound;
 pub mod pack;
@@ -127,7 +131,7 @@ pub mod prelude {
     pub use crate::{
         Accepted, Access, Actor, Created, FieldError, GuardSpec, Json, JsonSchema, Method,
         NoContent, Pack, Page, Path, Problem, Query, Request, Response, Valid, ValidPath,
-        ValidQuery, Validate, Validator, cache, capability, clock, crypto, guard, host, log,
+        ValidQuery, Validate, Validator, cache, capability, clock, crypto, guard, host, jobs, log,
         outbound, packs, params,
     };
     pub use serde::{Deserialize, Serialize};

@@ -39,3 +39,9 @@ pub fn send(
     })?;
     Ok(Fetched { status: response.status, headers: response.headers, body: response.body })
 }
+
+/// Would the pack's `grants.outbound` let [`send`] reach `url`? The grant check alone, no
+/// connection: for refusing a URL the pack is given to keep (a webhook's) when it is given.
+pub fn allowed(url: &str) -> bool {
+    host_http::allowed(url)
+}

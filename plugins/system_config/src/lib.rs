@@ -12,7 +12,7 @@ fn pack() -> Pack {
         "Configuration registry (non-secret settings)",
     )
     .post("/system/config", Access::Write, "Create or update a config entry", upsert)
-    .get("/system/config", Access::Read, "List config entries", list)
+    .get("/system/config", Access::Read, "List config entries (limit/offset or cursor)", list)
     .get("/system/config/{key}", Access::Read, "Get a config entry", |Path(key): Path<String>| {
         find(&key).map(Json)
     })
@@ -100,8 +100,9 @@ fn upsert(Valid(body): Valid<Upsert>) -> Result<Json<Entry>, Problem> {
     Ok(Json(after))
 }
 
-fn list(page: Page) -> Result<Json<db::List<Entry>>, Problem> {
-    db::list(&db::Filter::new(), "key", page)
+/// In key order, by `limit`/`offset` or by `cursor` (the previous page's `next_cursor`).
+fn list(page: db::KeyPage) -> Result<Json<db::KeyList<Entry>>, Problem> {
+    db::key_page(&db::Filter::new(), "key", page)
 }
 
 fn delete(Path(key): Path<String>) -> Result<NoContent, Problem> {

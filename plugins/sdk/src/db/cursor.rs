@@ -22,8 +22,9 @@ use crate::problem::{FieldError, Problem};
 use crate::request::{DEFAULT_LIMIT, MAX_LIMIT, Request};
 use crate::schema::JsonSchema;
 
-/// The longest `cursor` accepted (an id is 36 characters).
-const MAX_CURSOR: usize = 128;
+/// The longest `cursor` accepted (an id is 36 characters; a keyset cursor, hex of a key and
+/// an id, ~130).
+const MAX_CURSOR: usize = 512;
 
 /// `limit` (1..=1000, default 50, as [`Page`](crate::Page)) and `cursor` (the `next_cursor`
 /// of the previous page; absent or empty for the first page) of a keyset-paged list.
@@ -231,7 +232,7 @@ mod tests {
             let p = page_of(query).unwrap_err();
             assert_eq!((p.status, p.errors[0].field.as_str()), (422, field), "{query:?}");
         }
-        let both = page_of(&[("limit", "0"), ("cursor", &"x".repeat(129))]).unwrap_err();
+        let both = page_of(&[("limit", "0"), ("cursor", &"x".repeat(513))]).unwrap_err();
         assert_eq!(both.errors.len(), 2);
     }
 

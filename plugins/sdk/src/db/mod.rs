@@ -17,12 +17,21 @@ use crate::problem::Problem;
 
 mod cursor;
 mod decode;
+mod key_page;
+mod keyset;
 mod list;
+mod purge;
 mod record;
 
 pub use cursor::{CursorList, CursorPage, cursor_page, cursor_page_with};
 pub use decode::{DecodeError, field_names};
+pub use key_page::{KeyList, KeyPage, key_page};
+pub use keyset::{
+    KeysetList, count_capped, cursor_after, decode_cursor, encode_cursor, keyset_rows,
+    rows_and_cursor,
+};
 pub use list::{Filter, List, list_page, list_page_with};
+pub use purge::{MAX_PURGE, PurgeRequest, Purged, purge_oldest};
 pub use record::{
     Record, find, get, insert, list, not_found, select, select_list, stored_columns, update, upsert,
 };
