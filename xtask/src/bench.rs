@@ -606,6 +606,17 @@ pub fn bench(root: &Path, args: &[String]) -> Result<()> {
     md.push_str(&render_blocklist(&blocklist_rounds));
     md.push_str(&micro);
     md.push_str(WHERE_THE_TIME_GOES);
+    // the logs bench's section (`--only logs`) stays as its last run wrote it
+    let before = std::fs::read_to_string(root.join("BENCHMARKS.md")).unwrap_or_default();
+    if let (Some(a), Some(b)) = (
+        before.find(logs::SECTION_START),
+        before.find(logs::SECTION_END),
+    ) && b > a
+    {
+        md.push('\n');
+        md.push_str(&before[a..b + logs::SECTION_END.len()]);
+        md.push('\n');
+    }
     std::fs::write(root.join("BENCHMARKS.md"), md)?;
     eprintln!("bench: wrote BENCHMARKS.md");
     let _ = std::fs::remove_dir_all(&dir);
@@ -1118,7 +1129,7 @@ fn verdict_min(value: f64, target: f64) -> String {
     if value >= target {
         "met".into()
     } else {
-        format!("**not met** by {:.2}×", target - value)
+        format!("**not met** ({value:.3}× against {target:.2}×)")
     }
 }
 

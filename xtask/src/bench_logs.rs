@@ -106,8 +106,8 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
             format!("/system/logs?limit=50&category=cat{cat}&total=exact"),
         ),
     ];
-    println!(
-        "\nsystem log, {rows} rows (SQLite, release, over HTTP; ms: median / max of {SAMPLES})"
+    let mut out = format!(
+        "system log, {rows} rows (SQLite, release, over HTTP; ms: median / max of {SAMPLES})\n"
     );
     for (name, path) in &scenarios {
         let samples = if name.contains("old way") || name.contains("exact") {
@@ -116,12 +116,52 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
             SAMPLES
         };
         let (median, max, status) = time(a, &Target::get(path.as_str()), samples)?;
-        println!("  {name:<44} {median:>9.2} / {max:>9.2}  (status {status})");
+        out.push_str(&format!(
+            "  {name:<44} {median:>9.2} / {max:>9.2}  (status {status})\n"
+        ));
     }
-    export(&server)?;
-    purge(a, rows, first)?;
+    out.push_str(&export(&server)?);
+    out.push_str(&purge(a, rows, first)?);
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
+    println!("\n{out}");
+    if rows == 1_000_000 {
+        record(root, &out)?;
+    } else {
+        eprintln!("bench logs: not the 1 000 000-row run, BENCHMARKS.md left as it is");
+    }
+    Ok(())
+}
+
+/// Where BENCHMARKS.md holds this bench's figures; the full bench keeps the section as it is.
+pub const SECTION_START: &str = "<!-- bench logs: start -->";
+pub const SECTION_END: &str = "<!-- bench logs: end -->";
+
+/// This run's figures as BENCHMARKS.md's system-log section (replaced, or added at the end).
+fn record(root: &Path, figures: &str) -> Result<()> {
+    let path = root.join("BENCHMARKS.md");
+    let md = std::fs::read_to_string(&path).unwrap_or_default();
+    let section = format!(
+        "{SECTION_START}\n## The system log at scale (issue 16)\n\n\
+         `cargo xtask bench --only logs` on the machine above: 1 000 000 rows seeded into a \
+         fresh SQLite file, the release host with system_log and exports, auth off, one \
+         request at a time over HTTP. Targets: any page by cursor under 20 ms, a filtered page \
+         under 50 ms, an export of 1 000 000 rows under 60 s with flat memory; the purge's \
+         longest write stall is the figure for \"not blocking requests for more than one \
+         batch\".\n\n```\n{figures}```\n{SECTION_END}\n"
+    );
+    let md = match (md.find(SECTION_START), md.find(SECTION_END)) {
+        (Some(a), Some(b)) if b > a => {
+            format!(
+                "{}{section}{}",
+                &md[..a],
+                &md[b + SECTION_END.len()..].trim_start_matches('\n')
+            )
+        }
+        _ => format!("{}\n{section}", md.trim_end()),
+    };
+    std::fs::write(&path, md)?;
+    eprintln!("bench logs: wrote its section of BENCHMARKS.md");
     Ok(())
 }
 
@@ -206,7 +246,7 @@ fn time(a: SocketAddr, target: &Target, samples: usize) -> Result<(f64, f64, u16
 /// import, appended to an artefact); print the time, the rows and bytes, and the host's peak
 /// resident memory before and after (flat memory: the export does not raise it with the
 /// rows).
-fn export(server: &super::Server) -> Result<()> {
+fn export(server: &super::Server) -> Result<String> {
     let a = server.addr;
     let peak_before = peak_rss_kib(server.child.id());
     let create = Target::post_json(
@@ -231,15 +271,14 @@ fn export(server: &super::Server) -> Result<()> {
     };
     let took = started.elapsed();
     let peak_after = peak_rss_kib(server.child.id());
-    println!(
+    Ok(format!(
         "  export (csv) of {} rows, {} bytes, in {took:.1?}; host peak RSS {} MiB before, {} MiB \
-         after",
+         after\n",
         json_field(&job, "rows").unwrap_or_default(),
         json_field(&job, "bytes").unwrap_or_default(),
         peak_before / 1024,
         peak_after / 1024
-    );
-    Ok(())
+    ))
 }
 
 /// The process's peak resident set (VmHWM), KiB; 0 when unknown.
@@ -266,7 +305,7 @@ fn json_field(json: &str, name: &str) -> Option<String> {
 }
 
 /// Purge every seeded row in batches while a writer posts entries; print the figures.
-fn purge(a: SocketAddr, rows: u64, first: u64) -> Result<()> {
+fn purge(a: SocketAddr, rows: u64, first: u64) -> Result<String> {
     load::once(
         a,
         &Target::post_json("/system/logs", r#"{"message":"warm-up"}"#),
@@ -322,18 +361,14 @@ fn purge(a: SocketAddr, rows: u64, first: u64) -> Result<()> {
     let (worst, p99, p50, writes, failed) = writer
         .join()
         .map_err(|_| anyhow::anyhow!("the writer thread panicked"))?;
-    println!(
-        "  purge: {removed} rows in {batches} batches of {PURGE_BATCH} in {total:.2?} \
-         (slowest batch {slowest:.1} ms)"
-    );
-    println!(
-        "  concurrent writer: {writes} entries written, {failed} failed, longest write stall \
-         {worst:.1} ms (p99 {p99:.1} ms, p50 {p50:.2} ms)"
-    );
     if removed != rows {
         bail!("the purge removed {removed} rows, not the {rows} seeded");
     }
-    Ok(())
+    Ok(format!(
+        "  purge: {removed} rows in {batches} batches of {PURGE_BATCH} in {total:.2?} \
+         (slowest batch {slowest:.1} ms)\n  concurrent writer: {writes} entries written, \
+         {failed} failed, longest write stall {worst:.1} ms (p99 {p99:.1} ms, p50 {p50:.2} ms)\n"
+    ))
 }
 
 #[cfg(test)]
