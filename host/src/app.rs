@@ -266,6 +266,36 @@ pub fn build_routes(packs: &[Arc<LoadedPack>]) -> Result<RouteTable, RouteConfli
             HostRoute::Ready,
             "Readiness probe (deprecated alias of /system/health/ready)",
         ),
+        (
+            "/metrics",
+            HostRoute::Metrics,
+            "Prometheus metrics (text format)",
+        ),
+        (
+            "/system/health/metrics",
+            HostRoute::HealthMetrics,
+            "Uptime and request counts (JSON)",
+        ),
+        (
+            "/system-health/metrics",
+            HostRoute::HealthMetrics,
+            "Uptime and request counts (deprecated alias of /system/health/metrics)",
+        ),
+        (
+            "/openapi.json",
+            HostRoute::OpenApi,
+            "This API as an OpenAPI 3.1 document",
+        ),
+        (
+            "/docs",
+            HostRoute::Docs,
+            "Interactive API documentation (Swagger UI)",
+        ),
+        (
+            "/docs/{asset}",
+            HostRoute::Docs,
+            "The Swagger UI page's scripts and styles",
+        ),
     ] {
         table.add(Method::Get, path, host(route, summary))?;
     }

@@ -9,6 +9,7 @@
 //!   its own linking;
 //! - [`http`]: request ids, the route table, dispatch (route → body → guards → access →
 //!   call), in-process pack calls, health, problem+json (kinds from `valhalla_wire`);
+//! - [`metrics`]: the process-wide Prometheus recorder and the per-route and per-pack series;
 //! - [`services`]: what the capabilities share (database, cache, catalogue);
 //! - [`app`]: startup order and graceful shutdown ([`Application`]).
 
@@ -16,6 +17,7 @@ pub mod app;
 pub mod capabilities;
 pub mod config;
 pub mod http;
+pub mod metrics;
 pub mod runtime;
 pub mod services;
 pub mod storage;

@@ -31,6 +31,38 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// An external tool a test checks Valhalla with (a PyPI client, a browser): its path, or
+/// `None` to skip the test — only outside CI: `.ci/run` sets `VALHALLA_TEST_STRICT`, and then
+/// a missing tool fails the test, so CI never passes by skipping.
+fn external_tool(what: &str, candidates: &[PathBuf]) -> Option<PathBuf> {
+    let found = candidates.iter().find(|p| p.is_file()).cloned();
+    if found.is_none() {
+        assert!(
+            std::env::var_os("VALHALLA_TEST_STRICT").is_none(),
+            "{what} is missing (VALHALLA_TEST_STRICT is set): run .ci/run, which installs it"
+        );
+        eprintln!("skipped: {what} is missing (.ci/run installs it)");
+    }
+    found
+}
+
+/// The Python with the test clients of `.ci/requirements.txt` (`VALHALLA_TEST_PYTHON`, else
+/// the venv `.ci/run` makes in `target/ci-venv`).
+pub fn test_python() -> Option<PathBuf> {
+    let mut candidates: Vec<PathBuf> = std::env::var_os("VALHALLA_TEST_PYTHON")
+        .map(PathBuf::from)
+        .into_iter()
+        .collect();
+    candidates.push(root().join("target/ci-venv/bin/python"));
+    external_tool("the test Python (target/ci-venv)", &candidates)
+}
+
+/// A headless-capable Chromium (Debian's `chromium`).
+pub fn chromium() -> Option<PathBuf> {
+    let candidates = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].map(PathBuf::from);
+    external_tool("chromium", &candidates)
+}
+
 pub fn packs_dir() -> PathBuf {
     let dir = root().join("target/wasm32-wasip2/pack");
     assert!(

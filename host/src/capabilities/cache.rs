@@ -21,6 +21,8 @@ pub struct PackCache {
     /// `<pack>\u{1f}`
     namespace: String,
     cache: Arc<Cache>,
+    /// its hits and misses, for `/metrics`
+    metrics: crate::metrics::CacheSeries,
 }
 
 impl PackCache {
@@ -28,6 +30,7 @@ impl PackCache {
         Self {
             namespace: format!("{pack}{SEPARATOR}"),
             cache,
+            metrics: crate::metrics::CacheSeries::new(pack),
         }
     }
 
@@ -109,7 +112,9 @@ fn counter(value: i64, reset: Duration) -> Counter {
 impl Host for CacheView<'_> {
     fn get(&mut self, key: String) -> Option<Vec<u8>> {
         let k = self.cache.key(&key);
-        let (value, stamp) = self.cache.cache.get_stamped(&k)?;
+        let found = self.cache.cache.get_stamped(&k);
+        self.cache.metrics.lookup(found.is_some());
+        let (value, stamp) = found?;
         self.call.seen.push((k, stamp));
         Some(value)
     }

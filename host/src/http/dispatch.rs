@@ -16,6 +16,7 @@ use super::access::{Auth, credential};
 use super::client_ip::TrustedProxies;
 use super::guard_chain::{GuardChain, Verdict};
 use super::health;
+use super::metrics::{self, Matched};
 use super::pack_calls::InProcess;
 use super::problem::{Problem, allow_header};
 use super::request_id::{self, RequestId};
@@ -112,18 +113,33 @@ fn wit_method(m: &http::Method) -> Option<Method> {
 }
 
 async fn dispatch(State(app): State<Arc<AppState>>, request: Request) -> Response {
+    let started = std::time::Instant::now();
     let incoming = Incoming::of(&request);
-    serve(&app, &incoming, request)
+    let mut matched = Matched::UNMATCHED;
+    let response = serve(&app, &incoming, request, &mut matched)
         .await
-        .unwrap_or_else(|p| incoming.problem(p))
+        .unwrap_or_else(|p| incoming.problem(p));
+    matched.record(response.status(), started);
+    response
 }
 
 /// The chain: route, body, guards, access, call.
-async fn serve(app: &AppState, incoming: &Incoming, request: Request) -> Result<Response, Problem> {
-    let route = match route(app, incoming)? {
+async fn serve<'a>(
+    app: &'a AppState,
+    incoming: &Incoming,
+    request: Request,
+    matched: &mut Matched<'a>,
+) -> Result<Response, Problem> {
+    let route = match route(app, incoming, matched)? {
         Routed::Pack(route) => route,
         Routed::Host(HostRoute::Live) => return Ok(health::live()),
         Routed::Host(HostRoute::Ready) => return Ok(health::ready(app).await),
+        Routed::Host(HostRoute::OpenApi) => return Ok(super::openapi::serve(app)),
+        Routed::Host(HostRoute::Metrics) => return metrics::prometheus(app),
+        Routed::Host(HostRoute::HealthMetrics) => return Ok(metrics::summary(app)),
+        Routed::Host(HostRoute::Docs) => {
+            return super::docs::serve(&incoming.method, &incoming.path).await;
+        }
         Routed::Options(allow) => {
             let allow = [(header::ALLOW, allow_header(&allow))];
             return Ok((StatusCode::NO_CONTENT, allow).into_response());
@@ -169,25 +185,35 @@ enum Routed<'a> {
 }
 
 /// Step 1: the route for the request's method and path (404, 405).
-fn route<'a>(app: &'a AppState, incoming: &Incoming) -> Result<Routed<'a>, Problem> {
+fn route<'a>(
+    app: &'a AppState,
+    incoming: &Incoming,
+    matched: &mut Matched<'a>,
+) -> Result<Routed<'a>, Problem> {
     let path = &incoming.path;
     match app.routes.lookup(incoming.lookup_method(), path) {
         Lookup::Found {
             template,
             target,
             params,
-        } => match target.owner {
-            Owner::Host(host) => Ok(Routed::Host(host)),
-            Owner::Pack(i) => {
-                let pack = app.packs.get(i).ok_or_else(|| Problem::not_found(path))?;
-                Ok(Routed::Pack(PackRoute {
-                    pack,
-                    template,
-                    target,
-                    params,
-                }))
+        } => {
+            *matched = Matched {
+                pack: &target.owner_name,
+                template,
+            };
+            match target.owner {
+                Owner::Host(host) => Ok(Routed::Host(host)),
+                Owner::Pack(i) => {
+                    let pack = app.packs.get(i).ok_or_else(|| Problem::not_found(path))?;
+                    Ok(Routed::Pack(PackRoute {
+                        pack,
+                        template,
+                        target,
+                        params,
+                    }))
+                }
             }
-        },
+        }
         Lookup::MethodNotAllowed(allow) if incoming.wit_method == Some(Method::Options) => {
             Ok(Routed::Options(allow))
         }

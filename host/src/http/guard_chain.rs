@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::guard_memo::{Memoized, Memos, Reuse, Standing};
 use super::problem::Problem;
+use crate::metrics::GuardDecision;
 use crate::runtime::bindings::{Decision, Method, Request, Response};
 use crate::runtime::{LoadedPack, PackError};
 use valhalla_wire::Kind;
@@ -125,10 +126,12 @@ impl GuardChain {
                 Some(Reuse::Proceed(memo)) => {
                     apply(request, &mut headers, memo);
                     self.stats.reused.fetch_add(1, Ordering::Relaxed);
+                    guard.pack.metrics().guard(GuardDecision::Reused);
                     continue;
                 }
                 Some(Reuse::Limited(standing)) => {
                     self.stats.reused.fetch_add(1, Ordering::Relaxed);
+                    guard.pack.metrics().guard(GuardDecision::Reused);
                     let response = rate_limited(request, &standing);
                     return Ok(Verdict::Respond { response, headers });
                 }
@@ -141,6 +144,7 @@ impl GuardChain {
             request.headers.truncate(shown);
             match decision {
                 Ok((Decision::Proceed(p), memo)) => {
+                    guard.pack.metrics().guard(GuardDecision::Proceed);
                     let decided = Memoized {
                         principal: p.principal,
                         headers: p.headers,
@@ -151,6 +155,7 @@ impl GuardChain {
                     apply(request, &mut headers, decided);
                 }
                 Ok((Decision::Respond(response), memo)) => {
+                    guard.pack.metrics().guard(GuardDecision::Refuse);
                     // a counting memo holds whatever this request's answer was
                     if let Some(memo) = memo.filter(|m| !m.counters.is_empty()) {
                         let decided = Memoized {

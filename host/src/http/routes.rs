@@ -18,6 +18,14 @@ pub enum Owner {
 pub enum HostRoute {
     Live,
     Ready,
+    /// `GET /openapi.json`
+    OpenApi,
+    /// `GET /docs` and its assets
+    Docs,
+    /// `GET /metrics` (Prometheus text)
+    Metrics,
+    /// `GET /system/health/metrics` (JSON summary)
+    HealthMetrics,
 }
 
 #[derive(Debug, Clone)]

@@ -15,6 +15,7 @@ use super::engine::RuntimeEngine;
 use super::state::{CallContext, PackContext, State};
 use super::{PackError, RuntimeError};
 use crate::capabilities::cache::MemoRequest;
+use crate::metrics::{Failure, PackSeries};
 
 /// Which export a call goes to; scheduled ticks get the longer deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,6 +161,7 @@ impl LoadedPack {
         let instances = Instances {
             pre: linker.instantiate_pre(component).map_err(link_err)?,
             engine: engine.clone(),
+            metrics: PackSeries::new(&ctx.name),
             ctx: Arc::clone(&ctx),
         };
         let (mut store, instance, deadline) = instances
@@ -185,6 +187,11 @@ impl LoadedPack {
 
     pub fn name(&self) -> &str {
         &self.ctx.name
+    }
+
+    /// Its series in `/metrics` (instantiations, failures, guard decisions, ticks).
+    pub fn metrics(&self) -> &PackSeries {
+        &self.instances.metrics
     }
 
     /// Serve a request.
@@ -250,6 +257,8 @@ struct Instances {
     pre: InstancePre<State>,
     engine: RuntimeEngine,
     ctx: Arc<PackContext>,
+    /// its instantiations and failures, for `/metrics`
+    metrics: PackSeries,
 }
 
 impl Instances {
@@ -295,7 +304,10 @@ impl Instances {
         store.set_epoch_deadline(RuntimeEngine::ticks(deadline));
         store.epoch_deadline_trap();
         match self.pre.instantiate_async(&mut store).await {
-            Ok(instance) => Ok((store, instance, deadline)),
+            Ok(instance) => {
+                self.metrics.instantiated();
+                Ok((store, instance, deadline))
+            }
             Err(e) => Err(self.classify(&store, e, deadline, true)),
         }
     }
@@ -310,14 +322,35 @@ impl Instances {
         match result {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(self.classify(store, e, deadline, false)),
-            Err(_) => Err(PackError::Deadline {
-                pack: self.ctx.name.clone(),
-                ms: deadline.as_millis(),
-            }),
+            Err(_) => {
+                self.metrics.failed(Failure::Deadline);
+                Err(PackError::Deadline {
+                    pack: self.ctx.name.clone(),
+                    ms: deadline.as_millis(),
+                })
+            }
         }
     }
 
+    /// Classify a failure and count it.
     fn classify(
+        &self,
+        store: &Store<State>,
+        e: wasmtime::Error,
+        deadline: Duration,
+        instantiating: bool,
+    ) -> PackError {
+        let error = self.kind_of(store, e, deadline, instantiating);
+        self.metrics.failed(match &error {
+            PackError::Trap { .. } => Failure::Trap,
+            PackError::Deadline { .. } => Failure::Deadline,
+            PackError::OutOfMemory { .. } => Failure::OutOfMemory,
+            PackError::Busy { .. } => Failure::Busy,
+        });
+        error
+    }
+
+    fn kind_of(
         &self,
         store: &Store<State>,
         e: wasmtime::Error,

@@ -38,7 +38,9 @@ pub fn start(packs: &[Arc<LoadedPack>], stop: &watch::Receiver<bool>) -> Vec<Joi
                         _ = tokio::time::sleep(interval) => {}
                         _ = stop.wait_for(|s| *s) => break,
                     }
-                    match pack.tick().await {
+                    let ticked = pack.tick().await;
+                    pack.metrics().ticked(matches!(ticked, Ok(Ok(_))));
+                    match ticked {
                         Ok(Ok(report)) if report.is_empty() => {}
                         Ok(Ok(report)) => tracing::info!(pack = pack.name(), %report, "tick"),
                         Ok(Err(message)) => {

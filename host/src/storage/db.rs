@@ -102,6 +102,17 @@ impl Db {
         }
     }
 
+    /// Connections in use and idle right now: the PostgreSQL pool's, or SQLite's reader lanes.
+    pub fn connections(&self) -> (usize, usize) {
+        match self {
+            Self::Sqlite(lanes) => lanes.reader_use(),
+            Self::Postgres(pool) => {
+                let idle = pool.num_idle();
+                ((pool.size() as usize).saturating_sub(idle), idle)
+            }
+        }
+    }
+
     /// A trivial round trip, for readiness.
     pub async fn ping(&self) -> Result<(), StorageError> {
         match self {

@@ -230,6 +230,17 @@ impl Lanes {
         Ok(Lane { slot, busy: false })
     }
 
+    /// Reader connections in use and open-but-idle right now (for `/metrics`).
+    pub fn reader_use(&self) -> (usize, usize) {
+        self.readers
+            .iter()
+            .fold((0, 0), |(busy, idle), lane| match lane.try_lock() {
+                Ok(slot) if slot.is_some() => (busy, idle + 1),
+                Ok(_) => (busy, idle),
+                Err(_) => (busy + 1, idle),
+            })
+    }
+
     /// Close every open connection, after the queued writes and the current reads.
     pub async fn close(&self) {
         self.inline.close();

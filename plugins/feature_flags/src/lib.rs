@@ -5,6 +5,8 @@
 
 use valhalla_sdk::prelude::*;
 
+mod ofrep;
+
 fn pack() -> Pack {
     Pack::new("feature_flags", env!("CARGO_PKG_VERSION"), "Feature flags with percentage rollout")
         .post("/system/features", Access::Write, "Create or update a flag", upsert)
@@ -23,6 +25,18 @@ fn pack() -> Pack {
             Access::Read,
             "Evaluate a flag for a subject",
             evaluate,
+        )
+        .post(
+            "/ofrep/v1/evaluate/flags/{key}",
+            Access::Read,
+            "OpenFeature (OFREP): evaluate one flag",
+            ofrep::evaluate_one,
+        )
+        .post(
+            "/ofrep/v1/evaluate/flags",
+            Access::Read,
+            "OpenFeature (OFREP): evaluate every flag (ETag, If-None-Match)",
+            ofrep::evaluate_all,
         )
 }
 
@@ -166,20 +180,26 @@ fn evaluate(
 ) -> Result<Json<Evaluation>, Problem> {
     let flag = find(&key)?;
     let subject = q.subject.filter(|s| !s.is_empty());
-    let percent = flag.rollout_percent;
-    let (enabled, reason) = match (flag.enabled, percent) {
+    let (enabled, reason) = decide(&flag, subject.as_deref()).ok_or_else(|| {
+        Problem::invalid_field("subject", "required for a flag with a partial rollout")
+    })?;
+    let rollout_percent = flag.rollout_percent;
+    Ok(Json(Evaluation { enabled, key: flag.key, reason, rollout_percent, subject }))
+}
+
+/// Whether `flag` is on for `subject`, and why (`enabled`, `disabled`, `rollout_zero`,
+/// `in_rollout`, `outside_rollout`); `None` when a partial rollout has no subject. Both the
+/// native evaluation and OFREP decide here, so they agree for every subject.
+fn decide(flag: &Flag, subject: Option<&str>) -> Option<(bool, &'static str)> {
+    Some(match (flag.enabled, flag.rollout_percent) {
         (false, _) => (false, "disabled"),
         (true, 100..) => (true, "enabled"),
         (true, ..=0) => (false, "rollout_zero"),
-        (true, _) => {
-            let subject = subject.as_deref().ok_or_else(|| {
-                Problem::invalid_field("subject", "required for a flag with a partial rollout")
-            })?;
-            let inside = bucket(&key, subject) < percent;
+        (true, percent) => {
+            let inside = bucket(&flag.key, subject?) < percent;
             (inside, if inside { "in_rollout" } else { "outside_rollout" })
         }
-    };
-    Ok(Json(Evaluation { enabled, key: flag.key, reason, rollout_percent: percent, subject }))
+    })
 }
 
 #[cfg(test)]

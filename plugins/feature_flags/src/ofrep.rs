@@ -1,0 +1,179 @@
+//! The OpenFeature Remote Evaluation Protocol (OFREP, open-feature/protocol
+//! `service/openapi.yaml`): `POST /ofrep/v1/evaluate/flags/{key}` and the bulk
+//! `POST /ofrep/v1/evaluate/flags`, so any OpenFeature SDK's OFREP provider reads these flags.
+//!
+//! Flags decide through [`super::decide`], the same function as the native
+//! `/system/features/{key}/evaluate`: the `targetingKey` is the native `subject`, so a subject
+//! gets the same answer either way. The body is read raw, not through a typed extractor, so a
+//! bad body answers OFREP's `{key, errorCode, errorDetails}` rather than problem+json.
+
+use valhalla_sdk::prelude::*;
+
+use serde_json::{Map, Value, json};
+
+use super::{Flag, decide, find};
+
+/// The most flags one bulk answer carries (in key order).
+const BULK_LIMIT: i64 = 10_000;
+
+/// An OFREP error code with its HTTP status.
+struct Failure {
+    status: u16,
+    code: &'static str,
+    details: String,
+}
+
+impl Failure {
+    fn new(status: u16, code: &'static str, details: impl Into<String>) -> Self {
+        Self { status, code, details: details.into() }
+    }
+
+    /// A store or cache failure: OFREP's `GENERAL`, as a 500.
+    fn general(problem: &Problem) -> Self {
+        Self::new(500, "GENERAL", problem.detail.clone())
+    }
+
+    /// `{key?, errorCode, errorDetails}`, the shape of every OFREP error.
+    fn body(&self, key: Option<&str>) -> Value {
+        let mut body = json!({"errorCode": self.code, "errorDetails": self.details});
+        if let Some(key) = key {
+            body["key"] = json!(key);
+        }
+        body
+    }
+
+    fn into_response(self, key: Option<&str>) -> Result<Response, Problem> {
+        Response::json(self.status, &self.body(key))
+    }
+}
+
+/// The evaluation context of a request body: an object, perhaps empty. An empty body or one
+/// without `context` is an empty context (providers send `{}` when there is none).
+fn context(body: &[u8]) -> Result<Map<String, Value>, Failure> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    let parsed: Value = serde_json::from_slice(body)
+        .map_err(|e| Failure::new(400, "PARSE_ERROR", format!("the body is not JSON: {e}")))?;
+    let Value::Object(mut request) = parsed else {
+        return Err(Failure::new(400, "GENERAL", "the body must be a JSON object"));
+    };
+    match request.remove("context") {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(context)) => Ok(context),
+        Some(_) => Err(Failure::new(400, "INVALID_CONTEXT", "`context` must be a JSON object")),
+    }
+}
+
+/// The context's `targetingKey` (an empty one is none, as an empty native `subject` is).
+fn targeting_key(context: &Map<String, Value>) -> Result<Option<&str>, Failure> {
+    match context.get("targetingKey") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(key)) => Ok(Some(key.as_str()).filter(|k| !k.is_empty())),
+        Some(_) => Err(Failure::new(400, "INVALID_CONTEXT", "`targetingKey` must be a string")),
+    }
+}
+
+/// One flag's OFREP success, or `TARGETING_KEY_MISSING` for a partial rollout without one.
+fn evaluation(flag: &Flag, subject: Option<&str>) -> Result<Value, Failure> {
+    let (value, native) = decide(flag, subject).ok_or_else(|| {
+        Failure::new(
+            400,
+            "TARGETING_KEY_MISSING",
+            format!(
+                "flag `{}` rolls out to {} % of subjects: the context needs a targetingKey",
+                flag.key, flag.rollout_percent
+            ),
+        )
+    })?;
+    let reason = match native {
+        "disabled" => "DISABLED",
+        "in_rollout" | "outside_rollout" => "SPLIT",
+        _ => "STATIC",
+    };
+    let mut metadata = json!({"rollout_percent": flag.rollout_percent, "valhalla_reason": native});
+    if let Some(group) = &flag.group {
+        metadata["group"] = json!(group);
+    }
+    Ok(json!({
+        "key": flag.key,
+        "value": value,
+        "reason": reason,
+        "variant": if value { "on" } else { "off" },
+        "metadata": metadata,
+    }))
+}
+
+/// `POST /ofrep/v1/evaluate/flags/{key}`: one flag for the body's context.
+pub(crate) fn evaluate_one(Path(key): Path<String>, req: Request) -> Result<Response, Problem> {
+    let answer = context(req.body()).and_then(|context| {
+        let subject = targeting_key(&context)?;
+        let flag = find(&key).map_err(|problem| match problem.status {
+            404 => Failure::new(404, "FLAG_NOT_FOUND", format!("flag `{key}` was not found")),
+            _ => Failure::general(&problem),
+        })?;
+        evaluation(&flag, subject)
+    });
+    match answer {
+        Ok(success) => Response::ok(&success),
+        Err(failure) => failure.into_response(Some(&key)),
+    }
+}
+
+/// `POST /ofrep/v1/evaluate/flags`: every flag for the body's context, as `{flags: [...]}`
+/// (a flag that cannot be evaluated is its error item), with an `ETag` of the answer; a
+/// matching `If-None-Match` answers 304.
+pub(crate) fn evaluate_all(req: Request) -> Result<Response, Problem> {
+    let answer = context(req.body()).and_then(|context| {
+        let subject = targeting_key(&context)?.map(ToOwned::to_owned);
+        let flags: Vec<Flag> = db::select("ORDER BY key LIMIT $1", params![BULK_LIMIT])
+            .map_err(|problem| Failure::general(&problem))?;
+        let items = flags.iter().map(|flag| {
+            evaluation(flag, subject.as_deref()).unwrap_or_else(|f| f.body(Some(&flag.key)))
+        });
+        Ok(json!({"flags": items.collect::<Vec<_>>()}))
+    });
+    let bulk = match answer {
+        Ok(bulk) => bulk,
+        Err(failure) => return failure.into_response(None),
+    };
+    let body = serde_json::to_vec(&bulk)
+        .map_err(|_| Problem::internal("the answer could not be encoded"))?;
+    let etag = format!("\"{}\"", crypto::sha256_hex(&body));
+    if req.header("if-none-match").is_some_and(|tags| matches(tags, &etag)) {
+        let not_modified = Response { status: 304, headers: Vec::new(), body: Vec::new() };
+        return Ok(not_modified.with_header("etag", etag));
+    }
+    Ok(Response::raw(200, "application/json", body).with_header("etag", etag))
+}
+
+/// Whether an `If-None-Match` list (`*`, or tags, weak or strong, comma-separated) names
+/// `etag` (weak comparison, as RFC 9110 has it for `If-None-Match`).
+fn matches(tags: &str, etag: &str) -> bool {
+    tags.split(',').map(str::trim).any(|tag| tag == "*" || tag.trim_start_matches("W/") == etag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_give_a_context_or_the_ofrep_error() {
+        assert!(context(b"").is_ok_and(|c| c.is_empty()));
+        assert!(context(b"{}").is_ok_and(|c| c.is_empty()));
+        let got = context(br#"{"context": {"targetingKey": "u"}}"#).ok();
+        assert_eq!(got.and_then(|c| c.get("targetingKey").cloned()), Some(json!("u")));
+        let code = |body: &[u8]| context(body).err().map(|f| f.code);
+        assert_eq!(code(b"{nope"), Some("PARSE_ERROR"));
+        assert_eq!(code(b"[1]"), Some("GENERAL"));
+        assert_eq!(code(br#"{"context": 3}"#), Some("INVALID_CONTEXT"));
+    }
+
+    #[test]
+    fn if_none_match_lists_and_weak_tags_match() {
+        assert!(matches("\"a\"", "\"a\""));
+        assert!(matches("\"b\", W/\"a\"", "\"a\""));
+        assert!(matches("*", "\"a\""));
+        assert!(!matches("\"b\"", "\"a\""));
+    }
+}
