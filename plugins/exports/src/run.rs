@@ -42,9 +42,10 @@ pub(crate) fn tick() -> Result<String, String> {
         page_size: settings.page_size,
         deadline: clock::now_ms().saturating_add(settings.tick_budget_ms),
     };
-    let (mut done, mut failed, mut rows) = (0, 0, 0i64);
+    let (mut done, mut failed, mut rows, mut worked) = (0, 0, 0i64, false);
     while clock::now_ms() < t.deadline {
         let Some((id, fresh)) = next_job(&t).map_err(|p| p.detail)? else { break };
+        worked = true;
         match run(&t, &id, fresh).map_err(|p| p.detail)? {
             Ran::Done(n) => {
                 done += 1;
@@ -54,6 +55,10 @@ pub(crate) fn tick() -> Result<String, String> {
             Ran::Lost => {}
             Ran::Paused => break,
         }
+    }
+    // an idle tick reports nothing (the scheduler logs only a report that says something)
+    if !worked {
+        return Ok(String::new());
     }
     Ok(format!("{done} done ({rows} rows), {failed} failed"))
 }
