@@ -29,17 +29,11 @@ impl Settings {
     /// The settings; one that is not a positive number (or all, when they do not parse)
     /// takes its default, and the log says so: a decoy still answers and records.
     pub fn load() -> Self {
-        let (settings, problems) = match host::settings::<Settings>() {
-            Ok(s) => s.checked(),
-            Err(p) => (Settings::default(), vec![p.detail]),
-        };
-        for problem in problems {
-            log::warn(&format!("honeypots settings: {problem}; using the default"));
-        }
-        settings
+        host::checked_settings("honeypots")
     }
+}
 
-    /// Each setting that is not positive replaced by its default, and what was wrong.
+impl host::CheckedSettings for Settings {
     fn checked(self) -> (Self, Vec<String>) {
         let defaults = Settings::default();
         let mut problems = Vec::new();

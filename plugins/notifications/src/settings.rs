@@ -55,22 +55,16 @@ impl Default for Settings {
 impl Settings {
     /// The settings; a bad one (or all, when they do not parse) takes its default.
     pub fn load() -> Self {
-        let (settings, problems) = match host::settings::<Settings>() {
-            Ok(s) => s.checked(),
-            Err(p) => (Settings::default(), vec![p.detail]),
-        };
-        for problem in problems {
-            log::warn(&format!("notifications settings: {problem}; using the default"));
-        }
-        settings
+        host::checked_settings("notifications")
     }
 
     /// Attempts in all before a message is dead.
     pub fn attempts(&self) -> i64 {
         self.max_attempts.unwrap_or(self.retry_schedule_seconds.len() as i64 + 1)
     }
+}
 
-    /// Each setting out of range replaced by its default, and what was wrong.
+impl host::CheckedSettings for Settings {
     fn checked(mut self) -> (Self, Vec<String>) {
         let d = Settings::default();
         let mut problems = Vec::new();

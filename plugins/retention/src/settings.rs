@@ -35,16 +35,11 @@ impl Settings {
     /// The settings; one out of range (or all, when they do not parse) takes its default, and
     /// the log says so: the purges still run.
     pub fn load() -> Self {
-        let (settings, problems) = match host::settings::<Settings>() {
-            Ok(s) => s.checked(),
-            Err(p) => (Settings::default(), vec![p.detail]),
-        };
-        for problem in problems {
-            log::warn(&format!("retention settings: {problem}; using the default"));
-        }
-        settings
+        host::checked_settings("retention")
     }
+}
 
+impl host::CheckedSettings for Settings {
     fn checked(self) -> (Self, Vec<String>) {
         let d = Settings::default();
         let mut problems = Vec::new();

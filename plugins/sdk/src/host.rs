@@ -25,6 +25,27 @@ pub fn settings<T: DeserializeOwned>() -> Result<T, Problem> {
         .map_err(|e| Problem::internal(format!("the pack's settings are invalid: {e}")))
 }
 
+/// Settings that fall back rather than fail: a value out of range takes its default (the
+/// pack still serves), and the log says which and why.
+pub trait CheckedSettings: DeserializeOwned + Default {
+    /// These settings with each bad value replaced by its default, and what was wrong with
+    /// each (`"batch_size must be 1 to 5000"`).
+    fn checked(self) -> (Self, Vec<String>);
+}
+
+/// This pack's settings as `T`, checked: settings that do not decode at all give the
+/// defaults; every problem is a warning in the log, prefixed with `what` (the pack's name).
+pub fn checked_settings<T: CheckedSettings>(what: &str) -> T {
+    let (settings, problems) = match settings::<T>() {
+        Ok(s) => s.checked(),
+        Err(p) => (T::default(), vec![p.detail]),
+    };
+    for problem in problems {
+        crate::log::warn(&format!("{what} settings: {problem}; using the default"));
+    }
+    settings
+}
+
 /// The host's build information as JSON.
 pub fn build_info() -> serde_json::Value {
     serde_json::from_str(&host_api::build_info()).unwrap_or(serde_json::Value::Null)

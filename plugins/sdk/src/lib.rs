@@ -128,6 +128,7 @@ pub use validate::{Validate, Validator};
 pub mod prelude {
     pub use crate::alloc_prelude::*;
     pub use crate::db::{self, Row};
+    pub use crate::host::CheckedSettings;
     pub use crate::{
         Accepted, Access, Actor, Created, FieldError, GuardSpec, Json, JsonSchema, Method,
         NoContent, Pack, Page, Path, Problem, Query, Request, Response, Valid, ValidPath,
