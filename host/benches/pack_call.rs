@@ -56,12 +56,16 @@ fn packs(
         )
         .await
         .unwrap();
-        let sandboxes = valhalla::app::sandbox_packs(&config, &db, &owned).await.unwrap();
-        let services = Arc::new(Services::new(db, None));
-        let grants = valhalla::capabilities::PackGrants::parse_all(&config).unwrap();
-        let loaded = valhalla::app::load_packs(&config, &engine, &services, &grants, &sandboxes)
+        let names: Vec<String> = config.enabled_packs().map(|(n, _)| n.clone()).collect();
+        let sandboxes = valhalla::app::sandbox_packs(&config, &db, &owned, &names)
             .await
             .unwrap();
+        let services = Arc::new(Services::new(db, None));
+        let grants = valhalla::capabilities::PackGrants::parse_all(&config).unwrap();
+        let loaded =
+            valhalla::app::load_packs(&config, &engine, &services, &grants, &sandboxes, &names)
+                .await
+                .unwrap();
         (loaded.into_iter().map(|p| (p.name().to_string(), p)).collect(), services, ticker)
     })
 }

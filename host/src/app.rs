@@ -1,5 +1,6 @@
 //! Startup and serving: config → grants → database → migrations → packs → route table →
-//! listener, and graceful shutdown. Tests build the same `Application` on port 0.
+//! listener (the pack set is built by [`crate::reload`], which a reload reuses), SIGHUP, and
+//! graceful shutdown. Tests build the same `Application` on port 0.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -10,17 +11,17 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::capabilities::log_sink::LogSink;
-use crate::capabilities::packs::PackCaller;
 use crate::capabilities::{Capabilities, PackGrants};
 use crate::config::Config;
-use crate::http::access::Auth;
 use crate::http::guard_chain::GuardChain;
-use crate::http::{AppState, InProcess, RouteConflict, RouteTable, router};
+use crate::http::{AppState, RouteConflict, RouteTable, router};
+use crate::reload::{Reloader, build_served};
 use crate::runtime::bindings::{Access, Method};
+use crate::runtime::scheduler::Scheduler;
 use crate::runtime::{
     EpochTicker, LoadedPack, PackContext, RuntimeEngine, RuntimeError, load_component,
 };
-use crate::services::{Catalog, PackEntry, RouteEntry, Services};
+use crate::services::Services;
 use crate::storage::migrations::{self, MigrationError};
 use crate::storage::table_access::created_tables;
 use crate::storage::{Db, PackRoles, PackTables, RoleError, StorageError};
@@ -144,15 +145,17 @@ pub async fn migrate(
     Ok(owned)
 }
 
-/// Each enabled pack's table sandbox; on PostgreSQL its role and pool too (see
-/// `storage::pg_sandbox`), unless `database.pack_roles` is off.
+/// The table sandbox of each enabled pack named in `names`; on PostgreSQL its role and pool
+/// too (see `storage::pg_sandbox`), unless `database.pack_roles` is off.
 pub async fn sandbox_packs(
     config: &Config,
     db: &Db,
     owned: &HashMap<String, Vec<String>>,
+    names: &[String],
 ) -> Result<HashMap<String, Arc<PackTables>>, StartupError> {
     let sandboxes: HashMap<String, Arc<PackTables>> = config
         .enabled_packs()
+        .filter(|(name, _)| names.contains(name))
         .map(|(name, _)| {
             let tables = owned.get(name).cloned().unwrap_or_default();
             (name.clone(), Arc::new(PackTables::new(name, tables)))
@@ -170,6 +173,7 @@ pub async fn sandbox_packs(
     }
     let packs: Vec<PackRoles<'_>> = config
         .enabled_packs()
+        .filter(|(name, _)| names.contains(name))
         .filter_map(|(name, pack)| {
             Some(PackRoles {
                 tables: sandboxes.get(name)?,
@@ -189,19 +193,20 @@ pub async fn sandbox_packs(
     Ok(sandboxes)
 }
 
-/// Compile (or load from cache) and link every enabled pack with its capabilities (its
-/// `grants`, parsed by [`PackGrants::parse_all`]), reading its manifest.
+/// Compile (or load from cache) and link each enabled pack named in `names` with its
+/// capabilities (its `grants`, parsed by [`PackGrants::parse_all`]), reading its manifest.
 pub async fn load_packs(
     config: &Config,
     engine: &RuntimeEngine,
     services: &Arc<Services>,
     grants: &BTreeMap<String, PackGrants>,
     sandboxes: &HashMap<String, Arc<PackTables>>,
+    names: &[String],
 ) -> Result<Vec<Arc<LoadedPack>>, StartupError> {
     let cache_dir = config.resolve(&config.runtime.cache_dir);
     let artefacts_root = config.resolve(&config.runtime.artefacts_dir);
     let mut packs = Vec::new();
-    for (name, pack) in config.enabled_packs() {
+    for (name, pack) in config.enabled_packs().filter(|(n, _)| names.contains(n)) {
         let path = config.component_path(name);
         let component = {
             let (engine, path, cache_dir) =
@@ -299,6 +304,18 @@ pub fn build_routes(packs: &[Arc<LoadedPack>]) -> Result<RouteTable, RouteConfli
     ] {
         table.add(Method::Get, path, host(route, summary))?;
     }
+    table.add(
+        Method::Post,
+        "/admin/reload",
+        Target {
+            access: Access::Admin,
+            ..host(
+                HostRoute::Reload,
+                "Re-read config.toml and serve it without downtime (the old configuration keeps \
+                 serving if the new one is rejected)",
+            )
+        },
+    )?;
     for (i, pack) in packs.iter().enumerate() {
         for route in &pack.manifest.routes {
             table.add(
@@ -324,30 +341,6 @@ pub fn build_routes(packs: &[Arc<LoadedPack>]) -> Result<RouteTable, RouteConfli
     Ok(table)
 }
 
-fn catalog(packs: &[Arc<LoadedPack>], routes: &RouteTable) -> Catalog {
-    Catalog {
-        routes: routes
-            .entries()
-            .into_iter()
-            .map(|(path, method, t)| RouteEntry {
-                method,
-                path: path.to_string(),
-                summary: t.summary.clone(),
-                pack: t.owner_name.clone(),
-                access: t.access,
-            })
-            .collect(),
-        packs: packs
-            .iter()
-            .map(|p| PackEntry {
-                name: p.manifest.name.clone(),
-                version: p.manifest.version.clone(),
-                description: p.manifest.description.clone(),
-            })
-            .collect(),
-    }
-}
-
 /// `valhalla packs`: each enabled pack with its routes, without touching the database.
 pub async fn describe_packs(config: &Config) -> Result<String, StartupError> {
     use std::fmt::Write;
@@ -360,7 +353,8 @@ pub async fn describe_packs(config: &Config) -> Result<String, StartupError> {
         })?;
     let services = Arc::new(Services::new(db, None));
     let grants = PackGrants::parse_all(config)?;
-    let packs = load_packs(config, &engine, &services, &grants, &HashMap::new()).await?;
+    let names: Vec<String> = config.enabled_packs().map(|(n, _)| n.clone()).collect();
+    let packs = load_packs(config, &engine, &services, &grants, &HashMap::new(), &names).await?;
     let routes = build_routes(&packs)?;
     let guards = GuardChain::build(&packs, &config.server.guard_order);
     let chain: Vec<String> = guards.names().into_iter().map(String::from).collect();
@@ -424,66 +418,50 @@ impl Application {
     /// Everything up to a bound listener; any problem stops here with a message.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let started = std::time::Instant::now();
-        let grants = PackGrants::parse_all(&config)?;
+        PackGrants::parse_all(&config)?;
         let engine = RuntimeEngine::new(&config.runtime)?;
         let ticker = EpochTicker::start(engine.engine.clone());
         let db = connect(&config).await?;
-        let owned = migrate(&config, &db).await?;
-        let sandboxes = sandbox_packs(&config, &db, &owned).await?;
         // With the system_log pack on, pack logs and audit events also go to its table.
         let log_sink = config
             .enabled_packs()
             .any(|(name, _)| name == "system_log")
             .then(|| LogSink::start(db.clone()));
         let services = Arc::new(Services::new(db, log_sink));
-        let packs = load_packs(&config, &engine, &services, &grants, &sandboxes).await?;
-        let routes = Arc::new(build_routes(&packs)?);
-        let _ = services.catalog.set(catalog(&packs, &routes));
-        let addr = config.bind_addr()?;
+        let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
+        let (served, _) = build_served(config, &engine, &services, None).await?;
+        let addr = served.config.bind_addr()?;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartupError::Bind { addr, source })?;
         tracing::info!(
             addr = %listener.local_addr().unwrap_or(addr),
-            packs = packs.len(),
+            packs = served.packs.len(),
             ms = started.elapsed().as_millis() as u64,
             "ready"
         );
-        if !config.auth.enabled {
+        let auth = &served.config.auth;
+        if !auth.enabled {
             tracing::warn!(
                 "authentication is OFF: every route is open to every caller (loopback only)"
             );
-        } else if config.auth.admin_key.is_none() {
+        } else if auth.admin_key.is_none() {
             tracing::warn!(
                 "no bootstrap admin key (VALHALLA_ADMIN_KEY): admin routes need an api_clients admin key"
             );
         }
-        let guards = GuardChain::build(&packs, &config.server.guard_order);
-        // In-process pack calls go to the route table through the packs capability's handle.
-        let in_process = Arc::new(InProcess::new(packs.clone(), Arc::clone(&routes)));
-        let caller: Arc<dyn PackCaller> = in_process.clone();
-        services.pack_calls.connect(Arc::downgrade(&caller));
-        let state = Arc::new(AppState {
-            packs,
-            routes,
-            guards,
-            auth: Auth::new(&config.auth),
-            services: Arc::clone(&services),
-            body_limit: config.server.body_limit_bytes,
-            in_process,
-            trusted_proxies: config.trusted_proxies()?,
-        });
+        let state = Arc::new(AppState::new(services, served, Reloader::new(engine)));
         Ok(Self {
             listener,
             state,
-            grace: Duration::from_secs(config.server.shutdown_grace_seconds),
+            grace,
             _ticker: ticker,
         })
     }
 
     /// How the guard chain has been answered so far (instances vs reused decisions).
     pub fn guard_stats(&self) -> Arc<crate::http::guard_chain::GuardStats> {
-        self.state.guards.stats()
+        self.state.served().guards.stats()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -493,7 +471,7 @@ impl Application {
     }
 
     /// Serve until `shutdown` resolves, then let in-flight requests finish (up to the grace
-    /// period) and close the database.
+    /// period) and close the database. SIGHUP reloads the configuration meanwhile.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -503,7 +481,9 @@ impl Application {
             shutdown.await;
             let _ = tx.send(true);
         });
-        let tickers = crate::runtime::scheduler::start(&self.state.packs, &rx);
+        let scheduler = Scheduler::start(&self.state.served().packs, &rx);
+        self.state.reloader.scheduling(scheduler).await;
+        reload_on_sighup(Arc::clone(&self.state), rx.clone());
         let mut graceful = rx.clone();
         let mut grace_rx = rx;
         let app = router(Arc::clone(&self.state));
@@ -526,8 +506,8 @@ impl Application {
                 Ok(())
             }
         };
-        for ticker in tickers {
-            let _ = ticker.await;
+        if let Some(scheduler) = self.state.reloader.take_scheduler().await {
+            scheduler.join().await;
         }
         if let Some(sink) = &self.state.services.log_sink {
             sink.flush().await;
@@ -536,6 +516,34 @@ impl Application {
         tracing::info!("stopped");
         result
     }
+}
+
+/// SIGHUP re-reads the configuration (as `POST /admin/reload` does) until shutdown.
+fn reload_on_sighup(state: Arc<AppState>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "no SIGHUP handler: reload with POST /admin/reload");
+                return;
+            }
+        };
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    got = hangups.recv() => if got.is_none() { break },
+                    _ = stop.wait_for(|s| *s) => break,
+                }
+                tracing::info!("SIGHUP: reloading the configuration");
+                // the outcome is logged by the reload itself
+                let _ = crate::reload::reload(&state).await;
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = (state, stop);
 }
 
 #[cfg(test)]

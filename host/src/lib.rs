@@ -11,13 +11,16 @@
 //!   call), in-process pack calls, health, problem+json (kinds from `valhalla_wire`);
 //! - [`metrics`]: the process-wide Prometheus recorder and the per-route and per-pack series;
 //! - [`services`]: what the capabilities share (database, cache, catalogue);
-//! - [`app`]: startup order and graceful shutdown ([`Application`]).
+//! - [`app`]: startup order and graceful shutdown ([`Application`]);
+//! - [`reload`]: the served pack set, built at startup and rebuilt without downtime on SIGHUP or
+//!   `POST /admin/reload`.
 
 pub mod app;
 pub mod capabilities;
 pub mod config;
 pub mod http;
 pub mod metrics;
+pub mod reload;
 pub mod runtime;
 pub mod services;
 pub mod storage;

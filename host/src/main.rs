@@ -106,7 +106,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Serve { config, bind } => {
             let mut config = Config::load(&config).map_err(|e| e.to_string())?;
             if let Some(bind) = bind {
-                config.server.bind = bind;
+                config.override_bind(bind);
                 config.validate().map_err(|e| e.to_string())?;
             }
             let app = Application::build(config)

@@ -22,6 +22,7 @@ pub const CACHE: &str = "valhalla_cache_lookups_total";
 pub const DB_CONNECTIONS: &str = "valhalla_db_connections";
 pub const UPTIME: &str = "valhalla_uptime_seconds";
 pub const BUILD_INFO: &str = "valhalla_build_info";
+pub const RELOADS: &str = "valhalla_config_reloads_total";
 
 /// Upper bounds (seconds) of the latency histogram's buckets.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -101,6 +102,10 @@ fn describe() {
     );
     describe_gauge!(UPTIME, "Seconds since this server started");
     describe_gauge!(BUILD_INFO, "Build information; the value is always 1");
+    describe_counter!(
+        RELOADS,
+        "Configuration reloads (SIGHUP, POST /admin/reload), applied or rejected"
+    );
 }
 
 /// Process-wide request counts by status class (1xx … 5xx), for the JSON summary.
@@ -277,6 +282,12 @@ impl CacheSeries {
     pub fn lookup(&self, hit: bool) {
         if hit { &self.hit } else { &self.miss }.increment(1);
     }
+}
+
+/// A configuration reload was applied (`true`) or rejected.
+pub fn reloaded(applied: bool) {
+    let result = if applied { "applied" } else { "rejected" };
+    counter!(RELOADS, "result" => result).increment(1);
 }
 
 /// Set the scrape-time gauges (database connections, uptime) and render the exposition text.

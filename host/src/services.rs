@@ -1,8 +1,8 @@
 //! The host services the capabilities are built from: the database, the shared cache, the
-//! outbound client, the system log's sink, the catalogue of loaded packs and routes (filled in
-//! once loading is done) and the way to in-process pack calls (connected once serving).
+//! outbound client, the system log's sink, the catalogue of loaded packs and routes (replaced
+//! whole when loading or a reload is done) and the way to in-process pack calls (connected once serving).
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, RwLock};
 
 use crate::capabilities::cache::Cache;
 use crate::capabilities::log_sink::LogSink;
@@ -29,6 +29,9 @@ pub struct PackEntry {
     pub description: String,
 }
 
+/// The catalogue packs read through the `host` import, replaced whole by a reload.
+pub type SharedCatalog = Arc<RwLock<Arc<Catalog>>>;
+
 /// What is loaded and served.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
@@ -43,7 +46,7 @@ pub struct Services {
     pub http: reqwest::Client,
     /// Pack logs and audit events on their way to the system_log table, when that pack is on.
     pub log_sink: Option<Arc<LogSink>>,
-    pub catalog: Arc<OnceLock<Catalog>>,
+    pub catalog: SharedCatalog,
     /// The way to other packs' routes for in-process calls, connected once serving.
     pub pack_calls: PackCalls,
     /// The host's version and build information as JSON.
@@ -64,6 +67,15 @@ impl Services {
             pack_calls: PackCalls::default(),
             build_info: Arc::from(build_info),
             started_at,
+        }
+    }
+
+    /// Replace the catalogue (loading done, or a reload landed).
+    pub fn set_catalog(&self, catalog: Catalog) {
+        let next = Arc::new(catalog);
+        match self.catalog.write() {
+            Ok(mut c) => *c = next,
+            Err(poisoned) => *poisoned.into_inner() = next,
         }
     }
 }

@@ -489,6 +489,11 @@ impl ServerProcess {
         format!("{}{path}", self.base)
     }
 
+    /// The process id (to signal it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL, and wait until the process is gone.
     pub fn kill(mut self) {
         self.kill_now();

@@ -19,6 +19,7 @@ mod openapi;
 mod pg_roles;
 mod rate_limits;
 mod readme_example;
+mod reload;
 mod requests;
 mod retention;
 mod route_index;

@@ -36,14 +36,14 @@ async fn text(app: &TestApp) -> String {
     resp.text().await.unwrap()
 }
 
-async fn scrape(app: &TestApp) -> Scrape {
+pub async fn scrape(app: &TestApp) -> Scrape {
     let text = text(app).await;
     Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("Prometheus text")
 }
 
 /// The sum of `metric`'s samples whose labels include all of `labels` (a histogram: its
 /// count).
-fn value(s: &Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
+pub fn value(s: &Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
     s.samples
         .iter()
         .filter(|x| x.metric == metric)

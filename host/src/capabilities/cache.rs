@@ -16,6 +16,11 @@ pub use crate::runtime::bindings::valhalla::pack::cache::{MemoCounter, MemoInput
 /// Between a pack's name and its key: no pack name contains it.
 const SEPARATOR: char = '\u{1f}';
 
+/// Where pack `pack`'s keys live in the shared cache (`<pack>\u{1f}`).
+pub fn namespace(pack: &str) -> String {
+    format!("{pack}{SEPARATOR}")
+}
+
 /// One pack's `cache`: its namespace in the shared cache.
 pub struct PackCache {
     /// `<pack>\u{1f}`
@@ -28,7 +33,7 @@ pub struct PackCache {
 impl PackCache {
     pub fn new(pack: &str, cache: Arc<Cache>) -> Self {
         Self {
-            namespace: format!("{pack}{SEPARATOR}"),
+            namespace: namespace(pack),
             cache,
             metrics: crate::metrics::CacheSeries::new(pack),
         }

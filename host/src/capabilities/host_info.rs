@@ -1,12 +1,12 @@
 //! `host`: the live route table, the loaded packs, this pack's settings, the clock, secure
 //! random bytes.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use wasmtime::component::{HasData, Linker};
 
 use crate::runtime::bindings::valhalla::pack::host::{self, Host, PackInfo, RouteInfo};
-use crate::services::Catalog;
+use crate::services::{Catalog, SharedCatalog};
 
 /// The most `random-bytes` answers in one call.
 pub const RANDOM_BYTES_MAX: usize = 4096;
@@ -15,21 +15,29 @@ pub const RANDOM_BYTES_MAX: usize = 4096;
 pub struct HostInfo {
     /// `[packs.<name>.settings]` as a JSON object
     settings_json: String,
-    /// filled in once every pack is loaded
-    catalog: Arc<OnceLock<Catalog>>,
+    /// what is served now (empty until loading is done)
+    catalog: SharedCatalog,
     build_info: Arc<str>,
 }
 
 impl HostInfo {
     pub fn new(
         settings_json: String,
-        catalog: Arc<OnceLock<Catalog>>,
+        catalog: SharedCatalog,
         build_info: Arc<str>,
     ) -> Self {
         Self {
             settings_json,
             catalog,
             build_info,
+        }
+    }
+
+    /// The catalogue as it is now (a reload replaces it whole).
+    fn catalog(&self) -> Arc<Catalog> {
+        match self.catalog.read() {
+            Ok(c) => Arc::clone(&c),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         }
     }
 }
@@ -55,9 +63,7 @@ pub fn add_to_linker<T: Send + 'static>(
 
 impl Host for HostInfoView<'_> {
     fn routes(&mut self) -> Vec<RouteInfo> {
-        let Some(catalog) = self.host.catalog.get() else {
-            return Vec::new();
-        };
+        let catalog = self.host.catalog();
         catalog
             .routes
             .iter()
@@ -72,9 +78,7 @@ impl Host for HostInfoView<'_> {
     }
 
     fn packs(&mut self) -> Vec<PackInfo> {
-        let Some(catalog) = self.host.catalog.get() else {
-            return Vec::new();
-        };
+        let catalog = self.host.catalog();
         catalog
             .packs
             .iter()
@@ -120,13 +124,13 @@ mod tests {
     use crate::services::{PackEntry, RouteEntry};
 
     #[test]
-    fn settings_are_the_packs_own_and_the_catalogue_comes_when_loaded() {
-        let catalog = Arc::new(OnceLock::new());
+    fn settings_are_the_packs_own_and_the_catalogue_is_what_is_served_now() {
+        let catalog = SharedCatalog::default();
         let info = HostInfo::new(r#"{"a":1}"#.into(), Arc::clone(&catalog), Arc::from("{}"));
         let mut view = HostInfoView { host: &info };
         assert_eq!(view.settings(), r#"{"a":1}"#);
         assert!(view.routes().is_empty() && view.packs().is_empty());
-        let _ = catalog.set(Catalog {
+        *catalog.write().unwrap() = Arc::new(Catalog {
             routes: vec![RouteEntry {
                 method: Method::Get,
                 path: "/x".into(),

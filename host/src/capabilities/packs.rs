@@ -6,7 +6,9 @@
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Weak};
+
+use arc_swap::ArcSwap;
 
 use wasmtime::component::{HasData, Linker};
 
@@ -79,18 +81,35 @@ pub trait PackCaller: Send + Sync {
 }
 
 /// The way to the [`PackCaller`], shared by every pack and connected once the route table
-/// exists (weak: the caller owns the packs, whose capabilities hold this).
-#[derive(Clone, Default)]
-pub struct PackCalls(Arc<OnceLock<Weak<dyn PackCaller>>>);
+/// exists, and again by each reload (weak: the caller owns the packs, whose capabilities hold
+/// this).
+#[derive(Clone)]
+pub struct PackCalls(Arc<ArcSwap<Weak<dyn PackCaller>>>);
+
+impl Default for PackCalls {
+    fn default() -> Self {
+        let none: Weak<dyn PackCaller> = Weak::<Disconnected>::new();
+        Self(Arc::new(ArcSwap::from_pointee(none)))
+    }
+}
 
 impl PackCalls {
-    /// Connect the caller; answers false if one was connected already.
-    pub fn connect(&self, caller: Weak<dyn PackCaller>) -> bool {
-        self.0.set(caller).is_ok()
+    /// Connect the caller, replacing the one before (a reload connects the new pack set's).
+    pub fn connect(&self, caller: Weak<dyn PackCaller>) {
+        self.0.store(Arc::new(caller));
     }
 
     fn caller(&self) -> Option<Arc<dyn PackCaller>> {
-        self.0.get().and_then(Weak::upgrade)
+        self.0.load().upgrade()
+    }
+}
+
+/// The caller before one is connected: never reached (its `Weak` never upgrades).
+struct Disconnected;
+
+impl PackCaller for Disconnected {
+    fn call<'a>(&'a self, _: &'a str, _: CallRequest, _: Nested) -> CallFuture<'a> {
+        Box::pin(async { Err(PackCallError::NotLoaded) })
     }
 }
 
@@ -264,7 +283,7 @@ mod tests {
     async fn an_ungranted_pack_is_access_denied_before_any_call() {
         let fake: Arc<dyn PackCaller> = Arc::new(Fake::default());
         let calls = PackCalls::default();
-        assert!(calls.connect(Arc::downgrade(&fake)));
+        calls.connect(Arc::downgrade(&fake));
         let packs = calling(&["maintenance"], &calls);
         match call(&packs, 0, "system_config", "/system/config").await {
             Err(CapabilityError::AccessDenied(m)) => assert!(m.contains("grants.packs"), "{m}"),

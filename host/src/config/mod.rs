@@ -47,6 +47,9 @@ pub struct Config {
     /// Where the file was read from; relative paths are relative to its directory.
     #[serde(skip)]
     pub source: PathBuf,
+    /// `serve --bind`: kept over the file's `server.bind`, across reloads too.
+    #[serde(skip)]
+    pub bind_override: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -246,6 +249,12 @@ impl Config {
         })?;
         config.source = path.to_path_buf();
         Ok(config)
+    }
+
+    /// Listen on `bind` whatever the file says (`serve --bind`); a reload keeps it.
+    pub fn override_bind(&mut self, bind: String) {
+        self.server.bind = bind.clone();
+        self.bind_override = Some(bind);
     }
 
     /// A problem with `key` of this file.

@@ -12,33 +12,17 @@ use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{StatusCode, header};
 
-use super::access::{Auth, credential};
-use super::client_ip::TrustedProxies;
-use super::guard_chain::{GuardChain, Verdict};
+use super::access::credential;
+use super::guard_chain::Verdict;
 use super::health;
 use super::metrics::{self, Matched};
-use super::pack_calls::InProcess;
 use super::problem::{Problem, allow_header};
 use super::request_id::{self, RequestId};
 use super::response::{add_headers, into_http, route_response};
-use super::routes::{HostRoute, Lookup, Owner, RouteTable, Target};
+use super::routes::{HostRoute, Lookup, Owner, Target};
+pub use super::state::{AppState, Served};
 use crate::runtime::LoadedPack;
 use crate::runtime::bindings::{self as wit, Method};
-use crate::services::Services;
-
-/// What the HTTP layer serves from.
-pub struct AppState {
-    pub packs: Vec<Arc<LoadedPack>>,
-    pub routes: Arc<RouteTable>,
-    pub guards: GuardChain,
-    pub auth: Auth,
-    pub services: Arc<Services>,
-    pub body_limit: usize,
-    /// serves the packs' in-process calls (their capability holds it weakly)
-    pub in_process: Arc<InProcess>,
-    /// whose forwarding headers name the client
-    pub trusted_proxies: TrustedProxies,
-}
 
 /// The whole HTTP surface.
 pub fn router(state: Arc<AppState>) -> Router {
@@ -115,8 +99,10 @@ fn wit_method(m: &http::Method) -> Option<Method> {
 async fn dispatch(State(app): State<Arc<AppState>>, request: Request) -> Response {
     let started = std::time::Instant::now();
     let incoming = Incoming::of(&request);
+    // the set this request is served by, to its end, whatever a reload does meanwhile
+    let served = app.served();
     let mut matched = Matched::UNMATCHED;
-    let response = serve(&app, &incoming, request, &mut matched)
+    let response = serve(&app, &served, &incoming, request, &mut matched)
         .await
         .unwrap_or_else(|p| incoming.problem(p));
     matched.record(response.status(), started);
@@ -125,28 +111,31 @@ async fn dispatch(State(app): State<Arc<AppState>>, request: Request) -> Respons
 
 /// The chain: route, body, guards, access, call.
 async fn serve<'a>(
-    app: &'a AppState,
+    app: &AppState,
+    served: &'a Served,
     incoming: &Incoming,
     request: Request,
     matched: &mut Matched<'a>,
 ) -> Result<Response, Problem> {
-    let route = match route(app, incoming, matched)? {
+    let route = match route(served, incoming, matched)? {
         Routed::Pack(route) => route,
         Routed::Host(HostRoute::Live) => return Ok(health::live()),
-        Routed::Host(HostRoute::Ready) => return Ok(health::ready(app).await),
-        Routed::Host(HostRoute::OpenApi) => return Ok(super::openapi::serve(app)),
+        Routed::Host(HostRoute::Ready) => return Ok(health::ready(app, served).await),
+        Routed::Host(HostRoute::OpenApi) => return Ok(super::openapi::serve(served)),
         Routed::Host(HostRoute::Metrics) => return metrics::prometheus(app),
-        Routed::Host(HostRoute::HealthMetrics) => return Ok(metrics::summary(app)),
+        Routed::Host(HostRoute::HealthMetrics) => return Ok(metrics::summary(app, served)),
         Routed::Host(HostRoute::Docs) => {
             return super::docs::serve(&incoming.method, &incoming.path).await;
         }
+        // `route` answers it as a guarded route
+        Routed::Host(HostRoute::Reload) => return Err(Problem::not_found(&incoming.path)),
         Routed::Options(allow) => {
             let allow = [(header::ALLOW, allow_header(&allow))];
             return Ok((StatusCode::NO_CONTENT, allow).into_response());
         }
     };
     let (parts, body) = request.into_parts();
-    let body = super::body::read(body, &parts.headers, app.body_limit).await?;
+    let body = super::body::read(body, &parts.headers, served.body_limit).await?;
     let presented = credential(&parts.headers).is_some();
     let PackRoute {
         pack,
@@ -154,23 +143,27 @@ async fn serve<'a>(
         target,
         params,
     } = route;
-    let (mut request, credentials) = pack_request(app, incoming, (template, params), parts, body);
-    let guard_headers = match guards(app, incoming, &mut request, &credentials).await? {
+    let (mut request, credentials) =
+        pack_request(served, incoming, (template, params), parts, body);
+    let guard_headers = match guards(served, incoming, &mut request, &credentials).await? {
         Guarded::Proceed(headers) => headers,
         Guarded::Answered(response) => return Ok(response),
     };
-    let answer = match access(app, target, &request, presented) {
-        Ok(()) => call(pack, incoming, &request).await,
-        Err(p) => Err(p),
+    let answer = match (access(served, target, &request, presented), pack) {
+        (Ok(()), Some(pack)) => call(pack, incoming, &request).await,
+        // the host's own guarded route: only `POST /admin/reload` is one
+        (Ok(()), None) => Ok(super::reload::serve(app, &request).await),
+        (Err(p), _) => Err(p),
     };
     let mut out = answer.unwrap_or_else(|p| incoming.problem(p));
     add_headers(&mut out, guard_headers);
     Ok(out)
 }
 
-/// A pack route, found.
+/// A route that goes through guards and access checks: a pack's, or (no pack) the host's
+/// reload.
 struct PackRoute<'a> {
-    pack: &'a Arc<LoadedPack>,
+    pack: Option<&'a Arc<LoadedPack>>,
     template: &'a str,
     target: &'a Target,
     params: Vec<(String, String)>,
@@ -186,12 +179,12 @@ enum Routed<'a> {
 
 /// Step 1: the route for the request's method and path (404, 405).
 fn route<'a>(
-    app: &'a AppState,
+    served: &'a Served,
     incoming: &Incoming,
     matched: &mut Matched<'a>,
 ) -> Result<Routed<'a>, Problem> {
     let path = &incoming.path;
-    match app.routes.lookup(incoming.lookup_method(), path) {
+    match served.routes.lookup(incoming.lookup_method(), path) {
         Lookup::Found {
             template,
             target,
@@ -202,11 +195,20 @@ fn route<'a>(
                 template,
             };
             match target.owner {
+                Owner::Host(HostRoute::Reload) => Ok(Routed::Pack(PackRoute {
+                    pack: None,
+                    template,
+                    target,
+                    params,
+                })),
                 Owner::Host(host) => Ok(Routed::Host(host)),
                 Owner::Pack(i) => {
-                    let pack = app.packs.get(i).ok_or_else(|| Problem::not_found(path))?;
+                    let pack = served
+                        .packs
+                        .get(i)
+                        .ok_or_else(|| Problem::not_found(path))?;
                     Ok(Routed::Pack(PackRoute {
-                        pack,
+                        pack: Some(pack),
                         template,
                         target,
                         params,
@@ -224,12 +226,12 @@ fn route<'a>(
     }
 }
 
-fn client_ip(app: &AppState, parts: &Parts) -> String {
+fn client_ip(served: &Served, parts: &Parts) -> String {
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
-    app.trusted_proxies.client_ip(peer, &parts.headers)
+    served.trusted_proxies.client_ip(peer, &parts.headers)
 }
 
 /// Step 2 (after the body): the request as the pack sees it, and the caller's credential
@@ -237,7 +239,7 @@ fn client_ip(app: &AppState, parts: &Parts) -> String {
 /// pack. The bootstrap admin key stands for itself; guards (api_clients) may attach a
 /// principal.
 fn pack_request(
-    app: &AppState,
+    app: &Served,
     incoming: &Incoming,
     (template, params): (&str, Vec<(String, String)>),
     parts: Parts,
@@ -283,7 +285,7 @@ enum Guarded {
 /// Step 3: the guard chain. A guard that answers stops the request there; one that fails,
 /// fails closed.
 async fn guards(
-    app: &AppState,
+    app: &Served,
     incoming: &Incoming,
     request: &mut wit::Request,
     credentials: &[(String, String)],
@@ -305,7 +307,7 @@ async fn guards(
 
 /// Step 4: the route's access level against the principal the guards left (401, 403).
 fn access(
-    app: &AppState,
+    app: &Served,
     target: &Target,
     request: &wit::Request,
     presented: bool,

@@ -8,13 +8,13 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde_json::json;
 
-use super::dispatch::AppState;
+use super::dispatch::{AppState, Served};
 
 pub fn live() -> Response {
     Json(json!({ "status": "ok" })).into_response()
 }
 
-pub async fn ready(app: &AppState) -> Response {
+pub async fn ready(app: &AppState, served: &Served) -> Response {
     let db = tokio::time::timeout(Duration::from_secs(2), app.services.db.ping()).await;
     let (db_ok, db_detail) = match db {
         Ok(Ok(())) => (true, "ok".to_string()),
@@ -24,7 +24,7 @@ pub async fn ready(app: &AppState) -> Response {
         }
         Err(_) => (false, "timeout".to_string()),
     };
-    let packs: serde_json::Map<String, serde_json::Value> = app
+    let packs: serde_json::Map<String, serde_json::Value> = served
         .packs
         .iter()
         .map(|p| (p.name().to_string(), json!("loaded")))

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use http::{StatusCode, header};
 use serde_json::json;
 
-use super::dispatch::AppState;
+use super::dispatch::{AppState, Served};
 use super::problem::Problem;
 use valhalla_wire::Kind;
 
@@ -28,7 +28,7 @@ pub fn prometheus(app: &AppState) -> Result<Response, Problem> {
 }
 
 /// `GET /system/health/metrics` (and the deprecated `/system-health/metrics`).
-pub fn summary(app: &AppState) -> Response {
+pub fn summary(app: &AppState, served: &Served) -> Response {
     let counts = crate::metrics::request_counts();
     let by_class: serde_json::Map<String, serde_json::Value> = counts
         .iter()
@@ -46,7 +46,7 @@ pub fn summary(app: &AppState) -> Response {
             "by_status_class": by_class,
             "scope": "process",
         },
-        "packs": { "loaded": app.packs.len() },
+        "packs": { "loaded": served.packs.len() },
         "database": { "connections_in_use": in_use, "connections_idle": idle },
     });
     (StatusCode::OK, Json(body)).into_response()

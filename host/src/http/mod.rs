@@ -14,12 +14,14 @@ mod metrics;
 mod openapi;
 mod pack_calls;
 mod problem;
+mod reload;
 mod request_id;
 mod response;
 pub mod routes;
+mod state;
 
 pub use client_ip::TrustedProxies;
-pub use dispatch::{AppState, router};
+pub use dispatch::{AppState, Served, router};
 pub use pack_calls::InProcess;
 pub use problem::Problem;
 pub use request_id::RequestId;

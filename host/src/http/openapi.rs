@@ -9,7 +9,7 @@ use axum::Json;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::dispatch::AppState;
+use super::dispatch::Served;
 use super::routes::{HostRoute, Owner, Target};
 use crate::runtime::bindings::{Access, Method, Route};
 use schemas::Components;
@@ -17,12 +17,12 @@ use schemas::Components;
 /// The seeds' paths, kept as aliases of the current ones.
 const DEPRECATED_PREFIX: &str = "/system-health/";
 
-pub fn serve(app: &AppState) -> Response {
+pub fn serve(app: &Served) -> Response {
     Json(document(app)).into_response()
 }
 
 /// The whole document.
-pub fn document(app: &AppState) -> Value {
+pub fn document(app: &Served) -> Value {
     let mut components = Components::default();
     let mut paths: Map<String, Value> = Map::new();
     for (template, method, target) in app.routes.entries() {
@@ -200,6 +200,10 @@ fn host_success(host: HostRoute) -> Value {
             "description": "This OpenAPI 3.1 document",
             "content": { "application/json": { "schema": { "type": "object" } } },
         }),
+        HostRoute::Reload => json!({
+            "description": "The new configuration is served; which packs were loaded, reloaded, unloaded or kept",
+            "content": { "application/json": { "schema": crate::reload::ReloadReport::schema() } },
+        }),
         _ => json!({
             "description": "Success",
             "content": { "application/json": { "schema": { "type": "object" } } },
@@ -225,6 +229,9 @@ fn errors(target: &Target, has_body: bool) -> Vec<(&'static str, &'static str)> 
     }
     if pack {
         out.push(("429", "TooManyRequests"));
+    }
+    if matches!(target.owner, Owner::Host(HostRoute::Reload)) {
+        out.push(("422", "ConfigRejected"));
     }
     out.push(("500", "InternalError"));
     out.push(("503", "Unavailable"));
@@ -254,6 +261,7 @@ fn error_responses() -> Value {
         "TooManyRequests": limited,
         "InternalError": problem("The server failed to answer"),
         "Unavailable": problem("A dependency (database, pack) is unavailable"),
+        "ConfigRejected": problem("The new configuration was rejected (the detail says why); the old one keeps serving"),
     })
 }
 

@@ -26,6 +26,8 @@ pub enum HostRoute {
     Metrics,
     /// `GET /system/health/metrics` (JSON summary)
     HealthMetrics,
+    /// `POST /admin/reload`: guarded and access-checked like a pack's route
+    Reload,
 }
 
 #[derive(Debug, Clone)]

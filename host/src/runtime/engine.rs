@@ -76,6 +76,16 @@ impl RuntimeEngine {
         })
     }
 
+    /// The same engine and memory pool with `rt`'s call and tick deadlines (a reload may
+    /// change those; the pool's size and limits need a restart).
+    pub fn with_deadlines(&self, rt: &RuntimeConfig) -> Self {
+        Self {
+            deadline: Duration::from_millis(rt.deadline_ms),
+            tick_deadline: Duration::from_millis(rt.tick_deadline_ms),
+            ..self.clone()
+        }
+    }
+
     /// Epoch ticks for `deadline` (at least one).
     pub fn ticks(deadline: Duration) -> u64 {
         (deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1

@@ -3,8 +3,9 @@
 //! it ends), with the longer tick deadline (`runtime.tick_deadline_ms`). A tick that traps,
 //! runs out of time or memory, or reports a failure is logged — to the host's log and, like
 //! the pack's own lines, to the system log under the pack's category — and the next one runs
-//! at the next interval as usual.
+//! at the next interval as usual. A reload re-syncs the tickers with the new pack set.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,40 +19,125 @@ use crate::runtime::bindings::valhalla::pack::log::{Host as _, Level};
 /// Shortest interval a pack may ask for.
 const MIN_INTERVAL: Duration = Duration::from_millis(100);
 
-/// Start a ticker per scheduled pack; each stops when `stop` turns true.
-pub fn start(packs: &[Arc<LoadedPack>], stop: &watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
-    packs
-        .iter()
-        .filter_map(|pack| {
-            let interval = Duration::from_millis(pack.manifest.schedule.as_ref()?.interval_ms)
-                .max(MIN_INTERVAL);
-            let pack = Arc::clone(pack);
-            let mut stop = stop.clone();
+/// The tickers of the packs served now. A reload hands it the new set ([`Scheduler::sync`]):
+/// a pack loaded anew gets a ticker; one unloaded or replaced has its ticker stopped — a tick
+/// in progress finishes — and a replacement's first tick waits for that one to end, so ticks
+/// of one pack never overlap across a reload either.
+pub struct Scheduler {
+    shutdown: watch::Receiver<bool>,
+    running: HashMap<String, Ticker>,
+    /// tickers of unloaded packs, perhaps finishing a tick
+    retiring: Vec<JoinHandle<()>>,
+}
+
+struct Ticker {
+    pack: Arc<LoadedPack>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Scheduler {
+    /// Tickers for the scheduled `packs`; all stop when `shutdown` turns true.
+    pub fn start(packs: &[Arc<LoadedPack>], shutdown: &watch::Receiver<bool>) -> Self {
+        let mut scheduler = Self {
+            shutdown: shutdown.clone(),
+            running: HashMap::new(),
+            retiring: Vec::new(),
+        };
+        scheduler.sync(packs);
+        scheduler
+    }
+
+    /// Make the tickers match `packs`: the same loaded pack keeps its ticker.
+    pub fn sync(&mut self, packs: &[Arc<LoadedPack>]) {
+        let mut previous = std::mem::take(&mut self.running);
+        for pack in packs {
+            let Some(schedule) = &pack.manifest.schedule else {
+                continue;
+            };
+            let interval = Duration::from_millis(schedule.interval_ms).max(MIN_INTERVAL);
+            let before = previous.remove(pack.name());
+            let after = match before {
+                Some(t) if Arc::ptr_eq(&t.pack, pack) => {
+                    self.running.insert(pack.name().to_string(), t);
+                    continue;
+                }
+                Some(t) => Some(t.stop_now()),
+                None => None,
+            };
             tracing::info!(
                 pack = pack.name(),
                 interval_ms = interval.as_millis() as u64,
                 "scheduled"
             );
-            Some(tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        _ = tokio::time::sleep(interval) => {}
-                        _ = stop.wait_for(|s| *s) => break,
-                    }
-                    let ticked = pack.tick().await;
-                    pack.metrics().ticked(matches!(ticked, Ok(Ok(_))));
-                    match ticked {
-                        Ok(Ok(report)) if report.is_empty() => {}
-                        Ok(Ok(report)) => tracing::info!(pack = pack.name(), %report, "tick"),
-                        Ok(Err(message)) => {
-                            failed(&pack, format!("tick reported a failure: {message}"))
-                        }
-                        Err(e) => failed(&pack, format!("tick failed: {e}")),
-                    }
-                }
-            }))
-        })
-        .collect()
+            let (stop, stopped) = watch::channel(false);
+            let task = tokio::spawn(run(
+                Arc::clone(pack),
+                interval,
+                after,
+                stopped,
+                self.shutdown.clone(),
+            ));
+            let ticker = Ticker {
+                pack: Arc::clone(pack),
+                stop,
+                task,
+            };
+            self.running.insert(pack.name().to_string(), ticker);
+        }
+        for (name, gone) in previous {
+            tracing::info!(pack = %name, "unscheduled");
+            self.retiring.push(gone.stop_now());
+        }
+        self.retiring.retain(|t| !t.is_finished());
+    }
+
+    /// Wait for every ticker to end (after the shutdown signal).
+    pub async fn join(self) {
+        for (_, ticker) in self.running {
+            let _ = ticker.task.await;
+        }
+        for task in self.retiring {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Ticker {
+    /// Ask it to stop after the tick in progress, if any; the handle ends when it has.
+    fn stop_now(self) -> JoinHandle<()> {
+        let _ = self.stop.send(true);
+        self.task
+    }
+}
+
+/// One pack's ticks, one at a time, until it is stopped or the host shuts down; first waiting
+/// for the ticker it replaces (`after`) to end.
+async fn run(
+    pack: Arc<LoadedPack>,
+    interval: Duration,
+    after: Option<JoinHandle<()>>,
+    mut stop: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    if let Some(previous) = after {
+        let _ = previous.await;
+    }
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.wait_for(|s| *s) => break,
+            _ = shutdown.wait_for(|s| *s) => break,
+        }
+        let ticked = pack.tick().await;
+        pack.metrics().ticked(matches!(ticked, Ok(Ok(_))));
+        match ticked {
+            Ok(Ok(report)) if report.is_empty() => {}
+            Ok(Ok(report)) => tracing::info!(pack = pack.name(), %report, "tick"),
+            Ok(Err(message)) => failed(&pack, format!("tick reported a failure: {message}")),
+            Err(e) => failed(&pack, format!("tick failed: {e}")),
+        }
+    }
 }
 
 /// Log a failed tick as the pack's own error line (the host's log, and the system log when
