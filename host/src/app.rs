@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use crate::capabilities::cache_bus::CacheBus;
 use crate::capabilities::log_sink::LogSink;
 use crate::capabilities::{Capabilities, PackGrants};
 use crate::config::Config;
@@ -18,6 +19,7 @@ use crate::http::{AppState, RouteConflict, RouteTable, router};
 use crate::reload::{Reloader, build_served};
 use crate::runtime::bindings::{Access, Method};
 use crate::runtime::scheduler::Scheduler;
+use crate::runtime::tick_lease::TickLeases;
 use crate::runtime::{
     EpochTicker, LoadedPack, PackContext, RuntimeEngine, RuntimeError, load_component,
 };
@@ -134,6 +136,11 @@ pub async fn migrate(
     let lock = migrations::lock(db).await.map_err(db_err)?;
     let result = async {
         migrations::ensure_table(db).await?;
+        if let Db::Postgres(pool) = db {
+            crate::runtime::tick_lease::ensure_table(pool)
+                .await
+                .map_err(|e| MigrationError::Storage(e.into()))?;
+        }
         for (name, found) in &plans {
             migrations::apply(db, name, &dir, found).await?;
         }
@@ -374,6 +381,9 @@ pub async fn describe_packs(config: &Config) -> Result<String, StartupError> {
         if m.fallback {
             let _ = writeln!(out, "  serves  paths no route serves (fallback)");
         }
+        let smtp = grants
+            .get(&m.name)
+            .map_or_else(Vec::new, |g| g.smtp.names());
         if let Some(grants) = config.packs.get(&m.name).map(|p| &p.grants) {
             let list = |l: &[String]| {
                 if l.is_empty() {
@@ -384,10 +394,11 @@ pub async fn describe_packs(config: &Config) -> Result<String, StartupError> {
             };
             let _ = writeln!(
                 out,
-                "  grants  outbound: {}; packs: {}; artefacts: {}",
+                "  grants  outbound: {}; packs: {}; artefacts: {}; smtp: {}",
                 list(&grants.outbound),
                 list(&grants.packs),
-                if grants.artefacts { "yes" } else { "no" }
+                if grants.artefacts { "yes" } else { "no" },
+                list(&smtp)
             );
         }
         for (path, method, target) in routes.entries() {
@@ -428,6 +439,20 @@ impl Application {
             .any(|(name, _)| name == "system_log")
             .then(|| LogSink::start(db.clone()));
         let services = Arc::new(Services::new(db, log_sink));
+        if let Db::Postgres(pool) = &services.db {
+            // replicas on one database hear each other's cache invalidations
+            let bus = CacheBus::start(
+                pool.clone(),
+                Arc::clone(&services.cache),
+                &services.instance,
+            )
+            .await
+            .map_err(|e| StartupError::Database {
+                url: redact_url(&config.database.url),
+                source: e.into(),
+            })?;
+            services.cache.attach(bus);
+        }
         let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
         let (served, _) = build_served(config, &engine, &services, None).await?;
         let addr = served.config.bind_addr()?;
@@ -481,7 +506,13 @@ impl Application {
             shutdown.await;
             let _ = tx.send(true);
         });
-        let scheduler = Scheduler::start(&self.state.served().packs, &rx);
+        let leases = match &self.state.services.db {
+            Db::Postgres(pool) => {
+                Some(TickLeases::new(pool.clone(), &self.state.services.instance))
+            }
+            Db::Sqlite(_) => None,
+        };
+        let scheduler = Scheduler::start(&self.state.served().packs, &rx, leases);
         self.state.reloader.scheduling(scheduler).await;
         reload_on_sighup(Arc::clone(&self.state), rx.clone());
         let mut graceful = rx.clone();

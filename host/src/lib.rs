@@ -10,10 +10,12 @@
 //! - [`http`]: request ids, the route table, dispatch (route → body → guards → access →
 //!   call), in-process pack calls, health, problem+json (kinds from `valhalla_wire`);
 //! - [`metrics`]: the process-wide Prometheus recorder and the per-route and per-pack series;
+//! - [`telemetry`]: W3C Trace Context in and out, spans, OTLP/HTTP export;
 //! - [`services`]: what the capabilities share (database, cache, catalogue);
 //! - [`app`]: startup order and graceful shutdown ([`Application`]);
 //! - [`reload`]: the served pack set, built at startup and rebuilt without downtime on SIGHUP or
-//!   `POST /admin/reload`.
+//!   `POST /admin/reload`;
+//! - [`scaffold`]: `valhalla new-pack NAME`, the files of a new pack.
 
 pub mod app;
 pub mod capabilities;
@@ -22,8 +24,10 @@ pub mod http;
 pub mod metrics;
 pub mod reload;
 pub mod runtime;
+pub mod scaffold;
 pub mod services;
 pub mod storage;
+pub mod telemetry;
 
 pub use app::{Application, StartupError};
 pub use config::Config;

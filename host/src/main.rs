@@ -49,6 +49,22 @@ enum Command {
         #[arg(long, default_value = "config.toml")]
         config: PathBuf,
     },
+    /// Write a new pack NAME: plugins/NAME/ (a crate with a GET and a POST route on the SDK),
+    /// migrations/NAME/0001_init.sql, an enabled [packs.NAME] block appended to the config and
+    /// plugins/NAME added to the workspace members in Cargo.toml. A name that is taken or not
+    /// valid is refused and nothing is written. Guide: docs/writing-a-pack.md.
+    NewPack {
+        /// The pack's name: lower-case letters a-z, digits and `_`, starting with a letter, at
+        /// most 32 characters, not a Rust keyword.
+        name: String,
+        /// The root of the Valhalla checkout to write into (it has Cargo.toml with the
+        /// plugins/sdk member, and the config).
+        #[arg(long, default_value = ".")]
+        root: PathBuf,
+        /// The config file to enable the pack in (relative to --root unless absolute).
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -109,12 +125,17 @@ async fn run(cli: Cli) -> Result<(), String> {
                 config.override_bind(bind);
                 config.validate().map_err(|e| e.to_string())?;
             }
+            // spans are exported (process-wide) only with `[telemetry] otlp_endpoint`
+            valhalla::telemetry::init(&config.telemetry).map_err(|e| e.to_string())?;
             let app = Application::build(config)
                 .await
                 .map_err(|e| e.to_string())?;
-            app.run_until_stopped(shutdown_signal())
+            let served = app
+                .run_until_stopped(shutdown_signal())
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string());
+            valhalla::telemetry::shutdown().await;
+            served
         }
         Command::Packs { config } => {
             let config = Config::load(&config).map_err(|e| e.to_string())?;
@@ -144,6 +165,12 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             db.close().await;
             println!("migrations applied");
+            Ok(())
+        }
+        Command::NewPack { name, root, config } => {
+            let plan =
+                valhalla::scaffold::new_pack(&root, &config, &name).map_err(|e| e.to_string())?;
+            print!("{plan}");
             Ok(())
         }
     }

@@ -23,6 +23,7 @@ pub const DB_CONNECTIONS: &str = "valhalla_db_connections";
 pub const UPTIME: &str = "valhalla_uptime_seconds";
 pub const BUILD_INFO: &str = "valhalla_build_info";
 pub const RELOADS: &str = "valhalla_config_reloads_total";
+pub const CACHE_BUS: &str = "valhalla_cache_bus_events_total";
 
 /// Upper bounds (seconds) of the latency histogram's buckets.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -102,6 +103,10 @@ fn describe() {
     );
     describe_gauge!(UPTIME, "Seconds since this server started");
     describe_gauge!(BUILD_INFO, "Build information; the value is always 1");
+    describe_counter!(
+        CACHE_BUS,
+        "Cross-replica cache invalidation trouble: listener disconnected (cache cleared), publish failed"
+    );
     describe_counter!(
         RELOADS,
         "Configuration reloads (SIGHUP, POST /admin/reload), applied or rejected"
@@ -282,6 +287,11 @@ impl CacheSeries {
     pub fn lookup(&self, hit: bool) {
         if hit { &self.hit } else { &self.miss }.increment(1);
     }
+}
+
+/// Something happened to the cross-replica invalidation bus (`disconnected`, `publish_failed`).
+pub fn cache_bus(event: &'static str) {
+    counter!(CACHE_BUS, "event" => event).increment(1);
 }
 
 /// A configuration reload was applied (`true`) or rejected.

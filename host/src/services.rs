@@ -51,13 +51,16 @@ pub struct Services {
     pub pack_calls: PackCalls,
     /// The host's version and build information as JSON.
     pub build_info: Arc<str>,
+    /// This process's id among the replicas (in `build_info` too): who holds a lease.
+    pub instance: Arc<str>,
     pub started_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl Services {
     pub fn new(db: Db, log_sink: Option<LogSink>) -> Self {
         let started_at = chrono::Utc::now();
-        let build_info = build_info(started_at);
+        let instance = uuid::Uuid::new_v4().to_string();
+        let build_info = build_info(started_at, &instance);
         Self {
             db,
             cache: Arc::default(),
@@ -66,6 +69,7 @@ impl Services {
             catalog: Arc::default(),
             pack_calls: PackCalls::default(),
             build_info: Arc::from(build_info),
+            instance: Arc::from(instance),
             started_at,
         }
     }
@@ -82,7 +86,7 @@ impl Services {
 
 /// The host's version and build information as JSON, with a random `instance` id of this
 /// process (who holds a job's lease, among the replicas and restarts).
-fn build_info(started_at: chrono::DateTime<chrono::Utc>) -> String {
+fn build_info(started_at: chrono::DateTime<chrono::Utc>, instance: &str) -> String {
     serde_json::json!({
         "name": "valhalla",
         "version": env!("CARGO_PKG_VERSION"),
@@ -90,7 +94,7 @@ fn build_info(started_at: chrono::DateTime<chrono::Utc>) -> String {
         "started_at": started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         "started_at_ms": started_at.timestamp_millis(),
         "rustc": option_env!("VALHALLA_RUSTC_VERSION"),
-        "instance": uuid::Uuid::new_v4().to_string(),
+        "instance": instance,
     })
     .to_string()
 }
@@ -105,10 +109,22 @@ mod tests {
     }
 
     #[test]
-    fn every_process_start_has_an_instance_id_of_its_own() {
-        let now = chrono::Utc::now();
-        let (a, b) = (instance_of(&build_info(now)), instance_of(&build_info(now)));
-        assert_eq!(uuid::Uuid::parse_str(&a).unwrap().get_version_num(), 4);
-        assert_ne!(a, b);
+    fn build_info_names_the_instance_that_holds_leases() {
+        let info = build_info(chrono::Utc::now(), "replica-a");
+        assert_eq!(instance_of(&info), "replica-a");
+    }
+
+    #[tokio::test]
+    async fn every_process_start_has_an_instance_id_of_its_own() {
+        let db = || Db::connect_lazy("sqlite::memory:", 1).unwrap();
+        let (a, b) = (Services::new(db(), None), Services::new(db(), None));
+        assert_eq!(
+            uuid::Uuid::parse_str(&a.instance)
+                .unwrap()
+                .get_version_num(),
+            4
+        );
+        assert_ne!(a.instance, b.instance);
+        assert_eq!(instance_of(&a.build_info), &*a.instance);
     }
 }

@@ -399,7 +399,7 @@ async fn crud(engine: Engine) {
             .contains("grants.outbound"),
         "{p}"
     );
-    let bad = json!({"name": " ", "kind": "sms", "url": "ftp://x", "secret": "nope"});
+    let bad = json!({"name": " ", "kind": "fax", "url": "ftp://x", "secret": "nope"});
     let p = app
         .as_admin()
         .post(CHANNELS, &bad)

@@ -165,11 +165,11 @@ impl Host for CacheView<'_> {
     }
 
     fn delete(&mut self, key: String) {
-        self.cache.cache.delete(&self.cache.key(&key));
+        self.cache.cache.invalidate(&self.cache.key(&key));
     }
 
     fn delete_prefix(&mut self, prefix: String) -> u32 {
-        self.cache.cache.delete_prefix(&self.cache.key(&prefix))
+        self.cache.cache.invalidate_prefix(&self.cache.key(&prefix))
     }
 
     fn counters(&mut self, prefix: String, limit: u32) -> Vec<(String, Counter)> {

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::outbound_grant::OutboundGrant;
+use super::outbound_mail_grant::SmtpGrant;
 use super::packs::PacksGrant;
 use crate::config::{Config, ConfigError, PackConfig};
 
@@ -15,6 +16,8 @@ pub struct PackGrants {
     pub packs: PacksGrant,
     /// `artefacts = true`: a directory of its own under `runtime.artefacts_dir`
     pub artefacts: bool,
+    /// `smtp = [...]`: the SMTP relays `outbound-mail` may send through
+    pub smtp: SmtpGrant,
 }
 
 impl PackGrants {
@@ -28,10 +31,17 @@ impl PackGrants {
         })?;
         let packs = PacksGrant::parse(name, &pack.grants.packs)
             .map_err(|e| config.invalid(format!("packs.{name}.grants.packs"), e.to_string()))?;
+        let smtp = SmtpGrant::parse(&pack.grants.smtp).map_err(|e| {
+            config.invalid(
+                format!("packs.{name}.grants.smtp[{}]", e.index),
+                e.error.to_string(),
+            )
+        })?;
         Ok(Self {
             outbound,
             packs,
             artefacts: pack.grants.artefacts,
+            smtp,
         })
     }
 

@@ -21,11 +21,7 @@ pub struct HostInfo {
 }
 
 impl HostInfo {
-    pub fn new(
-        settings_json: String,
-        catalog: SharedCatalog,
-        build_info: Arc<str>,
-    ) -> Self {
+    pub fn new(settings_json: String, catalog: SharedCatalog, build_info: Arc<str>) -> Self {
         Self {
             settings_json,
             catalog,

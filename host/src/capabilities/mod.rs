@@ -12,15 +12,19 @@
 //! | [`packs`] | `packs` | `grants.packs` ([`packs::PacksGrant`]) |
 //! | [`outbound_http`] | `outbound-http` | `grants.outbound` ([`outbound_grant::OutboundGrant`]) |
 //! | [`artefacts`] | `artefacts` | `grants.artefacts` (a directory under `runtime.artefacts_dir`) |
+//! | [`outbound_mail`] | `outbound-mail` | `grants.smtp` ([`outbound_mail_grant::SmtpGrant`]) |
 
 pub mod artefacts;
 pub mod cache;
+pub mod cache_bus;
 pub mod grants;
 pub mod host_info;
 pub mod log;
 pub mod log_sink;
 pub mod outbound_grant;
 pub mod outbound_http;
+pub mod outbound_mail;
+pub mod outbound_mail_grant;
 pub mod packs;
 mod shared_cache;
 pub mod store;
@@ -45,6 +49,7 @@ pub struct Capabilities {
     pub packs: packs::PackCalling,
     pub outbound: outbound_http::OutboundHttp,
     pub artefacts: artefacts::Artefacts,
+    pub mail: outbound_mail::OutboundMail,
 }
 
 impl Capabilities {
@@ -75,6 +80,7 @@ impl Capabilities {
                 services.http.clone(),
             ),
             artefacts: artefacts::Artefacts::new(name, artefacts_root, grants.artefacts),
+            mail: outbound_mail::OutboundMail::new(name, grants.smtp),
         }
     }
 }
@@ -111,6 +117,10 @@ pub fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> {
     })?;
     artefacts::add_to_linker(linker, |s| artefacts::ArtefactsView {
         artefacts: &s.pack.capabilities.artefacts,
+        call: &s.call,
+    })?;
+    outbound_mail::add_to_linker(linker, |s| outbound_mail::OutboundMailView {
+        mail: &s.pack.capabilities.mail,
         call: &s.call,
     })
 }

@@ -2,15 +2,23 @@
 //! `grants.outbound` patterns ([`OutboundGrant`]); anything else is refused before any
 //! connection is made. Redirects are not followed (they could leave the grant), timeouts are
 //! capped, response bodies are bounded.
+//!
+//! Every request carries the host's `traceparent` (the current trace, a new span id: the
+//! client span's when the trace is recorded) and the incoming `tracestate`; a pack's own
+//! values of those headers are replaced, so a pack cannot break the trace.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanKind;
 use wasmtime::component::{HasData, Linker};
 
 pub use super::outbound_grant::OutboundGrant;
 use crate::runtime::CallContext;
 use crate::runtime::bindings::valhalla::pack::outbound_http::{self, Host, OutboundRequest};
-use crate::runtime::bindings::{CapabilityError, Response};
+use crate::runtime::bindings::{CapabilityError, Method, Response};
+use crate::telemetry::{self, Span, SpanIds};
 
 /// One pack's outbound HTTP: its grant and the client every pack shares.
 pub struct OutboundHttp {
@@ -58,12 +66,74 @@ impl Host for OutboundHttpView<'_> {
                 request.url
             )));
         }
-        send(&self.http.client, request).await
+        let mut span = Span::child(
+            || method_name(request.method).into(),
+            SpanKind::Client,
+            || client_attributes(&request),
+        );
+        let trace = telemetry::outbound_context(span.as_ref());
+        let answer = send(&self.http.client, request, trace).await;
+        if let Some(span) = &mut span {
+            match &answer {
+                Ok(r) => {
+                    span.set(|| KeyValue::new("http.response.status_code", i64::from(r.status)));
+                    if r.status >= 500 {
+                        span.fail(|| r.status.to_string());
+                    }
+                }
+                Err(e) => span.fail(|| telemetry::error_kind(e).to_string()),
+            }
+        }
+        answer
     }
 
     fn allowed(&mut self, url: String) -> bool {
         self.http.grant.allows(&url)
     }
+}
+
+fn method_name(method: Method) -> &'static str {
+    match method {
+        Method::Get => "GET",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Patch => "PATCH",
+        Method::Delete => "DELETE",
+        Method::Head => "HEAD",
+        Method::Options => "OPTIONS",
+    }
+}
+
+/// A client span's attributes: method, scheme, host and port; never the path or query
+/// (they may carry tokens).
+fn client_attributes(request: &OutboundRequest) -> Vec<KeyValue> {
+    let mut attributes = vec![KeyValue::new(
+        "http.request.method",
+        method_name(request.method),
+    )];
+    if let Ok(uri) = request.url.parse::<http::Uri>() {
+        if let Some(scheme) = uri.scheme_str() {
+            attributes.push(KeyValue::new("url.scheme", scheme.to_string()));
+        }
+        if let Some(host) = uri.host() {
+            attributes.push(KeyValue::new("server.address", host.to_string()));
+        }
+        let port = uri.port_u16().or(match uri.scheme_str() {
+            Some("https") => Some(443),
+            Some("http") => Some(80),
+            _ => None,
+        });
+        if let Some(port) = port {
+            attributes.push(KeyValue::new("server.port", i64::from(port)));
+        }
+    }
+    attributes
+}
+
+/// Is `name` one of the trace headers the host sets itself?
+fn is_trace_header(name: &str) -> bool {
+    name.eq_ignore_ascii_case(telemetry::TRACEPARENT)
+        || name.eq_ignore_ascii_case(telemetry::TRACESTATE)
 }
 
 /// Longest a pack may wait on one outbound request, and the default.
@@ -86,8 +156,8 @@ pub fn client() -> reqwest::Client {
 async fn send(
     client: &reqwest::Client,
     request: OutboundRequest,
+    (trace, state): (SpanIds, Option<Arc<str>>),
 ) -> Result<Response, CapabilityError> {
-    use crate::runtime::bindings::Method;
     let method = match request.method {
         Method::Get => reqwest::Method::GET,
         Method::Post => reqwest::Method::POST,
@@ -102,7 +172,7 @@ async fn send(
         .map_or(DEFAULT_TIMEOUT, |ms| Duration::from_millis(u64::from(ms)))
         .min(MAX_TIMEOUT);
     let mut builder = client.request(method, &request.url).timeout(timeout);
-    for (name, value) in &request.headers {
+    for (name, value) in request.headers.iter().filter(|(n, _)| !is_trace_header(n)) {
         let (Ok(n), Ok(v)) = (
             http::HeaderName::try_from(name.as_str()),
             http::HeaderValue::try_from(value.as_str()),
@@ -110,6 +180,10 @@ async fn send(
             return Err(CapabilityError::Invalid(format!("invalid header `{name}`")));
         };
         builder = builder.header(n, v);
+    }
+    builder = builder.header(telemetry::TRACEPARENT, trace.traceparent());
+    if let Some(state) = state.as_deref() {
+        builder = builder.header(telemetry::TRACESTATE, state);
     }
     if !request.body.is_empty() {
         builder = builder.body(request.body);
@@ -153,7 +227,6 @@ fn failure(e: &reqwest::Error, timeout: Duration) -> CapabilityError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::bindings::Method;
 
     fn get(url: &str) -> OutboundRequest {
         OutboundRequest {
@@ -235,6 +308,60 @@ mod tests {
                 .iter()
                 .any(|(n, v)| n == "location" && v.ends_with("/elsewhere"))
         );
+        server.abort();
+    }
+
+    /// The host's `traceparent` goes out, whatever the pack wrote: the current trace, a new
+    /// span id; a pack's `tracestate` is dropped for the incoming one (none here).
+    #[tokio::test]
+    async fn the_hosts_traceparent_wins() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::get(|headers: http::HeaderMap| async move {
+                let all = |n: &str| -> Vec<String> {
+                    headers
+                        .get_all(n)
+                        .iter()
+                        .map(|v| v.to_str().unwrap().to_string())
+                        .collect()
+                };
+                format!("{:?}|{:?}", all("traceparent"), all("tracestate"))
+            }),
+        );
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let granted = http(&["http://127.0.0.1:*"]);
+        let forged = "00-11111111111111111111111111111111-2222222222222222-01";
+        let mut request = get(&format!("http://{addr}/"));
+        request.headers = vec![
+            ("TraceParent".into(), forged.into()),
+            ("tracestate".into(), "evil=1".into()),
+        ];
+        let parent = Span::server(None, 0xabc, Vec::new);
+        let call = CallContext::default();
+        let answer = parent
+            .scope(
+                OutboundHttpView {
+                    http: &granted,
+                    call: &call,
+                }
+                .send(request),
+            )
+            .await
+            .unwrap();
+        let text = String::from_utf8(answer.body).unwrap();
+        let (sent, state) = text.split_once('|').unwrap();
+        assert_eq!(state, "[]", "{text}");
+        let sent: Vec<String> = sent
+            .trim_matches(['[', ']', '"'])
+            .split("\", \"")
+            .map(String::from)
+            .collect();
+        assert_eq!(sent.len(), 1, "{text}");
+        let ids = telemetry::parse_traceparent(&sent[0]).unwrap();
+        assert_eq!(ids.trace_id, 0xabc);
+        assert_ne!(ids.span_id, parent.ids().span_id);
         server.abort();
     }
 

@@ -1,10 +1,13 @@
 //! The shared in-process cache behind the `cache` capability: key/value entries with TTLs
-//! and windowed counters, bounded in size. Keys arrive already namespaced per pack.
+//! and windowed counters, bounded in size. Keys arrive already namespaced per pack. A pack's
+//! invalidations also reach the other replicas when a [`CacheBus`] is attached.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
+
+use super::cache_bus::{CacheBus, Change};
 
 /// Entries kept at most; past this, expired entries are swept and new ones skipped.
 const MAX_ENTRIES: usize = 100_000;
@@ -37,9 +40,49 @@ pub struct Cache {
     counters: Mutex<HashMap<String, Window>>,
     /// the last write's stamp
     writes: AtomicU64,
+    /// on PostgreSQL: the other replicas hear of every invalidation
+    bus: OnceLock<Arc<CacheBus>>,
 }
 
 impl Cache {
+    /// From now on, invalidations also go to the other replicas through `bus`.
+    pub fn attach(&self, bus: Arc<CacheBus>) {
+        let _ = self.bus.set(bus);
+    }
+
+    /// The bus invalidations go out on, if any.
+    pub fn bus(&self) -> Option<&Arc<CacheBus>> {
+        self.bus.get()
+    }
+
+    /// A pack's `delete`: here, and on every other replica.
+    pub fn invalidate(&self, key: &str) {
+        self.delete(key);
+        if let Some(bus) = self.bus.get() {
+            bus.publish(Change::Key(key.to_string()));
+        }
+    }
+
+    /// A pack's `delete-prefix`: here, and on every other replica.
+    pub fn invalidate_prefix(&self, prefix: &str) -> u32 {
+        let n = self.delete_prefix(prefix);
+        if let Some(bus) = self.bus.get() {
+            bus.publish(Change::Prefix(prefix.to_string()));
+        }
+        n
+    }
+
+    /// Drop every entry and counter (the invalidations from other replicas may have been
+    /// missed).
+    pub fn clear(&self) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.clear();
+        }
+        if let Ok(mut counters) = self.counters.lock() {
+            counters.clear();
+        }
+    }
+
     pub fn get(&self, key: &str) -> Option<Vec<u8>> {
         self.get_stamped(key).map(|(value, _)| value)
     }

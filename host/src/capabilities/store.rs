@@ -1,11 +1,14 @@
 //! `store`: parameterised SQL on the pack's own tables. The host's SQL check gives the first,
 //! friendly refusal; the database then enforces the sandbox itself (SQLite's authorizer, the
 //! pack's PostgreSQL role), within the call's deadline. Database errors reach the guest as
-//! typed WIT errors, with internals kept in the host log.
+//! typed WIT errors, with internals kept in the host log. In a recorded trace each call is
+//! a span: the pack, the operation and the statement's verb, never its text or values.
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanKind;
 use wasmtime::component::{HasData, Linker};
 
 use crate::runtime::CallContext;
@@ -13,6 +16,7 @@ use crate::runtime::bindings::CapabilityError;
 use crate::runtime::bindings::valhalla::pack::store::{self, Host, Rows, Statement, Value};
 use crate::storage::table_access::{AccessError, StatementInfo, TableAccess};
 use crate::storage::{self, Access, Caller, Db, PackTables, SqlValue, StorageError};
+use crate::telemetry::{self, Span};
 
 /// One pack's `store`: the tables its migrations created (checked by the parser, then
 /// enforced by the database through its sandbox) and the database.
@@ -138,8 +142,80 @@ async fn within<T>(
     }
 }
 
+/// The statement's first keyword (`SELECT`, `INSERT` …): what a span may say of it.
+fn verb(sql: &str) -> String {
+    sql.trim_start()
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(16)
+        .collect::<String>()
+        .to_ascii_uppercase()
+}
+
+impl StoreView<'_> {
+    /// This call's span, when the request is recorded.
+    fn span(&self, op: &'static str, verb: impl FnOnce() -> String) -> Option<Span> {
+        Span::child(
+            || format!("store {op}").into(),
+            SpanKind::Client,
+            || {
+                vec![
+                    KeyValue::new("valhalla.pack", self.pack().to_string()),
+                    KeyValue::new("valhalla.store.op", op),
+                    KeyValue::new("db.operation.name", verb()),
+                ]
+            },
+        )
+    }
+}
+
+/// End `span` with `result`'s kind of failure, if it failed.
+fn finish<T>(span: Option<Span>, result: &Result<T, CapabilityError>) {
+    if let (Some(mut span), Err(e)) = (span, result) {
+        span.fail(|| telemetry::error_kind(e).to_string());
+    }
+}
+
 impl Host for StoreView<'_> {
     async fn query(&mut self, sql: String, params: Vec<Value>) -> Result<Rows, CapabilityError> {
+        let mut span = self.span("query", || verb(&sql));
+        let rows = self.run_query(sql, params).await;
+        if let (Some(span), Ok(rows)) = (&mut span, &rows) {
+            span.set(|| KeyValue::new("db.response.returned_rows", rows.rows.len() as i64));
+        }
+        finish(span, &rows);
+        rows
+    }
+
+    async fn execute(&mut self, sql: String, params: Vec<Value>) -> Result<u64, CapabilityError> {
+        let span = self.span("execute", || verb(&sql));
+        let done = self.run_execute(sql, params).await;
+        finish(span, &done);
+        done
+    }
+
+    async fn batch(&mut self, statements: Vec<Statement>) -> Result<Vec<u64>, CapabilityError> {
+        let mut span = self.span("batch", || {
+            let verbs: Vec<String> = statements.iter().map(|s| verb(&s.sql)).collect();
+            verbs.join(",")
+        });
+        if let Some(span) = &mut span {
+            span.set(|| KeyValue::new("valhalla.store.statements", statements.len() as i64));
+        }
+        let done = self.run_batch(statements).await;
+        finish(span, &done);
+        done
+    }
+}
+
+impl StoreView<'_> {
+    async fn run_query(
+        &mut self,
+        sql: String,
+        params: Vec<Value>,
+    ) -> Result<Rows, CapabilityError> {
         let info = self.check_sql(&sql, params.len())?;
         let access = if info.read_only {
             Access::Read
@@ -161,7 +237,11 @@ impl Host for StoreView<'_> {
         })
     }
 
-    async fn execute(&mut self, sql: String, params: Vec<Value>) -> Result<u64, CapabilityError> {
+    async fn run_execute(
+        &mut self,
+        sql: String,
+        params: Vec<Value>,
+    ) -> Result<u64, CapabilityError> {
         self.check_sql(&sql, params.len())?;
         let params: Vec<SqlValue> = params.into_iter().map(to_sql).collect();
         let (caller, db) = (self.caller(), &self.store.db);
@@ -170,7 +250,7 @@ impl Host for StoreView<'_> {
             .map_err(|e| self.storage_error(e))
     }
 
-    async fn batch(&mut self, statements: Vec<Statement>) -> Result<Vec<u64>, CapabilityError> {
+    async fn run_batch(&mut self, statements: Vec<Statement>) -> Result<Vec<u64>, CapabilityError> {
         let mut checked = Vec::with_capacity(statements.len());
         for s in statements {
             self.check_sql(&s.sql, s.params.len())?;
@@ -276,6 +356,13 @@ mod tests {
             .await
             .unwrap();
         assert!(rows.rows.is_empty(), "a refused batch runs nothing");
+    }
+
+    #[test]
+    fn spans_name_the_verb_only() {
+        assert_eq!(verb("  select body FROM notes WHERE id = $1"), "SELECT");
+        assert_eq!(verb("WITH x AS (SELECT 1) SELECT * FROM x"), "WITH");
+        assert_eq!(verb(""), "");
     }
 
     #[tokio::test]

@@ -13,7 +13,8 @@ fn parse<T: std::str::FromStr>(var: &str, value: &str) -> Result<T, ConfigError>
 /// `VALHALLA_BIND`, `VALHALLA_DATABASE_URL`, `VALHALLA_BODY_LIMIT_BYTES`, `VALHALLA_DEADLINE_MS`,
 /// `VALHALLA_MEMORY_LIMIT_MIB`, `VALHALLA_MAX_INSTANCES`, `VALHALLA_PACKS_DIR`,
 /// `VALHALLA_MIGRATIONS_DIR`, `VALHALLA_CACHE_DIR`, `VALHALLA_ARTEFACTS_DIR`, `VALHALLA_ADMIN_KEY`,
-/// `VALHALLA_AUTH_ENABLED`, `VALHALLA_TRUSTED_PROXIES` (comma-separated), and `VALHALLA_PACK_<NAME>_ENABLED` for a pack in the file.
+/// `VALHALLA_AUTH_ENABLED`, `VALHALLA_TRUSTED_PROXIES` (comma-separated), `VALHALLA_OTLP_ENDPOINT`,
+/// `VALHALLA_SERVICE_NAME`, `VALHALLA_SAMPLE_RATIO` (`[telemetry]`), and `VALHALLA_PACK_<NAME>_ENABLED` for a pack in the file.
 pub fn apply_env_overrides(
     config: &mut Config,
     vars: impl IntoIterator<Item = (String, String)>,
@@ -35,6 +36,11 @@ pub fn apply_env_overrides(
             "ARTEFACTS_DIR" => config.runtime.artefacts_dir = value.into(),
             "ADMIN_KEY" => config.auth.admin_key = Some(super::Secret::new(value)),
             "AUTH_ENABLED" => config.auth.enabled = parse(&var, &value)?,
+            "OTLP_ENDPOINT" => {
+                config.telemetry.otlp_endpoint = Some(value).filter(|v| !v.is_empty())
+            }
+            "SERVICE_NAME" => config.telemetry.service_name = value,
+            "SAMPLE_RATIO" => config.telemetry.sample_ratio = parse(&var, &value)?,
             "TRUSTED_PROXIES" => {
                 config.server.trusted_proxies = value
                     .split(',')

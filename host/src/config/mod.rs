@@ -44,6 +44,9 @@ pub struct Config {
     pub auth: AuthConfig,
     #[serde(default)]
     pub packs: BTreeMap<String, PackConfig>,
+    /// Span export (OTLP/HTTP) and sampling.
+    #[serde(default)]
+    pub telemetry: crate::telemetry::TelemetryConfig,
     /// Where the file was read from; relative paths are relative to its directory.
     #[serde(skip)]
     pub source: PathBuf,
@@ -178,6 +181,12 @@ pub struct Grants {
     /// Files of its own in `runtime.artefacts_dir/<pack>/` (large outputs such as exports).
     #[serde(default)]
     pub artefacts: bool,
+    /// SMTP relays the pack may send mail through (`outbound-mail`): a URL
+    /// (`smtp://127.0.0.1:2525`, `smtp://mail.internal:587?tls=starttls`, `smtps://…:465`), or
+    /// a table `{ url, username, password_env | password, hello_name }`; parsed by
+    /// `capabilities::outbound_mail_grant`.
+    #[serde(default)]
+    pub smtp: Vec<toml::Value>,
 }
 
 /// A secret that never prints.
@@ -302,6 +311,9 @@ impl Config {
         }
         self.trusted_proxies()?;
         self.engine()?;
+        self.telemetry
+            .check()
+            .map_err(|(key, problem)| self.invalid(key, problem))?;
         if self.server.body_limit_bytes == 0 {
             return Err(self.invalid("server.body_limit_bytes", "must be greater than 0"));
         }

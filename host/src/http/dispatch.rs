@@ -150,7 +150,16 @@ async fn serve<'a>(
         Guarded::Answered(response) => return Ok(response),
     };
     let answer = match (access(served, target, &request, presented), pack) {
-        (Ok(()), Some(pack)) => call(pack, incoming, &request).await,
+        (Ok(()), Some(pack)) => {
+            let bus = app.services.cache.bus();
+            let mark = bus.map(|b| b.mark());
+            let answer = call(pack, incoming, &request).await;
+            // what the call invalidated reaches the other replicas before its answer does
+            if let (Some(bus), Some(mark)) = (bus, mark) {
+                bus.settle(mark).await;
+            }
+            answer
+        }
         // the host's own guarded route: only `POST /admin/reload` is one
         (Ok(()), None) => Ok(super::reload::serve(app, &request).await),
         (Err(p), _) => Err(p),

@@ -6,11 +6,15 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanKind;
+
 use super::guard_memo::{Memoized, Memos, Reuse, Standing};
 use super::problem::Problem;
 use crate::metrics::GuardDecision;
 use crate::runtime::bindings::{Decision, Method, Request, Response};
 use crate::runtime::{LoadedPack, PackError};
+use crate::telemetry::{self, Span};
 use valhalla_wire::Kind;
 
 struct Guard {
@@ -109,8 +113,21 @@ impl GuardChain {
 
     /// Run the guards that apply to `request`; a principal a guard attaches is visible to the
     /// guards after it and to the route. `credentials` (taken out of the request) are shown
-    /// to the guards that declared they authenticate, and to no other.
+    /// to the guards that declared they authenticate, and to no other. In a recorded trace
+    /// the chain is a span, and so is each guard that applies (its decision an attribute).
     pub async fn run(
+        &self,
+        request: &mut Request,
+        credentials: &[(String, String)],
+    ) -> Result<Verdict, GuardFailed> {
+        if self.guards.is_empty() {
+            return Ok(Verdict::Proceed(Vec::new()));
+        }
+        let span = Span::child(|| "guard chain".into(), SpanKind::Internal, Vec::new);
+        telemetry::within(span.as_ref(), self.run_chain(request, credentials)).await
+    }
+
+    async fn run_chain(
         &self,
         request: &mut Request,
         credentials: &[(String, String)],
@@ -120,16 +137,33 @@ impl GuardChain {
             if !guard.applies(request.method, &request.path) {
                 continue;
             }
+            let mut span = Span::child(
+                || format!("guard {}", guard.pack.name()).into(),
+                SpanKind::Internal,
+                || {
+                    vec![KeyValue::new(
+                        "valhalla.pack",
+                        guard.pack.name().to_string(),
+                    )]
+                },
+            );
+            let mut decided = |what: &'static str| {
+                if let Some(span) = &mut span {
+                    span.set(|| KeyValue::new("valhalla.guard.decision", what));
+                }
+            };
             // a guard that does not see the credentials cannot depend on them
             let seen: &[(String, String)] = if guard.credentials { credentials } else { &[] };
             match guard.memos.lookup(request, seen) {
                 Some(Reuse::Proceed(memo)) => {
+                    decided("reused");
                     apply(request, &mut headers, memo);
                     self.stats.reused.fetch_add(1, Ordering::Relaxed);
                     guard.pack.metrics().guard(GuardDecision::Reused);
                     continue;
                 }
                 Some(Reuse::Limited(standing)) => {
+                    decided("reused_refuse");
                     self.stats.reused.fetch_add(1, Ordering::Relaxed);
                     guard.pack.metrics().guard(GuardDecision::Reused);
                     let response = rate_limited(request, &standing);
@@ -140,8 +174,19 @@ impl GuardChain {
             self.stats.called.fetch_add(1, Ordering::Relaxed);
             let shown = request.headers.len();
             request.headers.extend_from_slice(seen);
-            let decision = guard.pack.guard_memo(request).await;
+            let decision = telemetry::within(span.as_ref(), guard.pack.guard_memo(request)).await;
             request.headers.truncate(shown);
+            let outcome = match &decision {
+                Ok((Decision::Proceed(_), _)) => "proceed",
+                Ok((Decision::Respond(_), _)) => "refuse",
+                Err(_) => "failed",
+            };
+            if let Some(span) = &mut span {
+                span.set(|| KeyValue::new("valhalla.guard.decision", outcome));
+                if let Err(e) = &decision {
+                    span.fail(|| e.to_string());
+                }
+            }
             match decision {
                 Ok((Decision::Proceed(p), memo)) => {
                     guard.pack.metrics().guard(GuardDecision::Proceed);

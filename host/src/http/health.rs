@@ -1,5 +1,6 @@
 //! Host health endpoints: liveness (the process answers) and readiness (the database answers
-//! and every enabled pack is loaded). They never depend on a pack.
+//! and every enabled pack is loaded; on PostgreSQL, the cache invalidation listener is
+//! connected). They never depend on a pack.
 
 use std::time::Duration;
 
@@ -30,15 +31,24 @@ pub async fn ready(app: &AppState, served: &Served) -> Response {
         .map(|p| (p.name().to_string(), json!("loaded")))
         .collect();
     let uptime = (chrono::Utc::now() - app.services.started_at).num_seconds();
-    let body = json!({
-        "status": if db_ok { "ready" } else { "not_ready" },
-        "checks": {
-            "database": { "status": db_detail, "engine": format!("{:?}", app.services.db.engine()).to_lowercase() },
-            "packs": packs,
-        },
-        "uptime_seconds": uptime,
+    // replicas on PostgreSQL: this one hears the others' cache invalidations
+    let bus = app.services.cache.bus().map(|b| b.listening());
+    let ready = db_ok && bus != Some(false);
+    let mut checks = json!({
+        "database": { "status": db_detail, "engine": format!("{:?}", app.services.db.engine()).to_lowercase() },
+        "packs": packs,
     });
-    let status = if db_ok {
+    if let Some(listening) = bus {
+        checks["cache_invalidations"] =
+            json!({ "status": if listening { "listening" } else { "reconnecting" } });
+    }
+    let body = json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "checks": checks,
+        "uptime_seconds": uptime,
+        "instance": &*app.services.instance,
+    });
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

@@ -8,6 +8,7 @@ mod error;
 mod pack;
 pub mod scheduler;
 mod state;
+pub mod tick_lease;
 
 pub use compile_cache::load_component;
 pub use engine::{EpochTicker, RuntimeEngine};

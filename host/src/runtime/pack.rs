@@ -16,6 +16,7 @@ use super::state::{CallContext, PackContext, State};
 use super::{PackError, RuntimeError};
 use crate::capabilities::cache::MemoRequest;
 use crate::metrics::{Failure, PackSeries};
+use crate::telemetry::{self, Span};
 
 /// Which export a call goes to; scheduled ticks get the longer deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,15 +204,32 @@ impl LoadedPack {
     pub async fn handle_at(&self, request: &Request, depth: u8) -> Result<Response, PackError> {
         let context = call_context(request, depth);
         let exports = &self.exports;
-        self.instances
-            .call(
-                CallKind::Handle,
-                context,
-                |s, i| exports.handle(s, i),
-                (request,),
-            )
-            .await
-            .map(|(r,)| r)
+        let call = self.instances.call(
+            CallKind::Handle,
+            context,
+            |s, i| exports.handle(s, i),
+            (request,),
+        );
+        if !telemetry::span::recording() {
+            // the call's future is not moved into another: as it was before spans
+            return call.await.map(|(r,)| r);
+        }
+        if depth == 0 {
+            Span::note_route(&request.route);
+        }
+        self.traced("handle", depth, call).await.map(|(r,)| r)
+    }
+
+    /// `call` in a span of its own when the request is recorded (pack, export, depth).
+    async fn traced<T>(
+        &self,
+        export: &'static str,
+        depth: u8,
+        call: impl Future<Output = Result<T, PackError>>,
+    ) -> Result<T, PackError> {
+        let name = || format!("pack {} {export}", self.name()).into();
+        let attributes = || telemetry::span::pack_call(self.name(), export, depth);
+        telemetry::span::traced(name, attributes, call).await
     }
 
     /// Ask the guard about a request.
@@ -221,6 +239,17 @@ impl LoadedPack {
 
     /// Run the guard; also what it memoized (`memoize-decision`), if anything.
     pub async fn guard_memo(
+        &self,
+        request: &Request,
+    ) -> Result<(Decision, Option<MemoRequest>), PackError> {
+        if !telemetry::span::recording() {
+            return self.guard_call(request).await;
+        }
+        Span::note_route(&request.route);
+        self.traced("guard", 0, self.guard_call(request)).await
+    }
+
+    async fn guard_call(
         &self,
         request: &Request,
     ) -> Result<(Decision, Option<MemoRequest>), PackError> {
@@ -237,18 +266,26 @@ impl LoadedPack {
         Ok((decision, store.data_mut().cache_call.take_memo()))
     }
 
-    /// Run scheduled work.
+    /// Run scheduled work, as a trace of its own (its outbound requests carry it).
     pub async fn tick(&self) -> Result<Result<String, String>, PackError> {
         let exports = &self.exports;
-        self.instances
-            .call(
-                CallKind::Tick,
-                CallContext::default(),
-                |s, i| exports.tick(s, i),
-                (),
-            )
-            .await
-            .map(|(t,)| t)
+        let call = self.instances.call(
+            CallKind::Tick,
+            CallContext::default(),
+            |s, i| exports.tick(s, i),
+            (),
+        );
+        let mut span = Span::root(
+            || format!("pack {} tick", self.name()).into(),
+            || telemetry::span::pack_call(self.name(), "tick", 0),
+        );
+        let result = span.scope(call).await;
+        match &result {
+            Err(e) => span.fail(|| e.to_string()),
+            Ok((Err(e),)) => span.fail(|| format!("tick failed: {e}")),
+            Ok((Ok(_),)) => {}
+        }
+        result.map(|(t,)| t)
     }
 }
 

@@ -3,7 +3,8 @@
 //! it ends), with the longer tick deadline (`runtime.tick_deadline_ms`). A tick that traps,
 //! runs out of time or memory, or reports a failure is logged — to the host's log and, like
 //! the pack's own lines, to the system log under the pack's category — and the next one runs
-//! at the next interval as usual. A reload re-syncs the tickers with the new pack set.
+//! at the next interval as usual. A reload re-syncs the tickers with the new pack set. On
+//! PostgreSQL a tick runs on the replica holding the pack's lease ([`super::tick_lease`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::tick_lease::TickLeases;
 use super::{CallContext, LoadedPack};
 use crate::capabilities::log::LogView;
 use crate::runtime::bindings::valhalla::pack::log::{Host as _, Level};
@@ -25,6 +27,8 @@ const MIN_INTERVAL: Duration = Duration::from_millis(100);
 /// of one pack never overlap across a reload either.
 pub struct Scheduler {
     shutdown: watch::Receiver<bool>,
+    /// across replicas on PostgreSQL: one tick per interval cluster-wide
+    leases: Option<TickLeases>,
     running: HashMap<String, Ticker>,
     /// tickers of unloaded packs, perhaps finishing a tick
     retiring: Vec<JoinHandle<()>>,
@@ -37,10 +41,16 @@ struct Ticker {
 }
 
 impl Scheduler {
-    /// Tickers for the scheduled `packs`; all stop when `shutdown` turns true.
-    pub fn start(packs: &[Arc<LoadedPack>], shutdown: &watch::Receiver<bool>) -> Self {
+    /// Tickers for the scheduled `packs`; all stop when `shutdown` turns true. With `leases`
+    /// a tick runs only on the replica that holds the pack's lease.
+    pub fn start(
+        packs: &[Arc<LoadedPack>],
+        shutdown: &watch::Receiver<bool>,
+        leases: Option<TickLeases>,
+    ) -> Self {
         let mut scheduler = Self {
             shutdown: shutdown.clone(),
+            leases,
             running: HashMap::new(),
             retiring: Vec::new(),
         };
@@ -72,8 +82,11 @@ impl Scheduler {
             );
             let (stop, stopped) = watch::channel(false);
             let task = tokio::spawn(run(
-                Arc::clone(pack),
-                interval,
+                Ticking {
+                    pack: Arc::clone(pack),
+                    interval,
+                    leases: self.leases.clone(),
+                },
                 after,
                 stopped,
                 self.shutdown.clone(),
@@ -111,15 +124,26 @@ impl Ticker {
     }
 }
 
+/// What one ticker runs.
+struct Ticking {
+    pack: Arc<LoadedPack>,
+    interval: Duration,
+    leases: Option<TickLeases>,
+}
+
 /// One pack's ticks, one at a time, until it is stopped or the host shuts down; first waiting
 /// for the ticker it replaces (`after`) to end.
 async fn run(
-    pack: Arc<LoadedPack>,
-    interval: Duration,
+    ticking: Ticking,
     after: Option<JoinHandle<()>>,
     mut stop: watch::Receiver<bool>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let Ticking {
+        pack,
+        interval,
+        leases,
+    } = ticking;
     if let Some(previous) = after {
         let _ = previous.await;
     }
@@ -129,14 +153,33 @@ async fn run(
             _ = stop.wait_for(|s| *s) => break,
             _ = shutdown.wait_for(|s| *s) => break,
         }
-        let ticked = pack.tick().await;
-        pack.metrics().ticked(matches!(ticked, Ok(Ok(_))));
-        match ticked {
-            Ok(Ok(report)) if report.is_empty() => {}
-            Ok(Ok(report)) => tracing::info!(pack = pack.name(), %report, "tick"),
-            Ok(Err(message)) => failed(&pack, format!("tick reported a failure: {message}")),
-            Err(e) => failed(&pack, format!("tick failed: {e}")),
+        let held = match &leases {
+            None => None,
+            Some(leases) => match leases.try_hold(pack.name(), interval).await {
+                Ok(Some(held)) => Some(held),
+                // another replica ticks this pack
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(pack = pack.name(), error = %e, "tick lease unavailable: tick skipped");
+                    continue;
+                }
+            },
+        };
+        tick_once(&pack).await;
+        if let (Some(held), Some(leases)) = (held, &leases) {
+            held.release(leases, interval).await;
         }
+    }
+}
+
+async fn tick_once(pack: &LoadedPack) {
+    let ticked = pack.tick().await;
+    pack.metrics().ticked(matches!(ticked, Ok(Ok(_))));
+    match ticked {
+        Ok(Ok(report)) if report.is_empty() => {}
+        Ok(Ok(report)) => tracing::info!(pack = pack.name(), %report, "tick"),
+        Ok(Err(message)) => failed(pack, format!("tick reported a failure: {message}")),
+        Err(e) => failed(pack, format!("tick failed: {e}")),
     }
 }
 

@@ -92,6 +92,8 @@ fn save_state(next: &State, before: &State) -> Result<(), Problem> {
             next.until
         ],
     )?;
+    // drop the state on every replica (a delete reaches them all), then cache it here
+    cache::delete("state");
     cache::set_json("state", next, Some(STATE_TTL_MS));
     log::audit("maintenance.mode", &format!("maintenance/{}", next.mode), Some(before), Some(next));
     Ok(())

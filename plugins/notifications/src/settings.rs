@@ -1,6 +1,8 @@
 //! The pack's settings (`[packs.notifications.settings]`): the retry schedule and the attempt
-//! cap, the delivery timeout, how long a rotated-out secret still signs, and the tick's lease
-//! and budget. A setting out of range takes its default and the log says so: delivery goes on.
+//! cap, the delivery timeout, how long a rotated-out secret still signs, the tick's lease and
+//! budget, and the defaults of email channels (`[….settings.email]`: `relay`, `from`) and SMS
+//! channels (`[….settings.sms]`: the provider's `endpoint`, `account_sid`, `from`). A setting
+//! out of range takes its default and the log says so: delivery goes on.
 
 use valhalla_sdk::prelude::*;
 
@@ -9,6 +11,39 @@ use valhalla_sdk::prelude::*;
 const DEFAULT_SCHEDULE: [f64; 7] = [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0];
 /// The host caps one outbound request at 30 s.
 const MAX_TIMEOUT_MS: u32 = 30_000;
+/// Twilio's Messages resource: a form POST, HTTP Basic with the account SID and auth token.
+pub(crate) const TWILIO_ENDPOINT: &str =
+    "https://api.twilio.com/2010-04-01/Accounts/{account_sid}/Messages.json";
+
+/// Defaults of email channels.
+#[derive(Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(default)]
+pub(crate) struct EmailSettings {
+    /// the SMTP relay of a channel that names none (one of `grants.smtp`)
+    pub relay: Option<String>,
+    /// the `From` of a channel that gives none
+    pub from: Option<String>,
+}
+
+/// The SMS provider: a Twilio-compatible form POST (`To`, `From`, `Body`) with HTTP Basic
+/// (account SID, auth token).
+#[derive(Deserialize, Debug, Clone, PartialEq)]
+#[serde(default)]
+pub(crate) struct SmsSettings {
+    /// the provider's messages endpoint (under `grants.outbound`); `{account_sid}` is
+    /// replaced by the channel's account
+    pub endpoint: String,
+    /// the account of a channel that gives none
+    pub account_sid: Option<String>,
+    /// the sender number of a channel that gives none
+    pub from: Option<String>,
+}
+
+impl Default for SmsSettings {
+    fn default() -> Self {
+        Self { endpoint: TWILIO_ENDPOINT.into(), account_sid: None, from: None }
+    }
+}
 
 #[derive(Deserialize, Debug, Clone, PartialEq)]
 #[serde(default)]
@@ -34,6 +69,8 @@ pub(crate) struct Settings {
     /// a tick starts no new delivery after this many milliseconds (so the last one still
     /// ends within the tick's deadline)
     pub tick_budget_ms: i64,
+    pub email: EmailSettings,
+    pub sms: SmsSettings,
 }
 
 impl Default for Settings {
@@ -48,6 +85,8 @@ impl Default for Settings {
             lease_ms: 60_000,
             batch: 20,
             tick_budget_ms: 10_000,
+            email: EmailSettings::default(),
+            sms: SmsSettings::default(),
         }
     }
 }
@@ -106,6 +145,11 @@ impl host::CheckedSettings for Settings {
         if !(1..=1000).contains(&self.batch) {
             bad("batch", "must be between 1 and 1000");
             self.batch = d.batch;
+        }
+        let endpoint = self.sms.endpoint.to_ascii_lowercase();
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            bad("sms.endpoint", "must be an http:// or https:// URL");
+            self.sms.endpoint = d.sms.endpoint;
         }
         if self.tick_budget_ms < 0 {
             bad("tick_budget_ms", "must not be negative");

@@ -18,7 +18,8 @@ const MAX_DESCRIPTION: usize = 1024;
 const MAX_WINDOW_SECONDS: i64 = 86_400;
 const MAX_REQUESTS: i64 = 1_000_000;
 /// The enabled rules are cached as `rules:{generation}`; every write moves the generation on
-/// (a host counter) and drops the old entry. A guard that read the rules just before a write
+/// (a host counter) and drops the entries of every generation (on every replica: a
+/// `delete-prefix` reaches them all). A guard that read the rules just before a write
 /// can only re-fill the old generation's entry, which nobody reads any more.
 const RULES_CACHE: &str = "rules";
 const RULES_GENERATION: &str = "rules-generation";
@@ -250,11 +251,11 @@ fn rules_generation(delta: i64) -> Option<i64> {
     cache::incr(RULES_GENERATION, delta, GENERATION_WINDOW_MS).map(|c| c.value)
 }
 
-/// After a write: the next request loads the rules afresh.
+/// After a write: the next request loads the rules afresh, here and on every other replica
+/// (whose generation counter is its own: the prefix drops every generation's entry).
 fn rules_changed() {
-    if let Some(generation) = rules_generation(1) {
-        cache::delete(&rules_cache_key(generation - 1));
-    }
+    rules_generation(1);
+    cache::delete_prefix(&format!("{RULES_CACHE}:"));
 }
 
 /// The enabled rules, from the cache when they are there.

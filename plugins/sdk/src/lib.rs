@@ -96,6 +96,7 @@ pub mod handler;
 pub mod host;
 pub mod jobs;
 pub mod log;
+pub mod mail;
 pub mod outbound;
 pub mod pack;
 pub mod packs;
@@ -133,7 +134,7 @@ pub mod prelude {
         Accepted, Access, Actor, Created, FieldError, GuardSpec, Json, JsonSchema, Method,
         NoContent, Pack, Page, Path, Problem, Query, Request, Response, Valid, ValidPath,
         ValidQuery, Validate, Validator, cache, capability, clock, crypto, guard, host, jobs, log,
-        outbound, packs, params,
+        mail, outbound, packs, params,
     };
     pub use serde::{Deserialize, Serialize};
 }

@@ -1,16 +1,24 @@
 //! The tick: claim due messages one at a time with a lease (`valhalla_sdk::jobs`: a message
 //! is delivered by one claimer at once, and one whose claimer died is taken again once its
-//! lease lapses), count the attempt, POST the stored payload signed per Standard Webhooks
-//! (`webhook-id` = the message id on every attempt), and record what came of it: delivered,
-//! failed (waiting for its retry), or dead; a 410 turns the channel off.
+//! lease lapses), count the attempt, send it by its channel's kind, and record what came of
+//! it: delivered, failed (waiting for its retry), or dead; a webhook's 410 turns the channel
+//! off.
+//!
+//! - [`webhook`]: POST the stored payload signed per Standard Webhooks (`webhook-id` = the
+//!   message id on every attempt);
+//! - [`email`]: the host's `outbound-mail` (SMTP), `Message-ID` `<{id}@{from's domain}>`;
+//! - [`sms`]: a Twilio-compatible form POST to the provider.
+
+mod email;
+mod sms;
+mod webhook;
 
 use valhalla_sdk::db::{ToValue, Value};
 use valhalla_sdk::prelude::*;
 
-use crate::channels::{self, Channel};
+use crate::channels;
 use crate::retry::{self, Outcome};
 use crate::settings::Settings;
-use crate::signing;
 
 fn spec(lease_ms: u64) -> jobs::Claim<'static> {
     jobs::Claim {
@@ -112,8 +120,11 @@ fn deliver(
         }
         Some(c) => c,
     };
-    let result = send(&channel, id, &message.payload, settings, &now)?;
-    let outcome = retry::classify(result, clock::now_ms());
+    let outcome = match channel.kind.as_str() {
+        "email" => email::send(&channel, id, &message.payload, settings),
+        "sms" => sms::send(&channel, &message.payload, settings)?,
+        _ => webhook::send(&channel, id, &message.payload, settings, &now)?,
+    };
     let (error, code, retry_after_s) = match outcome {
         Outcome::Delivered { status } => return end("delivered", None, Some(status), None),
         Outcome::Gone => {
@@ -142,24 +153,48 @@ fn deliver(
     end("failed", Some(error), code, Some(next))
 }
 
-/// POST the payload to the channel, signed with every secret that signs now.
-fn send(
-    channel: &Channel,
-    id: &str,
-    payload: &str,
-    settings: &Settings,
-    now: &str,
-) -> Result<Result<outbound::Fetched, capability::Error>, Problem> {
-    let secrets = channels::signing_secrets(&channel.id, now)?;
-    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
-    let timestamp = clock::now_ms() / 1000;
-    let signature = signing::signature_header(&secrets, id, timestamp, payload.as_bytes());
-    let headers = vec![
-        ("content-type".to_string(), "application/json".to_string()),
-        ("webhook-id".to_string(), id.to_string()),
-        ("webhook-timestamp".to_string(), timestamp.to_string()),
-        ("webhook-signature".to_string(), signature),
-    ];
-    let body = payload.as_bytes().to_vec();
-    Ok(outbound::send(Method::Post, &channel.url, headers, body, settings.delivery_timeout_ms))
+/// What a message says, from its stored payload: the subject, and the text (and, for
+/// email, the HTML) of its body: a string is the text; `{"text": …, "html": …}` gives both;
+/// any other JSON is the text, pretty-printed.
+pub(crate) struct Content {
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+}
+
+pub(crate) fn content(payload: &str) -> Content {
+    let value: serde_json::Value = serde_json::from_str(payload).unwrap_or_default();
+    let data = &value["data"];
+    let subject = data["subject"].as_str().unwrap_or_default().to_string();
+    let body = &data["body"];
+    let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
+    let (text, html) = match body {
+        serde_json::Value::Null => (String::new(), None),
+        serde_json::Value::String(s) => (s.clone(), None),
+        serde_json::Value::Object(o) if o.get("text").is_some_and(|t| t.is_string()) => {
+            let text = o.get("text").and_then(|t| t.as_str()).unwrap_or_default().to_string();
+            (text, o.get("html").and_then(|h| h.as_str()).map(String::from))
+        }
+        other => (pretty(other), None),
+    };
+    Content { subject, text, html }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn of(body: &str) -> Content {
+        content(&format!(r#"{{"data": {{"subject": "Disk full", "body": {body}}}}}"#))
+    }
+
+    #[test]
+    fn a_body_becomes_text_and_html() {
+        let c = of(r#""on db-1""#);
+        assert_eq!((c.subject.as_str(), c.text.as_str(), c.html), ("Disk full", "on db-1", None));
+        let c = of(r#"{"text": "t", "html": "<b>h</b>"}"#);
+        assert_eq!((c.text.as_str(), c.html.as_deref()), ("t", Some("<b>h</b>")));
+        assert_eq!(of(r#"{"n": 1}"#).text, "{\n  \"n\": 1\n}");
+        assert_eq!(of("null").text, "");
+    }
 }

@@ -2,17 +2,19 @@
 //! `grants.outbound` allows (checked when it is given: 422 naming `url`), and a signing
 //! secret (`whsec_…`), given or generated: write-only — stored to sign with, answered once
 //! when the pack made it, never listed, logged or audited. Rotating the secret keeps the old
-//! one signing for `rotation_grace_seconds`.
+//! one signing for `rotation_grace_seconds`. An `email` channel names an SMTP relay of
+//! `grants.smtp` and its addresses; an `sms` channel its numbers, the provider's account and
+//! endpoint, and an auth token that is write-only like a secret ([`crate::kinds`]).
 
 use valhalla_sdk::prelude::*;
 
+mod input;
+
+use input::{Create, Patch, Rotate};
+
+use crate::kinds::{self, Fields, KINDS};
 use crate::settings::Settings;
 use crate::signing;
-
-const KINDS: [&str; 1] = ["webhook"];
-const MAX_NAME: usize = 128;
-const MAX_URL: usize = 2048;
-const MAX_DESCRIPTION: usize = 1024;
 
 /// A channel as answered: no secret.
 #[derive(Serialize, Deserialize, JsonSchema, Clone)]
@@ -20,9 +22,18 @@ pub(crate) struct Channel {
     pub id: String,
     /// unique
     pub name: String,
-    /// `webhook`
+    /// `webhook`, `email` or `sms`
     pub kind: String,
+    /// the webhook's URL, the email channel's SMTP relay, the SMS provider's endpoint
     pub url: String,
+    /// email: the recipient's mailbox; sms: the recipient's number
+    pub to: Option<String>,
+    /// email: the `From` mailbox; sms: the sender's number
+    pub from: Option<String>,
+    /// email: the `Reply-To` mailbox
+    pub reply_to: Option<String>,
+    /// sms: the provider's account (its auth token is never answered)
+    pub account_sid: Option<String>,
     pub description: Option<String>,
     /// a disabled channel takes no new messages and delivers none
     pub enabled: bool,
@@ -39,6 +50,8 @@ pub(crate) struct Channel {
 
 impl db::Record for Channel {
     const TABLE: &'static str = "notification_channels";
+    const RENAMED: &'static [(&'static str, &'static str)] =
+        &[("to", "to_address"), ("from", "from_address")];
     const WHAT: &'static str = "channel";
 }
 
@@ -50,93 +63,6 @@ pub(crate) struct WithSecret {
     /// the signing secret, shown this once (absent when the caller gave it)
     #[serde(skip_serializing_if = "Option::is_none")]
     secret: Option<String>,
-}
-
-/// `POST /system/notify/channels`.
-#[derive(Deserialize, JsonSchema, Validate)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Create {
-    #[validate(length(min = 1, max = MAX_NAME), custom(function = plain_text))]
-    name: String,
-    /// `webhook` (the default)
-    #[serde(default = "webhook")]
-    #[validate(one_of = KINDS)]
-    kind: String,
-    /// an http(s) URL that `[packs.notifications.grants] outbound` allows
-    #[validate(length(min = 1, max = MAX_URL), custom(function = url_shape))]
-    url: String,
-    #[serde(default)]
-    #[validate(length(max = MAX_DESCRIPTION))]
-    description: Option<String>,
-    #[serde(default = "valhalla_sdk::yes")]
-    enabled: bool,
-    /// `whsec_` + base64 of 24 to 64 bytes; generated (and answered once) when absent
-    #[serde(default)]
-    #[validate(custom(function = signing::secret_shape))]
-    secret: Option<String>,
-}
-
-valhalla_sdk::defaults! { fn webhook() -> String = "webhook"; }
-
-/// `PATCH /system/notify/channels/{id}`: absent fields stay; enabling clears
-/// `disabled_reason`.
-#[derive(Deserialize, JsonSchema, Validate)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Patch {
-    #[serde(default)]
-    #[validate(length(min = 1, max = MAX_NAME), custom(function = plain_text))]
-    name: Option<String>,
-    #[serde(default)]
-    #[validate(length(min = 1, max = MAX_URL), custom(function = url_shape))]
-    url: Option<String>,
-    #[serde(default, deserialize_with = "valhalla_sdk::present")]
-    #[validate(length(max = MAX_DESCRIPTION))]
-    description: Option<Option<String>>,
-    #[serde(default)]
-    enabled: Option<bool>,
-}
-
-/// `POST /system/notify/channels/{id}/rotate-secret` (the body is optional).
-#[derive(Deserialize, JsonSchema, Validate, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Rotate {
-    /// the new secret; generated (and answered once) when absent
-    #[serde(default)]
-    #[validate(custom(function = signing::secret_shape))]
-    secret: Option<String>,
-}
-
-fn plain_text(text: &str) -> Result<(), &'static str> {
-    if text.chars().any(char::is_control) {
-        Err("must not contain control characters")
-    } else if !text.is_empty() && text.trim().is_empty() {
-        Err("must not be blank")
-    } else {
-        Ok(())
-    }
-}
-
-fn url_shape(url: &str) -> Result<(), &'static str> {
-    let lower = url.to_ascii_lowercase();
-    if !(lower.starts_with("http://") || lower.starts_with("https://")) {
-        Err("must be an http:// or https:// URL")
-    } else if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        Err("must not contain spaces or control characters")
-    } else {
-        Ok(())
-    }
-}
-
-/// The pack may reach `url` (the host's grant check, no connection): else a 422 naming it.
-fn check_granted(url: &str) -> Result<(), Problem> {
-    if outbound::allowed(url) {
-        Ok(())
-    } else {
-        Err(Problem::invalid_field(
-            "url",
-            "is not in this pack's grants.outbound ([packs.notifications.grants] in config.toml)",
-        ))
-    }
 }
 
 /// 409 when another channel is already called `name`.
@@ -162,25 +88,40 @@ pub(crate) fn create(
     Valid(body): Valid<Create>,
     Actor(actor): Actor,
 ) -> Result<Created<WithSecret>, Problem> {
-    check_granted(&body.url)?;
+    let fields = Fields {
+        url: body.url,
+        to: body.to,
+        from: body.from,
+        reply_to: body.reply_to,
+        account_sid: body.account_sid,
+        secret: body.secret,
+        auth_token: body.auth_token,
+    };
+    let f = kinds::resolve(&body.kind, fields, &Settings::load(), true, true)?;
     name_taken(&body.name, "")?;
-    let generated = body.secret.is_none().then(signing::generate_secret);
-    let secret = body.secret.or_else(|| generated.clone()).unwrap_or_default();
+    let webhook = body.kind == "webhook";
+    let generated = (webhook && f.secret.is_none()).then(signing::generate_secret);
+    let secret = f.secret.or_else(|| generated.clone()).unwrap_or_default();
     let now = clock::now_rfc3339();
     let id = clock::new_id();
     let insert = "INSERT INTO notification_channels (id, name, kind, url, description, enabled, \
-                  secret, created_by, created_at, updated_at) \
-                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)";
+                  secret, created_by, created_at, updated_at, to_address, from_address, \
+                  reply_to, account_sid) \
+                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $13)";
     let params = params![
         id.as_str(),
         body.name,
         body.kind,
-        body.url,
+        f.url,
         body.description,
         body.enabled,
         secret,
         actor,
-        now
+        now,
+        f.to,
+        f.from,
+        f.reply_to,
+        f.account_sid
     ];
     db::execute(insert, params)?;
     let channel: Channel = db::get("id", &id)?;
@@ -216,9 +157,17 @@ pub(crate) fn update(
     let before: Channel = db::get("id", &id)?;
     let name = patch.name.unwrap_or_else(|| before.name.clone());
     let url = patch.url.unwrap_or_else(|| before.url.clone());
-    if url != before.url {
-        check_granted(&url)?;
-    }
+    let reply_to = patch.reply_to.unwrap_or_else(|| before.reply_to.clone());
+    let fields = Fields {
+        url: Some(url.clone()),
+        to: patch.to.or_else(|| before.to.clone()),
+        from: patch.from.or_else(|| before.from.clone()),
+        reply_to,
+        account_sid: before.account_sid.clone(),
+        secret: None,
+        auth_token: patch.auth_token,
+    };
+    let f = kinds::resolve(&before.kind, fields, &Settings::load(), false, url != before.url)?;
     if name != before.name {
         name_taken(&name, &id)?;
     }
@@ -226,9 +175,21 @@ pub(crate) fn update(
     let enabled = patch.enabled.unwrap_or(before.enabled);
     let reason = if enabled { None } else { before.disabled_reason.clone() };
     let set = "name = $2, url = $3, description = $4, enabled = $5, disabled_reason = $6, \
-               updated_at = $7 WHERE id = $1";
-    let params =
-        params![id.as_str(), name, url, description, enabled, reason, clock::now_rfc3339()];
+               updated_at = $7, to_address = $8, from_address = $9, reply_to = $10, \
+               secret = COALESCE($11, secret) WHERE id = $1";
+    let params = params![
+        id.as_str(),
+        name,
+        f.url,
+        description,
+        enabled,
+        reason,
+        clock::now_rfc3339(),
+        f.to,
+        f.from,
+        f.reply_to,
+        f.secret
+    ];
     let after: Channel = db::update(set, params)?.ok_or_else(|| db::not_found::<Channel>(&id))?;
     log::audit("channel.update", &target(&id), Some(&before), Some(&after));
     Ok(Json(after))
@@ -256,6 +217,11 @@ pub(crate) fn delete(Path(id): Path<String>) -> Result<NoContent, Problem> {
 pub(crate) fn rotate(req: Request, Path(id): Path<String>) -> Result<Json<WithSecret>, Problem> {
     let body: Rotate = if req.body().is_empty() { Rotate::default() } else { req.json()? };
     let before: Channel = db::get("id", &id)?;
+    if before.kind != "webhook" {
+        let detail =
+            format!("only a webhook channel has a signing secret; this one is {}", before.kind);
+        return Err(Problem::conflict(detail));
+    }
     let generated = body.secret.is_none().then(signing::generate_secret);
     let secret = body.secret.or_else(|| generated.clone()).unwrap_or_default();
     let now_ms = clock::now_ms();
@@ -302,34 +268,6 @@ pub(crate) fn disable(channel: &Channel, reason: &str) -> Result<(), Problem> {
 mod tests {
     use super::*;
 
-    fn errors<T: Validate>(value: &T) -> Vec<String> {
-        Validator::of(value)
-            .map_or_else(|p| p.errors.into_iter().map(|e| e.field).collect(), |()| vec![])
-    }
-
-    #[test]
-    fn a_channel_defaults_to_an_enabled_webhook() {
-        let c: Create =
-            serde_json::from_str(r#"{"name": "ops", "url": "https://hooks.example.com/in"}"#)
-                .unwrap();
-        assert!(c.enabled && c.secret.is_none());
-        assert_eq!(c.kind, "webhook");
-        assert!(errors(&c).is_empty());
-    }
-
-    #[test]
-    fn every_field_is_checked() {
-        let c: Create = serde_json::from_str(
-            r#"{"name": " ", "kind": "email", "url": "ftp://x", "secret": "whsec_short"}"#,
-        )
-        .unwrap();
-        assert_eq!(errors(&c), ["name", "kind", "url", "secret"]);
-        let p: Patch = serde_json::from_str(r#"{"url": "https://a b", "name": ""}"#).unwrap();
-        assert_eq!(errors(&p), ["name", "url"]);
-        let unknown = r#"{"name": "a", "url": "https://a", "x": 1}"#;
-        assert!(serde_json::from_str::<Create>(unknown).is_err());
-    }
-
     #[test]
     fn a_generated_secret_is_answered_and_a_given_one_is_not() {
         let channel = Channel {
@@ -337,6 +275,10 @@ mod tests {
             name: "n".into(),
             kind: "webhook".into(),
             url: "https://x".into(),
+            to: None,
+            from: None,
+            reply_to: None,
+            account_sid: None,
             description: None,
             enabled: true,
             disabled_reason: None,
