@@ -540,7 +540,7 @@ impl Application {
         if let Some(scheduler) = self.state.reloader.take_scheduler().await {
             scheduler.join().await;
         }
-        if let Some(sink) = &self.state.services.log_sink {
+        if let Some(sink) = self.state.services.log_sink.load_full() {
             sink.flush().await;
         }
         self.state.services.db.close().await;

@@ -18,6 +18,7 @@ use tokio::sync::Mutex;
 
 use crate::app::{self, StartupError};
 use crate::capabilities::PackGrants;
+use crate::capabilities::log_sink::LogSink;
 use crate::config::{Config, ConfigError, PackConfig};
 use crate::http::access::Auth;
 use crate::http::guard_chain::GuardChain;
@@ -237,14 +238,6 @@ async fn reload_now(app: &AppState) -> Result<ReloadReport, ReloadError> {
         next.override_bind(bind.clone());
     }
     let restart_required = keep_what_needs_a_restart(running, &mut next);
-    if next.enabled_packs().any(|(n, _)| n == "system_log")
-        != running.enabled_packs().any(|(n, _)| n == "system_log")
-    {
-        return Err(ReloadError::Config(next.invalid(
-            "packs.system_log.enabled",
-            "the system log's writer starts with the server: enabling or disabling it needs a restart",
-        )));
-    }
     let engine = app.reloader.engine.with_deadlines(&next.runtime);
     let (served, mut report) = build_served(next, &engine, &app.services, Some(&current)).await?;
     report.restart_required = restart_required;
@@ -253,8 +246,17 @@ async fn reload_now(app: &AppState) -> Result<ReloadReport, ReloadError> {
             .cache
             .delete_prefix(&crate::capabilities::cache::namespace(name));
     }
+    let logged = served.packs.iter().any(|p| p.name() == "system_log");
+    if logged && app.services.log_sink.load().is_none() {
+        // its table exists now (its migrations ran): every pack's log reaches it from here on
+        let sink = LogSink::start(app.services.db.clone());
+        app.services.log_sink.store(Some(Arc::new(sink)));
+    }
     let served = Arc::new(served);
     app.replace(Arc::clone(&served));
+    if !logged && let Some(sink) = app.services.log_sink.swap(None) {
+        sink.flush().await;
+    }
     if let Some(scheduler) = scheduler.as_mut() {
         scheduler.sync(&served.packs);
     }

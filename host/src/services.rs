@@ -4,6 +4,8 @@
 
 use std::sync::{Arc, RwLock};
 
+use arc_swap::ArcSwapOption;
+
 use crate::capabilities::cache::Cache;
 use crate::capabilities::log_sink::LogSink;
 use crate::capabilities::packs::PackCalls;
@@ -29,6 +31,10 @@ pub struct PackEntry {
     pub description: String,
 }
 
+/// The system log's writer while the system_log pack is on: every pack's `log` reads it at
+/// each record, so a reload that enables or disables that pack reaches them all.
+pub type SinkSlot = Arc<ArcSwapOption<LogSink>>;
+
 /// The catalogue packs read through the `host` import, replaced whole by a reload.
 pub type SharedCatalog = Arc<RwLock<Arc<Catalog>>>;
 
@@ -45,7 +51,7 @@ pub struct Services {
     /// The outbound HTTP client packs share (grants are checked before it is used).
     pub http: reqwest::Client,
     /// Pack logs and audit events on their way to the system_log table, when that pack is on.
-    pub log_sink: Option<Arc<LogSink>>,
+    pub log_sink: SinkSlot,
     pub catalog: SharedCatalog,
     /// The way to other packs' routes for in-process calls, connected once serving.
     pub pack_calls: PackCalls,
@@ -65,7 +71,7 @@ impl Services {
             db,
             cache: Arc::default(),
             http: crate::capabilities::outbound_http::client(),
-            log_sink: log_sink.map(Arc::new),
+            log_sink: Arc::new(ArcSwapOption::from(log_sink.map(Arc::new))),
             catalog: Arc::default(),
             pack_calls: PackCalls::default(),
             build_info: Arc::from(build_info),

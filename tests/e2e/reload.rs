@@ -377,3 +377,48 @@ crate::on_both_engines!(
     a_request_in_flight_finishes_on_the_old_set,
     in_flight_requests_finish
 );
+
+/// Enabling system_log by a reload starts its writer: the packs kept from before audit into
+/// it; disabling it again stops it.
+async fn the_system_log_follows_the_reload(engine: Engine) {
+    let Some(db) = TestDb::new(engine).await else {
+        return;
+    };
+    let file = file_of(&db, &["api_clients", "system_config"]);
+    let app = start(db, &file).await;
+    rewrite(&app, &file.clone().pack("system_log", true).to_toml());
+    let report = app.as_admin().post_empty("/admin/reload").expect(200).await;
+    assert_eq!(names(&report, "loaded"), ["system_log"], "{report}");
+    assert!(names(&report, "unchanged").contains(&"system_config".to_string()));
+    app.as_admin()
+        .post(
+            "/system/config",
+            &serde_json::json!({"key": "after_reload", "value": "v"}),
+        )
+        .header("x-request-id", "reload-audit-1")
+        .expect(200)
+        .await;
+    crate::harness::eventually(
+        &app,
+        "/system/logs?category=audit&correlation_id=reload-audit-1",
+        |v| v["total"] == 1,
+    )
+    .await;
+    rewrite(&app, &file.clone().pack("system_log", false).to_toml());
+    let report = app.as_admin().post_empty("/admin/reload").expect(200).await;
+    assert_eq!(names(&report, "unloaded"), ["system_log"], "{report}");
+    app.as_admin().get("/system/logs").expect_problem(404).await;
+    // writes go on without it
+    app.as_admin()
+        .post(
+            "/system/config",
+            &serde_json::json!({"key": "after_unload", "value": "v"}),
+        )
+        .expect(200)
+        .await;
+    app.finish().await;
+}
+crate::on_both_engines!(
+    enabling_the_system_log_by_reload_starts_its_writer,
+    the_system_log_follows_the_reload
+);

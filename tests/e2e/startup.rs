@@ -230,6 +230,41 @@ async fn edited_migration(engine: Engine) {
 
 crate::on_both_engines!(an_edited_migration_stops_startup, edited_migration);
 
+/// A replica whose release lacks a migration the database has (a newer release applied it)
+/// refuses to start, saying so.
+async fn older_release(engine: Engine) {
+    let Some(db) = TestDb::new(engine).await else {
+        return;
+    };
+    let migrations = db.dir.path().join("migrations");
+    std::fs::create_dir_all(migrations.join("system_config")).unwrap();
+    std::fs::copy(
+        root().join("migrations/system_config/0001_init.sql"),
+        migrations.join("system_config/0001_init.sql"),
+    )
+    .unwrap();
+    let newer = migrations.join("system_config/0002_newer.sql");
+    std::fs::write(
+        &newer,
+        "CREATE INDEX system_config_newer ON system_config (updated_at);\n",
+    )
+    .unwrap();
+    let mut cfg = config(&db, &["system_config"]);
+    cfg.runtime.migrations_dir = migrations.clone();
+    let app = TestApp::start(db, cfg).await;
+    let (db, cfg) = app.stop().await;
+    // the older release: without 0002
+    std::fs::remove_file(&newer).unwrap();
+    let err = match TestApp::try_start(db, cfg).await {
+        Ok(_) => panic!("an older release must not start on a newer schema"),
+        Err((_, e)) => e.to_string(),
+    };
+    assert!(err.contains("0002") || err.contains("migration 2"), "{err}");
+    assert!(err.contains("newer release"), "{err}");
+}
+
+crate::on_both_engines!(an_older_release_refuses_a_newer_schema, older_release);
+
 /// The real binary: serves, then stops cleanly on SIGTERM with exit code 0.
 #[test]
 fn the_binary_serves_and_stops_on_sigterm() {

@@ -2,23 +2,23 @@
 //! request id, and, when the system_log pack is on, into its table (info and above, and every
 //! audit event) through the [`LogSink`].
 
-use std::sync::Arc;
-
 use serde_json::{Map, Value, json};
 use wasmtime::component::{HasData, Linker};
 
-use super::log_sink::{LogRecord, LogSink, now};
+use super::log_sink::{LogRecord, now};
 use crate::runtime::CallContext;
 use crate::runtime::bindings::valhalla::pack::log::{self, AuditEvent, Host, Level};
+use crate::services::SinkSlot;
 
-/// One pack's `log`: its name, and the system log's sink when that pack is on.
+/// One pack's `log`: its name, and the way to the system log's sink (set while that pack is
+/// on).
 pub struct PackLog {
     pack: String,
-    sink: Option<Arc<LogSink>>,
+    sink: SinkSlot,
 }
 
 impl PackLog {
-    pub fn new(pack: &str, sink: Option<Arc<LogSink>>) -> Self {
+    pub fn new(pack: &str, sink: SinkSlot) -> Self {
         Self {
             pack: pack.to_string(),
             sink,
@@ -140,7 +140,7 @@ impl Host for LogView<'_> {
                 tracing::error!(target: "valhalla::pack", %pack, %request_id, ?fields, "{message}")
             }
         }
-        if let Some(sink) = &self.log.sink
+        if let Some(sink) = self.log.sink.load().as_ref()
             && let Some(record) = self.line_record(level, message, fields)
         {
             sink.push(record);
@@ -158,7 +158,7 @@ impl Host for LogView<'_> {
             target_id = %event.target,
             "audit"
         );
-        if let Some(sink) = &self.log.sink {
+        if let Some(sink) = self.log.sink.load().as_ref() {
             sink.push(self.audit_record(event));
         }
     }
@@ -183,7 +183,7 @@ mod tests {
 
     #[test]
     fn lines_below_info_are_not_stored() {
-        let (log, call) = (PackLog::new("flags", None), call());
+        let (log, call) = (PackLog::new("flags", SinkSlot::default()), call());
         let view = LogView {
             log: &log,
             call: &call,
@@ -203,7 +203,7 @@ mod tests {
 
     #[test]
     fn audit_events_name_the_actor_and_keep_json() {
-        let log = PackLog::new("system_config", None);
+        let log = PackLog::new("system_config", SinkSlot::default());
         let call = CallContext::default();
         let view = LogView {
             log: &log,

@@ -67,7 +67,7 @@ impl Capabilities {
         Self {
             store: store::Store::new(sandbox, services.db.clone()),
             cache: cache::PackCache::new(name, Arc::clone(&services.cache)),
-            log: log::PackLog::new(name, services.log_sink.clone()),
+            log: log::PackLog::new(name, Arc::clone(&services.log_sink)),
             host: host_info::HostInfo::new(
                 settings_json,
                 Arc::clone(&services.catalog),

@@ -46,7 +46,10 @@ pub enum MigrationError {
         applied: String,
         found: String,
     },
-    #[error("pack `{pack}`: applied migration {version} ({name}) is missing from {dir}")]
+    #[error(
+        "pack `{pack}`: applied migration {version} ({name}) is missing from {dir}: the database \
+         was migrated by a newer release than this one (or the file was removed); run that release"
+    )]
     Missing {
         pack: String,
         version: i64,
