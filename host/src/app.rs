@@ -190,13 +190,23 @@ pub async fn sandbox_packs(
             })
         })
         .collect();
-    PackRoles::ensure(
+    // replicas starting together: one creates the roles and grants at a time (under the
+    // migrations' advisory lock), the others then find them
+    let lock = migrations::lock(db)
+        .await
+        .map_err(|source| StartupError::Database {
+            url: redact_url(&config.database.url),
+            source,
+        })?;
+    let ensured = PackRoles::ensure(
         host,
         &config.database.url,
         &packs,
         config.database.pack_max_connections,
     )
-    .await?;
+    .await;
+    migrations::unlock(lock).await;
+    ensured?;
     Ok(sandboxes)
 }
 

@@ -444,8 +444,14 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Start the binary and wait until it logs `ready` (at most a minute).
     pub fn start(db: &TestDb, config_text: &str) -> Self {
+        Self::start_as(db, "process.toml", config_text)
+    }
+
+    /// [`Self::start`] with the config written to `file_name` beside the database (replicas
+    /// started at once each need a file of their own: one being rewritten reads as empty).
+    pub fn start_as(db: &TestDb, file_name: &str, config_text: &str) -> Self {
         use std::io::{BufRead, BufReader};
-        let path = db.dir.path().join("process.toml");
+        let path = db.dir.path().join(file_name);
         std::fs::write(&path, config_text).expect("write the config");
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_valhalla"))
             .args(["serve", "--config"])

@@ -80,6 +80,28 @@ async fn oversize_bodies_get_413() {
         .expect_problem(413)
         .await;
     assert!(p["detail"].as_str().unwrap().contains("65536"), "{p}");
+    // the server reads the rest of a moderately oversize body before it answers, so a client
+    // still sending gets the 413, not a reset connection (every time, concurrently too)
+    let tries = (0..24).map(|_| {
+        let (client, url, body) = (
+            app.client.clone(),
+            app.url("/system/config"),
+            json!({"key": "big", "value": "x".repeat(600_000)}).to_string(),
+        );
+        tokio::spawn(async move {
+            let resp = client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .expect("the 413 arrives instead of a reset");
+            resp.status().as_u16()
+        })
+    });
+    for t in tries {
+        assert_eq!(t.await.unwrap(), 413);
+    }
     // without a Content-Length (chunked), the limit still holds
     let stream = futures_stream(big.into_bytes());
     let sent = app

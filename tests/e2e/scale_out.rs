@@ -23,7 +23,9 @@ fn cluster_config(db: &TestDb) -> String {
 fn start_three(db: &TestDb, config: &str) -> Vec<ServerProcess> {
     std::thread::scope(|s| {
         let starting: Vec<_> = (0..3)
-            .map(|_| s.spawn(|| ServerProcess::start(db, config)))
+            .map(|i| {
+                s.spawn(move || ServerProcess::start_as(db, &format!("replica-{i}.toml"), config))
+            })
             .collect();
         starting
             .into_iter()
