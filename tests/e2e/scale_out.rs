@@ -153,24 +153,36 @@ async fn within<F: std::future::Future<Output = bool>>(check: impl Fn() -> F) ->
     false
 }
 
-/// `method path` on `replica` with `key`, answering status and JSON body.
-async fn call(
-    client: &reqwest::Client,
-    replica: &ServerProcess,
-    method: reqwest::Method,
-    path: &str,
-    key: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = client
-        .request(method, replica.url(path))
-        .header("x-api-key", key);
-    if let Some(body) = body {
-        req = req.json(&body);
+/// Requests to the replicas with one API key.
+struct As<'a> {
+    client: &'a reqwest::Client,
+    key: &'a str,
+}
+
+impl As<'_> {
+    /// `GET path` on `replica`: status and JSON body.
+    async fn get(&self, replica: &ServerProcess, path: &str) -> (u16, Value) {
+        let req = self.client.get(replica.url(path));
+        Self::answer(req.header("x-api-key", self.key)).await
     }
-    let resp = req.send().await.expect("request");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+
+    /// `POST path` on `replica` with `body` (none: empty).
+    async fn post(&self, replica: &ServerProcess, path: &str, body: Option<Value>) -> u16 {
+        let mut req = self
+            .client
+            .post(replica.url(path))
+            .header("x-api-key", self.key);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        Self::answer(req).await.0
+    }
+
+    async fn answer(req: reqwest::RequestBuilder) -> (u16, Value) {
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,96 +204,32 @@ async fn a_write_on_one_replica_is_seen_by_the_others_on_their_next_request() {
     let replicas = start_three(&db, &file);
     let (a, others) = (&replicas[0], &replicas[1..]);
     let client = reqwest::Client::new();
-    let (get, post) = (reqwest::Method::GET, reqwest::Method::POST);
+    let admin = As {
+        client: &client,
+        key: ADMIN_KEY,
+    };
 
     // each replica caches the entry and the flag, then A changes both
-    let entry = |v: &str| serde_json::json!({"key": "shared", "value": v});
-    let flag = |on: bool| serde_json::json!({"key": "shared_flag", "enabled": on});
-    call(
-        &client,
-        a,
-        post.clone(),
-        "/system/config",
-        ADMIN_KEY,
-        Some(entry("v1")),
-    )
-    .await;
-    call(
-        &client,
-        a,
-        post.clone(),
-        "/system/features",
-        ADMIN_KEY,
-        Some(flag(true)),
-    )
-    .await;
+    let entry = |v: &str| Some(serde_json::json!({"key": "shared", "value": v}));
+    let flag = |on: bool| Some(serde_json::json!({"key": "shared_flag", "enabled": on}));
+    admin.post(a, "/system/config", entry("v1")).await;
+    admin.post(a, "/system/features", flag(true)).await;
     for r in others {
-        let (_, got) = call(
-            &client,
-            r,
-            get.clone(),
-            "/system/config/shared",
-            ADMIN_KEY,
-            None,
-        )
-        .await;
+        let (_, got) = admin.get(r, "/system/config/shared").await;
         assert_eq!(got["value"], "v1", "{got}");
-        let (_, got) = call(
-            &client,
-            r,
-            get.clone(),
-            "/system/features/shared_flag",
-            ADMIN_KEY,
-            None,
-        )
-        .await;
-        assert_eq!(got["enabled"], true);
+        let (_, got) = admin.get(r, "/system/features/shared_flag").await;
+        assert_eq!(got["enabled"], true, "{got}");
     }
-    call(
-        &client,
-        a,
-        post.clone(),
-        "/system/config",
-        ADMIN_KEY,
-        Some(entry("v2")),
-    )
-    .await;
-    call(
-        &client,
-        a,
-        post.clone(),
-        "/system/features",
-        ADMIN_KEY,
-        Some(flag(false)),
-    )
-    .await;
+    admin.post(a, "/system/config", entry("v2")).await;
+    admin.post(a, "/system/features", flag(false)).await;
     let written = Instant::now();
     for r in others {
-        let seen = within(|| async {
-            let (_, got) = call(
-                &client,
-                r,
-                get.clone(),
-                "/system/config/shared",
-                ADMIN_KEY,
-                None,
-            )
-            .await;
-            got["value"] == "v2"
-        })
-        .await;
+        let seen =
+            within(|| async { admin.get(r, "/system/config/shared").await.1["value"] == "v2" })
+                .await;
         assert!(seen, "a replica served its cached entry");
         let seen = within(|| async {
-            let (_, got) = call(
-                &client,
-                r,
-                get.clone(),
-                "/system/features/shared_flag",
-                ADMIN_KEY,
-                None,
-            )
-            .await;
-            got["enabled"] == false
+            admin.get(r, "/system/features/shared_flag").await.1["enabled"] == false
         })
         .await;
         assert!(seen, "a replica served its cached flag");
@@ -290,88 +238,49 @@ async fn a_write_on_one_replica_is_seen_by_the_others_on_their_next_request() {
 
     // an API key authenticated (and cached) on B and C stops working there once A
     // deactivates its client
-    let body = serde_json::json!({"name": "roaming", "roles": ["read"]});
-    let (status, made) = call(
-        &client,
-        a,
-        post.clone(),
-        "/system/clients",
-        ADMIN_KEY,
-        Some(body),
-    )
-    .await;
-    assert_eq!(status, 201, "{made}");
+    let client_body = serde_json::json!({"name": "roaming", "roles": ["read"]});
+    let made = client
+        .post(a.url("/system/clients"))
+        .header("x-api-key", ADMIN_KEY)
+        .json(&client_body)
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(made.status(), 201);
+    let made: Value = made.json().await.expect("JSON");
     let (id, key) = (
-        made["client"]["id"].as_str().expect("id").to_string(),
-        made["api_key"].as_str().expect("key").to_string(),
+        made["client"]["id"].as_str().expect("id"),
+        made["api_key"].as_str().expect("key"),
     );
+    let roaming = As {
+        client: &client,
+        key,
+    };
     for r in others {
-        let (status, _) = call(&client, r, get.clone(), "/system/config/shared", &key, None).await;
-        assert_eq!(status, 200);
+        assert_eq!(roaming.get(r, "/system/config/shared").await.0, 200);
     }
     let path = format!("/system/clients/{id}/deactivate");
-    let (status, _) = call(&client, a, post.clone(), &path, ADMIN_KEY, None).await;
-    assert_eq!(status, 200);
+    assert_eq!(admin.post(a, &path, None).await, 200);
     for r in others {
-        let refused = within(|| async {
-            let (status, _) =
-                call(&client, r, get.clone(), "/system/config/shared", &key, None).await;
-            status == 401
-        })
-        .await;
+        let refused =
+            within(|| async { roaming.get(r, "/system/config/shared").await.0 == 401 }).await;
         assert!(refused, "a replica still accepted a deactivated key");
     }
 
     // read-only mode switched on A refuses writes on B and C (whose shield saw `normal`)
     for r in others {
-        let (status, _) = call(
-            &client,
-            r,
-            post.clone(),
-            "/system/config",
-            ADMIN_KEY,
-            Some(entry("v3")),
-        )
-        .await;
-        assert_eq!(status, 200);
+        assert_eq!(admin.post(r, "/system/config", entry("v3")).await, 200);
     }
-    let (status, _) = call(
-        &client,
-        a,
-        post.clone(),
-        "/system/maintenance/state/read_only",
-        ADMIN_KEY,
-        None,
-    )
-    .await;
-    assert_eq!(status, 200);
+    let path = "/system/maintenance/state/read_only";
+    assert_eq!(admin.post(a, path, None).await, 200);
     for r in others {
-        let refused = within(|| async {
-            let (status, _) = call(
-                &client,
-                r,
-                post.clone(),
-                "/system/config",
-                ADMIN_KEY,
-                Some(entry("v4")),
-            )
-            .await;
-            status == 503
-        })
-        .await;
+        let refused =
+            within(|| async { admin.post(r, "/system/config", entry("v4")).await == 503 }).await;
         assert!(refused, "a replica still took writes in read-only mode");
     }
 
     // readiness says the replica listens for invalidations
-    let (_, ready) = call(
-        &client,
-        &replicas[1],
-        get,
-        "/system/health/ready",
-        ADMIN_KEY,
-        None,
-    )
-    .await;
+    let (_, ready) = admin.get(&replicas[1], "/system/health/ready").await;
     assert_eq!(
         ready["checks"]["cache_invalidations"]["status"], "listening",
         "{ready}"

@@ -67,7 +67,7 @@ impl Host for OutboundHttpView<'_> {
             )));
         }
         let mut span = Span::child(
-            || method_name(request.method).into(),
+            || request.method.as_str().into(),
             SpanKind::Client,
             || client_attributes(&request),
         );
@@ -92,24 +92,12 @@ impl Host for OutboundHttpView<'_> {
     }
 }
 
-fn method_name(method: Method) -> &'static str {
-    match method {
-        Method::Get => "GET",
-        Method::Post => "POST",
-        Method::Put => "PUT",
-        Method::Patch => "PATCH",
-        Method::Delete => "DELETE",
-        Method::Head => "HEAD",
-        Method::Options => "OPTIONS",
-    }
-}
-
 /// A client span's attributes: method, scheme, host and port; never the path or query
 /// (they may carry tokens).
 fn client_attributes(request: &OutboundRequest) -> Vec<KeyValue> {
     let mut attributes = vec![KeyValue::new(
         "http.request.method",
-        method_name(request.method),
+        request.method.as_str(),
     )];
     if let Ok(uri) = request.url.parse::<http::Uri>() {
         if let Some(scheme) = uri.scheme_str() {
