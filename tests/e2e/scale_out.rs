@@ -290,3 +290,92 @@ async fn a_write_on_one_replica_is_seen_by_the_others_on_their_next_request() {
     }
     db.drop_database().await;
 }
+
+/// A replica whose invalidation listener loses its connection may have missed invalidations:
+/// it reconnects, clears its cache (an entry changed behind its back is read afresh), and
+/// counts the event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_lost_its_listener_reconnects_and_clears_its_cache() {
+    let Some(db) = TestDb::new(Engine::Postgres).await else {
+        return;
+    };
+    let url = db.url.clone();
+    let config = crate::harness::secured(&db, &["api_clients", "system_config"]);
+    let app = crate::harness::TestApp::start(db, config).await;
+    let entry = serde_json::json!({"key": "behind", "value": "cached"});
+    app.as_admin()
+        .post("/system/config", &entry)
+        .expect(200)
+        .await;
+    let got = app
+        .as_admin()
+        .get("/system/config/behind")
+        .expect(200)
+        .await;
+    assert_eq!(got["value"], "cached");
+    // a change no replica announced (as if its notification were lost)
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .expect("connect");
+    sqlx::query("UPDATE system_config SET value = 'changed' WHERE key = 'behind'")
+        .execute(&mut conn)
+        .await
+        .expect("update");
+    let got = app
+        .as_admin()
+        .get("/system/config/behind")
+        .expect(200)
+        .await;
+    assert_eq!(got["value"], "cached", "served from the cache until told");
+    let before = {
+        let s = crate::metrics::scrape(&app).await;
+        crate::metrics::value(
+            &s,
+            "valhalla_cache_bus_events_total",
+            &[("event", "disconnected")],
+        )
+    };
+    let killed: Vec<i32> = sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+         AND query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("find the listener");
+    assert_eq!(killed.len(), 1, "one listening connection: {killed:?}");
+    sqlx::query("SELECT pg_terminate_backend($1)")
+        .bind(killed[0])
+        .execute(&mut conn)
+        .await
+        .expect("terminate");
+    let cleared = within(|| async {
+        app.as_admin()
+            .get("/system/config/behind")
+            .expect(200)
+            .await["value"]
+            == "changed"
+    })
+    .await;
+    assert!(
+        cleared,
+        "the cache was not cleared after the listener came back"
+    );
+    // (503 while reconnecting, then ready again)
+    let ready = within(|| async {
+        let resp = app.anon().get("/system/health/ready").send().await;
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        body["status"] == "ready" && body["checks"]["cache_invalidations"]["status"] == "listening"
+    })
+    .await;
+    assert!(ready, "readiness never showed the listener back");
+    let after = {
+        let s = crate::metrics::scrape(&app).await;
+        crate::metrics::value(
+            &s,
+            "valhalla_cache_bus_events_total",
+            &[("event", "disconnected")],
+        )
+    };
+    assert!(after >= before + 1.0, "{before} → {after}");
+    app.finish().await;
+}
