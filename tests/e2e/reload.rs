@@ -361,10 +361,6 @@ async fn in_flight_requests_finish(engine: Engine) {
     let app = start(db, &file).await;
     let slow = tokio::spawn(app.anon().get("/faulty/slow?ms=5000").send());
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(
-        !slow.is_finished(),
-        "the slow request is in flight when the reload begins"
-    );
     rewrite(&app, &file.clone().pack("faulty", false).to_toml());
     let report = app.as_admin().post_empty("/admin/reload").expect(200).await;
     assert_eq!(names(&report, "unloaded"), ["faulty"], "{report}");
