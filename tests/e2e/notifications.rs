@@ -81,7 +81,8 @@ async fn until(app: &TestApp, id: &str, done: impl Fn(&Value) -> bool) -> Value 
     }
 }
 
-async fn status_is(app: &TestApp, id: &str, status: &str) -> Value {
+/// Poll message `id` until its status is `status` (at most 20 s).
+pub async fn status_is(app: &TestApp, id: &str, status: &str) -> Value {
     until(app, id, |m| m["status"] == status).await
 }
 

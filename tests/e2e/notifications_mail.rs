@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mail_parser::{MessageParser, MimeHeaders};
 use serde_json::{Value, json};
@@ -127,22 +127,7 @@ pub async fn start(engine: Engine, relay: &str) -> Option<TestApp> {
     Some(TestApp::start(db, cfg).await)
 }
 
-/// Poll message `id` until its status is `status` (at most 20 s).
-pub async fn status_is(app: &TestApp, id: &str, status: &str) -> Value {
-    let until = Instant::now() + Duration::from_secs(20);
-    loop {
-        let m = app
-            .as_admin()
-            .get(&format!("{NOTIFY}/{id}"))
-            .expect(200)
-            .await;
-        if m["status"] == status {
-            return m;
-        }
-        assert!(Instant::now() < until, "never {status}: {m}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+pub use crate::notifications::status_is;
 
 async fn email_channel(app: &TestApp, name: &str, relay: &str) -> Value {
     let body = json!({"name": name, "kind": "email", "url": relay,
