@@ -82,12 +82,17 @@ pub fn redact_url(url: &str) -> String {
 
 /// Connect to the configured database.
 pub async fn connect(config: &Config) -> Result<Db, StartupError> {
-    Db::connect(&config.database.url, config.database.max_connections)
-        .await
-        .map_err(|source| StartupError::Database {
-            url: redact_url(&config.database.url),
-            source,
-        })
+    let limits = crate::storage::DbLimits::of(&config.database);
+    Db::connect_with(
+        &config.database.url,
+        config.database.max_connections,
+        limits,
+    )
+    .await
+    .map_err(|source| StartupError::Database {
+        url: redact_url(&config.database.url),
+        source,
+    })
 }
 
 /// Apply the migrations of every enabled pack; answer the tables each pack owns.
@@ -138,6 +143,9 @@ pub async fn migrate(
         migrations::ensure_table(db).await?;
         if let Db::Postgres(pool) = db {
             crate::runtime::tick_lease::ensure_table(pool)
+                .await
+                .map_err(|e| MigrationError::Storage(e.into()))?;
+            crate::capabilities::counters::ensure_table(pool)
                 .await
                 .map_err(|e| MigrationError::Storage(e.into()))?;
         }
@@ -528,17 +536,15 @@ impl Application {
         let mut graceful = rx.clone();
         let mut grace_rx = rx;
         let app = router(Arc::clone(&self.state));
-        let serve = axum::serve(
-            self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        // the connection limits (see `http::serve`); a reload does not change them
+        let limits = crate::http::serve::Limits::of(&self.state.served().config.server);
+        let serve = crate::http::serve::serve(self.listener, app, limits, async move {
             let _ = graceful.wait_for(|stop| *stop).await;
             tracing::info!("shutting down: finishing in-flight requests");
         });
         let grace = self.grace;
         let result = tokio::select! {
-            r = serve => r.map_err(StartupError::Serve),
+            () = serve => Ok(()),
             _ = async move {
                 let _ = grace_rx.wait_for(|stop| *stop).await;
                 tokio::time::sleep(grace).await;

@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 use arc_swap::ArcSwapOption;
 
 use crate::capabilities::cache::Cache;
+use crate::capabilities::counters::SharedCounters;
 use crate::capabilities::log_sink::LogSink;
 use crate::capabilities::packs::PackCalls;
 use crate::runtime::bindings::{Access, Method};
@@ -48,6 +49,8 @@ pub struct Catalog {
 pub struct Services {
     pub db: Db,
     pub cache: Arc<Cache>,
+    /// Counters every replica counts together (rate limits).
+    pub counters: Arc<SharedCounters>,
     /// The outbound HTTP client packs share (grants are checked before it is used).
     pub http: reqwest::Client,
     /// Pack logs and audit events on their way to the system_log table, when that pack is on.
@@ -67,9 +70,15 @@ impl Services {
         let started_at = chrono::Utc::now();
         let instance = uuid::Uuid::new_v4().to_string();
         let build_info = build_info(started_at, &instance);
+        let cache: Arc<Cache> = Arc::default();
+        let counters = Arc::new(match &db {
+            Db::Postgres(pool) => SharedCounters::postgres(Arc::clone(&cache), pool.clone()),
+            Db::Sqlite(_) => SharedCounters::local(Arc::clone(&cache)),
+        });
         Self {
             db,
-            cache: Arc::default(),
+            cache,
+            counters,
             http: crate::capabilities::outbound_http::client(),
             log_sink: Arc::new(ArcSwapOption::from(log_sink.map(Arc::new))),
             catalog: Arc::default(),

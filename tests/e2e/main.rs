@@ -3,10 +3,13 @@
 //! does), over real HTTP. `TEST_LOG=valhalla=debug` shows the host's logs.
 
 mod compile_cache;
+mod db_faults;
 mod deployment_profile;
 mod exports;
 mod exports_lifecycle;
 mod feature_flags;
+mod feature_flags_doors;
+mod feature_flags_engine;
 mod governance;
 mod guard_memo;
 mod harness;
@@ -19,6 +22,7 @@ mod notifications_mail_process;
 mod notifications_sms;
 mod ofrep;
 mod openapi;
+mod overload;
 mod pg_roles;
 mod rate_limits;
 mod readme_example;
@@ -30,7 +34,10 @@ mod runtime_faults;
 mod sandbox;
 mod scaffold;
 mod scale_out;
+mod scale_out_limits;
 mod scheduler;
+mod schemathesis;
+mod secrets;
 mod security_actions;
 mod security_dashboard;
 mod security_policy;

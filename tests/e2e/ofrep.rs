@@ -267,7 +267,7 @@ async fn rate_limited(engine: Engine) {
 on_both_engines!(ofrep_rate_limit_says_retry_after_in_seconds, rate_limited);
 
 /// Run `tests/e2e/clients/ofrep_client.py` with `spec` on stdin; answers what it printed.
-fn run_client(python: &std::path::Path, spec: &Value) -> Value {
+pub(crate) fn run_client(python: &std::path::Path, spec: &Value) -> Value {
     let script = root().join("tests/e2e/clients/ofrep_client.py");
     let mut child = Command::new(python)
         .arg(script)

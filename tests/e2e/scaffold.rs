@@ -1,6 +1,8 @@
 //! `valhalla new-pack` end to end: the real binary scaffolds a pack into a scratch copy of the
 //! repository, cargo builds it for wasm32-wasip2 as `cargo xtask packs` does (profile `pack`,
-//! the main target dir, so it is warm), clippy finds nothing in it, and the real host serves
+//! in a target dir of its own, `target/scaffold-e2e-target`: the copy's crates have the same
+//! ids as the repository's, and built into the main one they would take the real SDK's place
+//! in cargo's records, so the next build of the packs would use the copy's), clippy finds nothing in it, and the real host serves
 //! both of its routes with authentication on, on SQLite and PostgreSQL (its unit test passes and
 //! rustfmt leaves it as it is, too). Also: a taken or invalid name fails and writes nothing.
 //!
@@ -122,12 +124,17 @@ fn scratch_copy() -> PathBuf {
     scratch
 }
 
+/// Where the copy builds: not the main target dir (see the module's comment).
+fn target_dir() -> PathBuf {
+    root().join("target/scaffold-e2e-target")
+}
+
 fn cargo(scratch: &Path, args: &[&str]) -> Output {
     let started = Instant::now();
     let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(args)
         .current_dir(scratch)
-        .env("CARGO_TARGET_DIR", root().join("target"))
+        .env("CARGO_TARGET_DIR", target_dir())
         .output()
         .expect("run cargo");
     eprintln!("cargo {} took {:?}", args.join(" "), started.elapsed());
@@ -207,7 +214,7 @@ fn scaffold_and_build() -> Built {
         .output()
         .expect("run rustfmt");
     assert!(fmt.status.success(), "{}", text(&fmt.stdout));
-    let wasm = root().join(format!("target/wasm32-wasip2/pack/{NAME}.wasm"));
+    let wasm = target_dir().join(format!("wasm32-wasip2/pack/{NAME}.wasm"));
     assert!(wasm.is_file(), "{} is not built", wasm.display());
     eprintln!("scaffolded and built {NAME} in {:?}", started.elapsed());
     Built {

@@ -20,7 +20,7 @@ fn cluster_config(db: &TestDb) -> String {
 }
 
 /// Three replicas started at once.
-fn start_three(db: &TestDb, config: &str) -> Vec<ServerProcess> {
+pub(crate) fn start_three(db: &TestDb, config: &str) -> Vec<ServerProcess> {
     std::thread::scope(|s| {
         let starting: Vec<_> = (0..3)
             .map(|i| {
@@ -142,7 +142,7 @@ async fn three_replicas_migrate_once_and_tick_once_per_interval() {
 
 /// Whether `check` holds within the time a notification takes between replicas (polled; a
 /// cached value would hold for the TTL: 30 s for flags, 60 s for keys).
-async fn within<F: std::future::Future<Output = bool>>(check: impl Fn() -> F) -> bool {
+pub(crate) async fn within<F: std::future::Future<Output = bool>>(check: impl Fn() -> F) -> bool {
     let started = Instant::now();
     while started.elapsed() < Duration::from_millis(500) {
         if check().await {
@@ -154,20 +154,20 @@ async fn within<F: std::future::Future<Output = bool>>(check: impl Fn() -> F) ->
 }
 
 /// Requests to the replicas with one API key.
-struct As<'a> {
-    client: &'a reqwest::Client,
-    key: &'a str,
+pub(crate) struct As<'a> {
+    pub client: &'a reqwest::Client,
+    pub key: &'a str,
 }
 
 impl As<'_> {
     /// `GET path` on `replica`: status and JSON body.
-    async fn get(&self, replica: &ServerProcess, path: &str) -> (u16, Value) {
+    pub async fn get(&self, replica: &ServerProcess, path: &str) -> (u16, Value) {
         let req = self.client.get(replica.url(path));
         Self::answer(req.header("x-api-key", self.key)).await
     }
 
     /// `POST path` on `replica` with `body` (none: empty).
-    async fn post(&self, replica: &ServerProcess, path: &str, body: Option<Value>) -> u16 {
+    pub async fn post(&self, replica: &ServerProcess, path: &str, body: Option<Value>) -> u16 {
         let mut req = self
             .client
             .post(replica.url(path))

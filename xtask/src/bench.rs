@@ -15,6 +15,10 @@ use crate::load::{self, Target};
 
 #[path = "bench_logs.rs"]
 mod logs;
+#[path = "bench_overload.rs"]
+mod overload;
+#[path = "bench_scale.rs"]
+mod scale;
 
 const CONCURRENCY: [usize; 3] = [1, 16, 64];
 const ADMIN_KEY: &str = "bench-admin-key-0123456789abcdef";
@@ -380,6 +384,12 @@ pub fn bench(root: &Path, args: &[String]) -> Result<()> {
     if arg(args, "--only").is_some_and(|o| o == "logs") {
         return logs::run(root, args);
     }
+    if arg(args, "--only").is_some_and(|o| o == "overload") {
+        return overload::run(root, args);
+    }
+    if arg(args, "--only").is_some_and(|o| o == "scale") {
+        return scale::run(root, args);
+    }
     let seconds: u64 = arg(args, "--seconds")
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
@@ -606,16 +616,21 @@ pub fn bench(root: &Path, args: &[String]) -> Result<()> {
     md.push_str(&render_blocklist(&blocklist_rounds));
     md.push_str(&micro);
     md.push_str(WHERE_THE_TIME_GOES);
-    // the logs bench's section (`--only logs`) stays as its last run wrote it
+    // the logs, overload and scale-out benches' sections (`--only logs|overload|scale`) stay
+    // as their last runs wrote them
     let before = std::fs::read_to_string(root.join("BENCHMARKS.md")).unwrap_or_default();
-    if let (Some(a), Some(b)) = (
-        before.find(logs::SECTION_START),
-        before.find(logs::SECTION_END),
-    ) && b > a
-    {
-        md.push('\n');
-        md.push_str(&before[a..b + logs::SECTION_END.len()]);
-        md.push('\n');
+    for (start, end) in [
+        (logs::SECTION_START, logs::SECTION_END),
+        (overload::SECTION_START, overload::SECTION_END),
+        (scale::SECTION_START, scale::SECTION_END),
+    ] {
+        if let (Some(a), Some(b)) = (before.find(start), before.find(end))
+            && b > a
+        {
+            md.push('\n');
+            md.push_str(&before[a..b + end.len()]);
+            md.push('\n');
+        }
     }
     std::fs::write(root.join("BENCHMARKS.md"), md)?;
     eprintln!("bench: wrote BENCHMARKS.md");
@@ -1115,6 +1130,24 @@ fn micro_benchmarks(root: &Path) -> Result<String> {
         }
     }
     Ok(md)
+}
+
+/// Put `section` (from `start` to `end`, both included) into BENCHMARKS.md: in place of the
+/// one there, or at the end.
+fn write_section(root: &Path, start: &str, end: &str, section: &str) -> Result<()> {
+    let path = root.join("BENCHMARKS.md");
+    let md = std::fs::read_to_string(&path).unwrap_or_default();
+    let md = match (md.find(start), md.find(end)) {
+        (Some(a), Some(b)) if b > a => format!(
+            "{}{section}{}",
+            &md[..a],
+            md[b + end.len()..].trim_start_matches('\n')
+        ),
+        _ => format!("{}\n\n{section}", md.trim_end()),
+    };
+    std::fs::write(&path, md)?;
+    eprintln!("bench: wrote its section of BENCHMARKS.md");
+    Ok(())
 }
 
 fn tempfile_dir() -> Result<PathBuf> {

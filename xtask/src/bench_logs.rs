@@ -139,8 +139,6 @@ pub const SECTION_END: &str = "<!-- bench logs: end -->";
 
 /// This run's figures as BENCHMARKS.md's system-log section (replaced, or added at the end).
 fn record(root: &Path, figures: &str) -> Result<()> {
-    let path = root.join("BENCHMARKS.md");
-    let md = std::fs::read_to_string(&path).unwrap_or_default();
     let section = format!(
         "{SECTION_START}\n## The system log at scale (issue 16)\n\n\
          `cargo xtask bench --only logs` on the machine above: 1 000 000 rows seeded into a \
@@ -150,19 +148,7 @@ fn record(root: &Path, figures: &str) -> Result<()> {
          longest write stall is the figure for \"not blocking requests for more than one \
          batch\".\n\n```\n{figures}```\n{SECTION_END}\n"
     );
-    let md = match (md.find(SECTION_START), md.find(SECTION_END)) {
-        (Some(a), Some(b)) if b > a => {
-            format!(
-                "{}{section}{}",
-                &md[..a],
-                &md[b + SECTION_END.len()..].trim_start_matches('\n')
-            )
-        }
-        _ => format!("{}\n{section}", md.trim_end()),
-    };
-    std::fs::write(&path, md)?;
-    eprintln!("bench logs: wrote its section of BENCHMARKS.md");
-    Ok(())
+    super::write_section(root, SECTION_START, SECTION_END, &section)
 }
 
 /// `secs` since the epoch as RFC 3339 UTC with microseconds (the stored format).

@@ -155,15 +155,25 @@ pub fn once_with_body(addr: SocketAddr, target: &Target) -> std::io::Result<(u16
 /// Drive `target` on `addr` from `connections` connections for `duration`.
 /// A response outside 2xx counts as an error (so do 429s: measure limits on purpose only).
 pub fn run(addr: SocketAddr, target: &Target, connections: usize, duration: Duration) -> Report {
-    let request = target.bytes(&addr.to_string());
+    run_spread(&[addr], target, connections, duration)
+}
+
+/// [`run`] with the connections spread round robin over `addrs` (replicas behind what would
+/// be a load balancer).
+pub fn run_spread(
+    addrs: &[SocketAddr],
+    target: &Target,
+    connections: usize,
+    duration: Duration,
+) -> Report {
     let started = Instant::now();
     let deadline = started + duration;
-    let host = addr.to_string();
     let handles: Vec<_> = (0..connections)
         .map(|thread| {
-            let mut request = request.clone();
+            let addr = addrs[thread % addrs.len().max(1)];
+            let host = addr.to_string();
+            let mut request = target.bytes(&host);
             let target = target.clone();
-            let host = host.clone();
             std::thread::spawn(move || {
                 let mut latencies = Vec::with_capacity(65_536);
                 let mut errors = 0u64;

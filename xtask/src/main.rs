@@ -7,6 +7,7 @@ use std::process::{Command, ExitCode};
 use anyhow::{Context, Result, bail};
 
 mod bench;
+mod fuzz;
 mod load;
 mod postgres;
 
@@ -15,7 +16,9 @@ usage: cargo xtask <command>
 
   build          add the wasm32-wasip2 target, build every pack and the host (release)
   run [ARGS]     build, then `valhalla serve --config config.toml [ARGS]` on 127.0.0.1:8000
-  test [ARGS]    build the packs, start PostgreSQL if needed, run every test of the workspace
+  test [ARGS]    build the packs, start PostgreSQL if needed, run every test of the workspace,
+                 then each fuzz target for VALHALLA_FUZZ_SECONDS (30; 0 skips) if the machine
+                 has a nightly toolchain with cargo-fuzz
   packs          build only the packs
   bench [--seconds N] [--rounds N] [--only TEXT]
                  build release, load the real host (and a native axum+sqlx baseline) from
@@ -178,5 +181,8 @@ fn test(args: &[String]) -> Result<()> {
     }
     let result = status(c, "cargo test");
     drop(server);
-    result
+    result?;
+    // a bounded fuzz run after the whole suite (not a filtered one), where the machine has
+    // nightly and cargo-fuzz (else it says so)
+    if args.is_empty() { fuzz::bounded() } else { Ok(()) }
 }

@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | [`store`] | `store` | the pack's own tables (its migrations) |
 //! | [`cache`] | `cache` | the pack's own key namespace |
+//! | [`counters`] | `counters` | the pack's own key namespace (counted across replicas) |
 //! | [`log`] | `log` | — |
 //! | [`host_info`] | `host` | — (its own settings) |
 //! | [`packs`] | `packs` | `grants.packs` ([`packs::PacksGrant`]) |
@@ -17,6 +18,7 @@
 pub mod artefacts;
 pub mod cache;
 pub mod cache_bus;
+pub mod counters;
 pub mod grants;
 pub mod host_info;
 pub mod log;
@@ -27,6 +29,7 @@ pub mod outbound_mail;
 pub mod outbound_mail_grant;
 pub mod packs;
 mod shared_cache;
+mod shared_counters;
 pub mod store;
 
 use std::sync::Arc;
@@ -44,6 +47,7 @@ use crate::storage::PackTables;
 pub struct Capabilities {
     pub store: store::Store,
     pub cache: cache::PackCache,
+    pub counters: counters::PackCounters,
     pub log: log::PackLog,
     pub host: host_info::HostInfo,
     pub packs: packs::PackCalling,
@@ -67,6 +71,7 @@ impl Capabilities {
         Self {
             store: store::Store::new(sandbox, services.db.clone()),
             cache: cache::PackCache::new(name, Arc::clone(&services.cache)),
+            counters: counters::PackCounters::new(name, Arc::clone(&services.counters)),
             log: log::PackLog::new(name, Arc::clone(&services.log_sink)),
             host: host_info::HostInfo::new(
                 settings_json,
@@ -99,6 +104,10 @@ pub fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> {
     cache::add_to_linker(linker, |s| cache::CacheView {
         cache: &s.pack.capabilities.cache,
         call: &mut s.cache_call,
+    })?;
+    counters::add_to_linker(linker, |s| counters::CountersView {
+        counters: &s.pack.capabilities.counters,
+        deadline: s.deadline,
     })?;
     log::add_to_linker(linker, |s| log::LogView {
         log: &s.pack.capabilities.log,

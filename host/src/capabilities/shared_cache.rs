@@ -202,6 +202,16 @@ impl Cache {
         live.truncate(limit);
         live
     }
+
+    /// Forget the counters (not the entries) whose keys start with `prefix`; how many went.
+    pub fn delete_counters(&self, prefix: &str) -> u32 {
+        let Ok(mut counters) = self.counters.lock() else {
+            return 0;
+        };
+        let before = counters.len();
+        counters.retain(|k, _| !k.starts_with(prefix));
+        u32::try_from(before - counters.len()).unwrap_or(u32::MAX)
+    }
 }
 
 #[cfg(test)]

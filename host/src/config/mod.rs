@@ -68,6 +68,18 @@ pub struct ServerConfig {
     /// Proxies (CIDRs or addresses) whose `Forwarded` / `X-Forwarded-For` is believed; from
     /// any other peer those headers are ignored.
     pub trusted_proxies: Vec<String>,
+    /// A request's head (request line and headers) must arrive within this, from the
+    /// connection's start (or, on a kept-alive connection, from the end of the previous
+    /// answer); a slower connection is closed.
+    pub header_read_timeout_ms: u64,
+    /// A request body may take this long whatever its size; past it, it must arrive at
+    /// `body_min_bytes_per_second` on average, or the request is refused (400) and the
+    /// connection closed.
+    pub body_timeout_ms: u64,
+    pub body_min_bytes_per_second: u64,
+    /// Connections served at once; one more is answered 503 (`Retry-After`,
+    /// `Connection: close`) without reaching a pack, except `GET /system/health/live`.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -78,6 +90,10 @@ impl Default for ServerConfig {
             shutdown_grace_seconds: 30,
             guard_order: Vec::new(),
             trusted_proxies: Vec::new(),
+            header_read_timeout_ms: 10_000,
+            body_timeout_ms: 10_000,
+            body_min_bytes_per_second: 1024,
+            max_connections: 4096,
         }
     }
 }
@@ -97,6 +113,12 @@ pub struct DatabaseConfig {
     /// PostgreSQL: connections each pack's pool may open (opened on demand, closed after a
     /// minute idle).
     pub pack_max_connections: u32,
+    /// How long a statement waits for a connection (every pool; SQLite's readers and its
+    /// writer's queue) before the request is answered 503 with `Retry-After`.
+    pub acquire_timeout_ms: u64,
+    /// SQLite: how long a statement retries, with backoff, while another process holds the
+    /// database's write lock (`SQLITE_BUSY`); never past the caller's deadline. Then 503.
+    pub busy_timeout_ms: u64,
 }
 
 impl Default for DatabaseConfig {
@@ -106,6 +128,8 @@ impl Default for DatabaseConfig {
             max_connections: 16,
             pack_roles: true,
             pack_max_connections: 3,
+            acquire_timeout_ms: 1_000,
+            busy_timeout_ms: 5_000,
         }
     }
 }
@@ -121,6 +145,9 @@ pub struct RuntimeConfig {
     pub memory_limit_mib: u64,
     /// Pack instances that may exist at once (pool size).
     pub max_instances: u32,
+    /// How long a call waits for a free instance when all `max_instances` are in use, before
+    /// the request is answered 503 with `Retry-After`.
+    pub instance_wait_ms: u64,
     /// Where built packs are found: `<packs_dir>/<name>.wasm`.
     pub packs_dir: PathBuf,
     /// Per-pack migrations: `<migrations_dir>/<name>/NNNN_*.sql`.
@@ -138,6 +165,7 @@ impl Default for RuntimeConfig {
             tick_deadline_ms: 30_000,
             memory_limit_mib: 64,
             max_instances: 256,
+            instance_wait_ms: 1_000,
             packs_dir: "target/wasm32-wasip2/pack".into(),
             migrations_dir: "migrations".into(),
             cache_dir: ".valhalla/compiled".into(),
@@ -320,6 +348,7 @@ impl Config {
         if self.database.max_connections == 0 {
             return Err(self.invalid("database.max_connections", "must be greater than 0"));
         }
+        self.check_limits()?;
         if self.database.pack_max_connections == 0 {
             return Err(self.invalid("database.pack_max_connections", "must be greater than 0"));
         }
@@ -371,6 +400,49 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The backpressure keys: each within a sane range.
+    fn check_limits(&self) -> Result<(), ConfigError> {
+        let ms = |key: &str, v: u64, max: u64| {
+            if (1..=max).contains(&v) {
+                Ok(())
+            } else {
+                Err(self.invalid(key, format!("must be between 1 and {max}")))
+            }
+        };
+        let s = &self.server;
+        ms(
+            "server.header_read_timeout_ms",
+            s.header_read_timeout_ms,
+            600_000,
+        )?;
+        ms("server.body_timeout_ms", s.body_timeout_ms, 3_600_000)?;
+        ms(
+            "server.body_min_bytes_per_second",
+            s.body_min_bytes_per_second,
+            1 << 30,
+        )?;
+        ms(
+            "server.max_connections",
+            s.max_connections as u64,
+            1_000_000,
+        )?;
+        ms(
+            "runtime.instance_wait_ms",
+            self.runtime.instance_wait_ms,
+            600_000,
+        )?;
+        ms(
+            "database.acquire_timeout_ms",
+            self.database.acquire_timeout_ms,
+            600_000,
+        )?;
+        ms(
+            "database.busy_timeout_ms",
+            self.database.busy_timeout_ms,
+            600_000,
+        )
     }
 
     pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
@@ -526,3 +598,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod props;

@@ -102,11 +102,24 @@ async fn dispatch(State(app): State<Arc<AppState>>, request: Request) -> Respons
     // the set this request is served by, to its end, whatever a reload does meanwhile
     let served = app.served();
     let mut matched = Matched::UNMATCHED;
-    let response = serve(&app, &served, &incoming, request, &mut matched)
+    let mut response = serve(&app, &served, &incoming, request, &mut matched)
         .await
         .unwrap_or_else(|p| incoming.problem(p));
+    retry_after_503(&mut response);
     matched.record(response.status(), started);
     response
+}
+
+/// A 503 always says when to come back: the host's own carry `Retry-After`; a pack's that
+/// does not (a database outage the SDK reports, say) gets a second.
+fn retry_after_503(response: &mut Response) {
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE
+        && !response.headers().contains_key(header::RETRY_AFTER)
+    {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+    }
 }
 
 /// The chain: route, body, guards, access, call.
@@ -135,7 +148,8 @@ async fn serve<'a>(
         }
     };
     let (parts, body) = request.into_parts();
-    let body = super::body::read(body, &parts.headers, served.body_limit).await?;
+    let pace = super::body::Pace::of(&served.config.server);
+    let body = super::body::read(body, &parts.headers, served.body_limit, pace).await?;
     let presented = credential(&parts.headers).is_some();
     let PackRoute {
         pack,

@@ -83,7 +83,10 @@ impl GuardChain {
                     spec.order,
                     Guard {
                         pack: Arc::clone(p),
-                        memos: Memos::new(Arc::clone(p.ctx.capabilities.cache.shared())),
+                        memos: Memos::new(
+                            Arc::clone(p.ctx.capabilities.cache.shared()),
+                            Arc::clone(p.ctx.capabilities.counters.shared()),
+                        ),
                         methods: spec.methods.clone(),
                         prefixes: spec.path_prefixes.clone(),
                         credentials: spec.needs_credentials,
@@ -154,7 +157,7 @@ impl GuardChain {
             };
             // a guard that does not see the credentials cannot depend on them
             let seen: &[(String, String)] = if guard.credentials { credentials } else { &[] };
-            match guard.memos.lookup(request, seen) {
+            match guard.memos.lookup(request, seen).await {
                 Some(Reuse::Proceed(memo)) => {
                     decided("reused");
                     apply(request, &mut headers, memo);

@@ -7,9 +7,10 @@
 //! TTL — sends the next request to the guard again.
 //!
 //! A counting guard (rate_limits) memoizes the counters a request is counted against
-//! instead: each reuse adds 1 to each with the cache's atomic windowed counters and answers
-//! as the rate limit does (429 past a limit, `RateLimit-*` headers otherwise), so counts stay
-//! exact under concurrency with no instance.
+//! instead: each reuse adds 1 to each with the shared counters (`counters`: one UPSERT for all
+//! of them on PostgreSQL, counted with every replica; in memory on SQLite) and answers as the
+//! rate limit does (429 past a limit, `RateLimit-*` headers otherwise), so counts stay exact
+//! under concurrency with no instance.
 //!
 //! The inputs are hashed (SHA-256) into the memo's key, so no credential is kept in memory
 //! beyond the request; the table is bounded and starts afresh when full.
@@ -20,6 +21,7 @@ use std::sync::{Arc, RwLock};
 use sha2::{Digest, Sha256};
 
 use crate::capabilities::cache::{Cache, Counted, MemoInput, MemoRequest};
+use crate::capabilities::counters::SharedCounters;
 use crate::runtime::bindings::{Principal, Request};
 
 /// Memos kept per guard at most; past this the table starts afresh.
@@ -80,14 +82,16 @@ impl Standing {
 /// One guard's memoized decisions.
 pub struct Memos {
     cache: Arc<Cache>,
+    counters: Arc<SharedCounters>,
     input_sets: RwLock<Vec<Vec<MemoInput>>>,
     entries: RwLock<HashMap<[u8; 32], Stored>>,
 }
 
 impl Memos {
-    pub fn new(cache: Arc<Cache>) -> Self {
+    pub fn new(cache: Arc<Cache>, counters: Arc<SharedCounters>) -> Self {
         Self {
             cache,
+            counters,
             input_sets: RwLock::new(Vec::new()),
             entries: RwLock::new(HashMap::new()),
         }
@@ -95,7 +99,11 @@ impl Memos {
 
     /// The decision memoized for a request like `request`, if it still holds; a counting
     /// memo counts this request first.
-    pub fn lookup(&self, request: &Request, credentials: &[(String, String)]) -> Option<Reuse> {
+    pub async fn lookup(
+        &self,
+        request: &Request,
+        credentials: &[(String, String)],
+    ) -> Option<Reuse> {
         let (decision, counters) = {
             let sets = self.input_sets.read().ok()?;
             let entries = self.entries.read().ok()?;
@@ -111,7 +119,7 @@ impl Memos {
         if counters.is_empty() {
             return Some(Reuse::Proceed(decision));
         }
-        self.count(&counters).map(|standing| match standing {
+        self.count(&counters).await.map(|standing| match standing {
             Err(blocking) => Reuse::Limited(blocking),
             Ok(tightest) => Reuse::Proceed(Memoized {
                 principal: decision.principal,
@@ -123,11 +131,21 @@ impl Memos {
     /// Count one request against every counter: `Err` with the exceeded one that resets
     /// last, else `Ok` with the one with the fewest left (ties: the later reset); `None` when
     /// the counters cannot be reached (the guard is called instead).
-    fn count(&self, counters: &[Counted]) -> Option<Result<Option<Standing>, Standing>> {
+    async fn count(&self, counters: &[Counted]) -> Option<Result<Option<Standing>, Standing>> {
         let mut tightest: Option<Standing> = None;
         let mut blocking: Option<Standing> = None;
-        for counter in counters {
-            let (count, reset) = self.cache.incr(&counter.key, 1, counter.window)?;
+        let keys: Vec<(&str, std::time::Duration)> = counters
+            .iter()
+            .map(|c| (c.key.as_str(), c.window))
+            .collect();
+        let counted = match self.counters.incr_each(&keys).await {
+            Ok(counted) => counted,
+            Err(e) => {
+                tracing::warn!(error = %e, "counting memo: counters unavailable, asking the guard");
+                return None;
+            }
+        };
+        for (counter, (count, reset)) in counters.iter().zip(counted) {
             let reset_ms = u64::try_from(reset.as_millis()).unwrap_or(u64::MAX);
             let standing = Standing {
                 limit: counter.limit,
@@ -265,11 +283,14 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_memo_answers_only_requests_equal_in_its_inputs() {
+    #[tokio::test]
+    async fn a_memo_answers_only_requests_equal_in_its_inputs() {
         let cache = Arc::new(Cache::default());
         let stamp = cache.set_stamped("e".into(), vec![], None).unwrap();
-        let memos = Memos::new(Arc::clone(&cache));
+        let memos = Memos::new(
+            Arc::clone(&cache),
+            Arc::new(SharedCounters::local(Arc::clone(&cache))),
+        );
         let memo = MemoRequest {
             valid_while: Some(("e".into(), stamp)),
             inputs: vec![MemoInput::Credentials, MemoInput::Principal],
@@ -282,27 +303,33 @@ mod tests {
             _ => None,
         };
         assert_eq!(
-            id(memos.lookup(&req, &creds("k1"))).as_deref(),
+            id(memos.lookup(&req, &creds("k1")).await).as_deref(),
             Some("client:1")
         );
         let elsewhere = request("2.2.2.2", None);
         assert!(
-            memos.lookup(&elsewhere, &creds("k1")).is_some(),
+            memos.lookup(&elsewhere, &creds("k1")).await.is_some(),
             "the address is not an input"
         );
-        assert!(memos.lookup(&req, &creds("k2")).is_none(), "another key");
-        assert!(memos.lookup(&req, &[]).is_none(), "no key");
+        assert!(
+            memos.lookup(&req, &creds("k2")).await.is_none(),
+            "another key"
+        );
+        assert!(memos.lookup(&req, &[]).await.is_none(), "no key");
         let admin = request("1.1.1.1", Some("admin"));
         assert!(
-            memos.lookup(&admin, &creds("k1")).is_none(),
+            memos.lookup(&admin, &creds("k1")).await.is_none(),
             "another principal"
         );
     }
 
-    #[test]
-    fn a_memo_ends_when_its_entry_is_rewritten_deleted_or_lapses() {
+    #[tokio::test]
+    async fn a_memo_ends_when_its_entry_is_rewritten_deleted_or_lapses() {
         let cache = Arc::new(Cache::default());
-        let memos = Memos::new(Arc::clone(&cache));
+        let memos = Memos::new(
+            Arc::clone(&cache),
+            Arc::new(SharedCounters::local(Arc::clone(&cache))),
+        );
         let req = request("1.1.1.1", None);
         let remember = |entry: &str| {
             let stamp = cache
@@ -318,24 +345,29 @@ mod tests {
                 &creds(entry),
                 proceed_as(entry),
             );
-            assert!(memos.lookup(&req, &creds(entry)).is_some());
         };
         remember("deleted");
+        assert!(memos.lookup(&req, &creds("deleted")).await.is_some());
         cache.delete("deleted");
-        assert!(memos.lookup(&req, &creds("deleted")).is_none());
+        assert!(memos.lookup(&req, &creds("deleted")).await.is_none());
         remember("rewritten");
+        assert!(memos.lookup(&req, &creds("rewritten")).await.is_some());
         cache.set("rewritten".into(), vec![], None);
-        assert!(memos.lookup(&req, &creds("rewritten")).is_none());
+        assert!(memos.lookup(&req, &creds("rewritten")).await.is_none());
         remember("lapsed");
+        assert!(memos.lookup(&req, &creds("lapsed")).await.is_some());
         cache.set("lapsed".into(), vec![], Some(Duration::ZERO));
-        assert!(memos.lookup(&req, &creds("lapsed")).is_none());
+        assert!(memos.lookup(&req, &creds("lapsed")).await.is_none());
     }
 
-    #[test]
-    fn a_counting_memo_counts_each_reuse_exactly_and_refuses_past_the_limit() {
+    #[tokio::test]
+    async fn a_counting_memo_counts_each_reuse_exactly_and_refuses_past_the_limit() {
         let cache = Arc::new(Cache::default());
         let stamp = cache.set_stamped("rules".into(), vec![], None).unwrap();
-        let memos = Memos::new(Arc::clone(&cache));
+        let memos = Memos::new(
+            Arc::clone(&cache),
+            Arc::new(SharedCounters::local(Arc::clone(&cache))),
+        );
         let counter = |key: &str, limit| Counted {
             key: key.into(),
             limit,
@@ -362,15 +394,15 @@ mod tests {
             Some(Reuse::Proceed(m)) => m.headers,
             other => panic!("expected to proceed, got {other:?}"),
         };
-        let h = headers(memos.lookup(&req, &[]));
+        let h = headers(memos.lookup(&req, &[]).await);
         assert_eq!(
             h[0],
             ("RateLimit-Limit".into(), "3".into()),
             "the tightest counter"
         );
         assert_eq!(h[1], ("RateLimit-Remaining".into(), "1".into()));
-        assert_eq!(headers(memos.lookup(&req, &[]))[1].1, "0");
-        match memos.lookup(&req, &[]) {
+        assert_eq!(headers(memos.lookup(&req, &[]).await)[1].1, "0");
+        match memos.lookup(&req, &[]).await {
             Some(Reuse::Limited(s)) => assert_eq!((s.limit, s.count), (3, 4)),
             other => panic!("expected the limit, got {other:?}"),
         }
@@ -381,7 +413,7 @@ mod tests {
         );
         // a new rule set ends the memo
         cache.set("rules".into(), vec![], None);
-        assert!(memos.lookup(&req, &[]).is_none());
+        assert!(memos.lookup(&req, &[]).await.is_none());
     }
 
     #[test]

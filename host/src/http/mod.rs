@@ -18,6 +18,7 @@ mod reload;
 mod request_id;
 mod response;
 pub mod routes;
+pub mod serve;
 mod state;
 
 pub use client_ip::TrustedProxies;

@@ -130,7 +130,7 @@ fn operation(
         }
     };
     responses.insert("2XX".into(), success);
-    for (status, name) in errors(target, request.is_some()) {
+    for (status, name) in errors(target, method, request.is_some()) {
         responses.insert(
             status.into(),
             json!({ "$ref": format!("#/components/responses/{name}") }),
@@ -212,26 +212,36 @@ fn host_success(host: HostRoute) -> Value {
 }
 
 /// The problems a route may answer: (status, component name).
-fn errors(target: &Target, has_body: bool) -> Vec<(&'static str, &'static str)> {
+fn errors(target: &Target, method: Method, has_body: bool) -> Vec<(&'static str, &'static str)> {
     let mut out = Vec::new();
     let pack = matches!(target.owner, Owner::Pack(_));
     if pack {
         out.push(("400", "BadRequest"));
     }
-    if target.access != Access::Public {
+    // the guards see every route of a pack (and the reload): a presented key that is not
+    // valid is a 401 and a blocked caller a 403 even where the route is public
+    let guarded = pack || matches!(target.owner, Owner::Host(HostRoute::Reload));
+    if target.access != Access::Public || guarded {
         out.extend([("401", "Unauthorized"), ("403", "Forbidden")]);
     }
-    if pack {
+    if pack || matches!(target.owner, Owner::Host(HostRoute::Docs)) {
         out.push(("404", "NotFound"));
+    }
+    if pack && method != Method::Get {
+        // a write may meet the state it would change (a name taken, an immutable entry)
+        out.push(("409", "Conflict"));
     }
     if has_body {
         out.extend([("413", "PayloadTooLarge"), ("415", "UnsupportedMediaType")]);
     }
     if pack {
+        // any field a route reads (body, path, query) may fail its rules
+        out.push(("422", "ValidationFailed"));
         out.push(("429", "TooManyRequests"));
     }
     if matches!(target.owner, Owner::Host(HostRoute::Reload)) {
-        out.push(("422", "ConfigRejected"));
+        // guarded like a pack's route, so the rate-limit guard may answer it too
+        out.extend([("422", "ConfigRejected"), ("429", "TooManyRequests")]);
     }
     out.push(("500", "InternalError"));
     out.push(("503", "Unavailable"));
@@ -252,9 +262,11 @@ fn error_responses() -> Value {
         "Retry-After": { "description": "seconds to wait", "schema": { "type": "integer" } }
     });
     json!({
-        "BadRequest": problem("The request is malformed or fails validation"),
-        "Unauthorized": problem("No valid API key was presented"),
-        "Forbidden": problem("The API key's client lacks the role this route needs"),
+        "BadRequest": problem("The request is malformed (e.g. a body that is not JSON)"),
+        "Conflict": problem("The request conflicts with the resource's current state"),
+        "ValidationFailed": problem("A field fails validation; `errors` names each one"),
+        "Unauthorized": problem("No valid API key was presented (or one presented is not valid)"),
+        "Forbidden": problem("The API key's client lacks the role this route needs, or the caller is blocked"),
         "NotFound": problem("No such resource"),
         "PayloadTooLarge": problem("The body exceeds the configured limit"),
         "UnsupportedMediaType": problem("The body is not of a type the route reads"),
@@ -278,6 +290,18 @@ fn problem_schema() -> Value {
             "detail": { "type": "string" },
             "instance": { "type": "string", "format": "uri-reference" },
             "request_id": { "type": "string" },
+            "errors": {
+                "type": "array",
+                "description": "every field that failed validation (422)",
+                "items": {
+                    "type": "object",
+                    "required": ["field", "message"],
+                    "properties": {
+                        "field": { "type": "string" },
+                        "message": { "type": "string" },
+                    },
+                },
+            },
         },
         "additionalProperties": true,
     })

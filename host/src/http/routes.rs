@@ -328,3 +328,7 @@ mod tests {
         assert!(t.add(Method::Get, "/a/*rest", target("a")).is_err());
     }
 }
+
+#[cfg(test)]
+#[path = "routes_props.rs"]
+mod props;

@@ -22,6 +22,8 @@ pub struct RuntimeEngine {
     pub memory_limit_bytes: usize,
     pub deadline: Duration,
     pub tick_deadline: Duration,
+    /// the pool's places: a call waits a bounded time for one (`runtime.instance_wait_ms`)
+    pub slots: super::admission::Slots,
 }
 
 impl RuntimeEngine {
@@ -73,6 +75,10 @@ impl RuntimeEngine {
             memory_limit_bytes,
             deadline: Duration::from_millis(rt.deadline_ms),
             tick_deadline: Duration::from_millis(rt.tick_deadline_ms),
+            slots: super::admission::Slots::new(
+                instances,
+                Duration::from_millis(rt.instance_wait_ms),
+            ),
         })
     }
 

@@ -1,6 +1,7 @@
 //! The WebAssembly runtime: one engine with a pooling allocator and epoch deadlines, packs
 //! compiled once (and cached on disk), and a fresh instance for every call.
 
+pub mod admission;
 pub mod bindings;
 mod compile_cache;
 mod engine;

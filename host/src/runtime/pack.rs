@@ -8,8 +8,9 @@ use wasmtime::component::{
     Component, ComponentExportIndex, ComponentNamedList, Instance, InstancePre, Lift, Linker,
     Lower, TypedFunc,
 };
-use wasmtime::{AsContextMut, Store, Trap};
+use wasmtime::{AsContextMut, Store, Trap, UpdateDeadline};
 
+use super::admission::Slot;
 use super::bindings::{Decision, Manifest, Request, Response};
 use super::engine::RuntimeEngine;
 use super::state::{CallContext, PackContext, State};
@@ -165,7 +166,7 @@ impl LoadedPack {
             metrics: PackSeries::new(&ctx.name),
             ctx: Arc::clone(&ctx),
         };
-        let (mut store, instance, deadline) = instances
+        let (_slot, mut store, instance, deadline) = instances
             .instantiate(CallKind::Manifest, CallContext::default())
             .await
             .map_err(manifest_err)?;
@@ -255,7 +256,7 @@ impl LoadedPack {
     ) -> Result<(Decision, Option<MemoRequest>), PackError> {
         let context = call_context(request, 0);
         let exports = &self.exports;
-        let (mut store, instance, deadline) =
+        let (_slot, mut store, instance, deadline) =
             self.instances.instantiate(CallKind::Guard, context).await?;
         let call = async {
             let f = exports.guard(&mut store, &instance)?;
@@ -311,7 +312,7 @@ impl Instances {
         P: ComponentNamedList + Lower + Send + Sync,
         R: ComponentNamedList + Lift + Send + Sync + 'static,
     {
-        let (mut store, instance, deadline) = self.instantiate(kind, context).await?;
+        let (_slot, mut store, instance, deadline) = self.instantiate(kind, context).await?;
         let call = async {
             let f = func(&mut store, &instance)?;
             f.call_async(&mut store, params).await
@@ -320,30 +321,52 @@ impl Instances {
         self.finish(result, &store, deadline)
     }
 
-    /// A fresh instance in a new store with the call's deadline and memory cap.
+    /// A fresh instance in a new store with the call's deadline and memory cap, and its
+    /// place in the pool (waited for within `runtime.instance_wait_ms`; bound first, so
+    /// that it is dropped after the store).
     async fn instantiate(
         &self,
         kind: CallKind,
         call: CallContext,
-    ) -> Result<(Store<State>, Instance, Duration), PackError> {
+    ) -> Result<(Slot, Store<State>, Instance, Duration), PackError> {
         let deadline = match kind {
             CallKind::Tick => self.engine.tick_deadline,
             _ => self.ctx.deadline.unwrap_or(self.engine.deadline),
         };
+        let Some(slot) = self.engine.slots.acquire().await else {
+            self.metrics.failed(Failure::Busy);
+            return Err(PackError::Busy {
+                pack: self.ctx.name.clone(),
+                detail: format!(
+                    "no free instance within {} ms",
+                    self.engine.slots.wait().as_millis()
+                ),
+            });
+        };
+        let until = std::time::Instant::now() + deadline;
         let state = State::new(
             Arc::clone(&self.ctx),
             call,
             self.engine.memory_limit_bytes,
-            std::time::Instant::now() + deadline,
+            until,
         );
         let mut store = Store::new(&self.engine.engine, state);
         store.limiter(|s| &mut s.limiter);
-        store.set_epoch_deadline(RuntimeEngine::ticks(deadline));
-        store.epoch_deadline_trap();
+        // Every epoch tick the guest yields to the executor, as `yield_now` does: the worker
+        // runs its other tasks and polls for I/O first (new connections, the health probes);
+        // at the deadline it traps.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if std::time::Instant::now() >= until {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
+            })
+        });
         match self.pre.instantiate_async(&mut store).await {
             Ok(instance) => {
                 self.metrics.instantiated();
-                Ok((store, instance, deadline))
+                Ok((slot, store, instance, deadline))
             }
             Err(e) => Err(self.classify(&store, e, deadline, true)),
         }

@@ -85,7 +85,8 @@ impl Scheduler {
                 Ticking {
                     pack: Arc::clone(pack),
                     interval,
-                    leases: self.leases.clone(),
+                    // a replica's own upkeep (its cache) runs on every replica
+                    leases: self.leases.clone().filter(|_| !schedule.every_replica),
                 },
                 after,
                 stopped,

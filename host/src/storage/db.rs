@@ -31,15 +31,42 @@ pub enum Access {
     Write,
 }
 
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a statement waits: for a connection (`acquire`: the pools, SQLite's readers and
+/// its writer's queue), and on SQLite for another process's write lock (`busy`). Past
+/// either, the database is unavailable (503) rather than waited on without bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DbLimits {
+    pub acquire: Duration,
+    pub busy: Duration,
+}
 
-fn sqlite_options(url: &str) -> Result<SqliteConnectOptions, StorageError> {
+impl Default for DbLimits {
+    fn default() -> Self {
+        Self {
+            acquire: Duration::from_secs(1),
+            busy: Duration::from_secs(5),
+        }
+    }
+}
+
+impl DbLimits {
+    pub fn of(config: &crate::config::DatabaseConfig) -> Self {
+        Self {
+            acquire: Duration::from_millis(config.acquire_timeout_ms),
+            busy: Duration::from_millis(config.busy_timeout_ms),
+        }
+    }
+}
+
+fn sqlite_options(url: &str, limits: DbLimits) -> Result<SqliteConnectOptions, StorageError> {
     Ok(SqliteConnectOptions::from_str(url)
         .map_err(|e| StorageError::Invalid(format!("bad SQLite URL: {e}")))?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(Duration::from_secs(5))
+        // the host's connections replace this with a handler that also minds the caller's
+        // deadline (`sqlite_busy`); the checkpointer's keeps it
+        .busy_timeout(limits.busy)
         .foreign_keys(true))
 }
 
@@ -49,19 +76,34 @@ fn sqlite_readers(max_connections: u32) -> usize {
 }
 
 /// SQLite lanes for `url`, with one inline reader per core (a tokio worker each).
-fn sqlite_lanes(url: &str, max_connections: u32) -> Result<Lanes, StorageError> {
-    let options = sqlite_options(url)?;
+fn sqlite_lanes(url: &str, max_connections: u32, limits: DbLimits) -> Result<Lanes, StorageError> {
+    let options = sqlite_options(url, limits)?;
     let in_memory = url.contains(":memory:") || url.contains("mode=memory");
     let path = (!in_memory).then(|| options.get_filename().to_path_buf());
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    Lanes::new(options, sqlite_readers(max_connections), path, cores)
+    Lanes::new(
+        options,
+        sqlite_readers(max_connections),
+        path,
+        cores,
+        limits,
+    )
 }
 
 impl Db {
-    /// Connect to `url`; a SQLite file is created if missing and put in WAL mode.
+    /// Connect to `url` with the default [`DbLimits`].
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StorageError> {
+        Self::connect_with(url, max_connections, DbLimits::default()).await
+    }
+
+    /// Connect to `url`; a SQLite file is created if missing and put in WAL mode.
+    pub async fn connect_with(
+        url: &str,
+        max_connections: u32,
+        limits: DbLimits,
+    ) -> Result<Self, StorageError> {
         if url.starts_with("sqlite:") {
-            let lanes = sqlite_lanes(url, max_connections)?;
+            let lanes = sqlite_lanes(url, max_connections, limits)?;
             // Open the writer now: it creates the file and switches it to WAL before any
             // reader opens it, and a bad path fails at start rather than on first use.
             lanes
@@ -73,7 +115,7 @@ impl Db {
                 .map_err(|e| StorageError::Invalid(format!("bad PostgreSQL URL: {e}")))?;
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
-                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .acquire_timeout(limits.acquire)
                 .connect_with(options)
                 .await?;
             Ok(Self::Postgres(pool))
@@ -83,7 +125,11 @@ impl Db {
     /// A database that connects on first use (for commands that may not need it).
     pub fn connect_lazy(url: &str, max_connections: u32) -> Result<Self, StorageError> {
         if url.starts_with("sqlite:") {
-            Ok(Self::Sqlite(Arc::new(sqlite_lanes(url, max_connections)?)))
+            Ok(Self::Sqlite(Arc::new(sqlite_lanes(
+                url,
+                max_connections,
+                DbLimits::default(),
+            )?)))
         } else {
             let options = PgConnectOptions::from_str(url)
                 .map_err(|e| StorageError::Invalid(format!("bad PostgreSQL URL: {e}")))?;
@@ -270,7 +316,7 @@ async fn sqlite_transaction(
     let (sandbox, host) = (Arc::clone(&guarded.sandbox), Caller::host());
     let conn = &mut guarded.conn;
     // IMMEDIATE takes the file's write lock up front (another process may hold it: then this
-    // waits up to busy_timeout).
+    // retries with backoff up to the busy bound or the caller's deadline, `sqlite_busy`).
     {
         let _host = sandbox.enter(&host);
         conn.execute("BEGIN IMMEDIATE").await?;
@@ -486,8 +532,15 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn writes_past_the_queue_are_refused_not_queued_without_bound() {
-        let (_dir, _, db) = sqlite().await;
+    async fn writes_past_the_queue_or_the_wait_are_refused_not_queued_without_bound() {
+        let (dir, _, db) = sqlite().await;
+        db.close().await;
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let limits = DbLimits {
+            acquire: Duration::from_millis(500),
+            ..DbLimits::default()
+        };
+        let db = Db::connect_with(&url, 4, limits).await.unwrap();
         let lanes = lanes(&db);
         // hold the writer until released
         let (release, held) = tokio::sync::oneshot::channel::<()>();
@@ -512,17 +565,22 @@ mod tests {
             }
         });
         full.await.expect("the queue fills");
+        let started = std::time::Instant::now();
         let refused = db.batch(&h(), &[insert("one too many")]).await;
         assert!(
             matches!(refused, Err(StorageError::Unavailable(_))),
             "{refused:?}"
         );
+        assert!(started.elapsed() < Duration::from_secs(2), "bounded wait");
+        // the queued writes were not started within the bound: refused too, and skipped
+        for q in queued {
+            let r = q.await.unwrap();
+            assert!(matches!(r, Err(StorageError::Unavailable(_))), "{r:?}");
+        }
         let _ = release.send(());
         blocker.await.unwrap().unwrap();
-        for q in queued {
-            q.await.unwrap().unwrap();
-        }
-        assert_eq!(count(&db).await, 1024);
+        db.batch(&h(), &[insert("after")]).await.unwrap();
+        assert_eq!(count(&db).await, 1, "no refused write ran late");
     }
 
     #[tokio::test]

@@ -48,6 +48,14 @@ impl From<sqlx::Error> for StorageError {
                 Self::Denied(db.message().to_string())
             }
             sqlx::Error::Database(db) if db.code().as_deref() == Some("57014") => Self::Deadline,
+            sqlx::Error::Database(db) if pg_unavailable(db.code().as_deref()) => {
+                Self::Unavailable(db.message().to_string())
+            }
+            sqlx::Error::Database(db)
+                if matches!(sqlite_code(&*db), Some(SQLITE_BUSY | SQLITE_LOCKED)) =>
+            {
+                Self::Unavailable(db.message().to_string())
+            }
             sqlx::Error::Database(db) => match db.kind() {
                 ErrorKind::UniqueViolation | ErrorKind::ForeignKeyViolation => {
                     Self::Conflict(db.message().to_string())
@@ -65,9 +73,14 @@ impl From<sqlx::Error> for StorageError {
                     }
                 }
             },
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                Self::Unavailable(err.to_string())
-            }
+            // the server went away (a restart, a network fault): the pool reconnects
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::BeginFailed => Self::Unavailable(err.to_string()),
             sqlx::Error::ColumnDecode { .. }
             | sqlx::Error::Decode(_)
             | sqlx::Error::TypeNotFound { .. } => Self::Invalid(err.to_string()),
@@ -76,6 +89,24 @@ impl From<sqlx::Error> for StorageError {
     }
 }
 
+/// PostgreSQL SQLSTATEs of a server that cannot serve now, not of a wrong statement:
+/// connection exceptions (class 08), insufficient resources (53: too many connections, out
+/// of memory or disk), operator intervention other than a cancel (57P01 admin shutdown,
+/// 57P02 crash shutdown, 57P03 cannot connect now, 57P05 idle session timeout), system
+/// errors (58) and a serialization failure or deadlock (40001, 40P01: try again).
+fn pg_unavailable(code: Option<&str>) -> bool {
+    let Some(code) = code else { return false };
+    code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("58")
+        || matches!(
+            code,
+            "57P01" | "57P02" | "57P03" | "57P05" | "40001" | "40P01"
+        )
+}
+
+const SQLITE_BUSY: i32 = 5;
+const SQLITE_LOCKED: i32 = 6;
 const SQLITE_AUTH: i32 = 23;
 const SQLITE_INTERRUPT: i32 = 9;
 
@@ -83,4 +114,29 @@ const SQLITE_INTERRUPT: i32 = 9;
 fn sqlite_code(db: &dyn sqlx::error::DatabaseError) -> Option<i32> {
     db.try_downcast_ref::<sqlx::sqlite::SqliteError>()?;
     db.code()?.parse::<i32>().ok().map(|c| c & 0xff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_that_cannot_serve_now_is_unavailable_not_a_bad_statement() {
+        for code in [
+            "08006", "08001", "57P01", "57P03", "53300", "40001", "40P01",
+        ] {
+            assert!(pg_unavailable(Some(code)), "{code}");
+        }
+        for code in ["42601", "23505", "57014", "22P02"] {
+            assert!(!pg_unavailable(Some(code)), "{code}");
+        }
+        assert!(!pg_unavailable(None));
+        let lost = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(matches!(
+            StorageError::from(lost),
+            StorageError::Unavailable(_)
+        ));
+        let crashed = StorageError::from(sqlx::Error::WorkerCrashed);
+        assert!(matches!(crashed, StorageError::Unavailable(_)));
+    }
 }

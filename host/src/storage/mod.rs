@@ -6,6 +6,7 @@ mod db;
 mod error;
 pub mod migrations;
 mod pg_sandbox;
+mod sqlite_busy;
 mod sqlite_inline;
 mod sqlite_lanes;
 mod sqlite_sandbox;
@@ -13,7 +14,7 @@ pub mod table_access;
 mod values;
 
 pub use caller::{Caller, PackPool, PackTables};
-pub use db::{Access, Db};
+pub use db::{Access, Db, DbLimits};
 pub use error::StorageError;
 pub use pg_sandbox::{PackRoles, RoleError};
 pub use values::{Rows, SqlValue, Statement};

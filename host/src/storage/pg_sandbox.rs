@@ -120,7 +120,8 @@ impl PackRoles<'_> {
                 .max_connections(max_connections)
                 .min_connections(0)
                 .idle_timeout(Duration::from_secs(60))
-                .acquire_timeout(Duration::from_secs(5))
+                // as long as the host's pool waits (`database.acquire_timeout_ms`)
+                .acquire_timeout(host.options().get_acquire_timeout())
                 .after_release(|conn, _| {
                     Box::pin(async move { conn.execute(RESET).await.map(|_| true) })
                 })

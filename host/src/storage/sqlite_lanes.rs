@@ -20,13 +20,15 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, Connection};
 use tokio::sync::{Mutex, MutexGuard, mpsc, oneshot};
 
 use super::caller::Caller;
+use super::db::DbLimits;
 use super::sqlite_inline::InlineReaders;
 use super::sqlite_sandbox::{ConnSandbox, PROGRESS_STEPS, check_single};
 use super::{Rows, SqlValue, StorageError};
@@ -59,15 +61,30 @@ fn broken(error: &sqlx::Error) -> bool {
 type Job = Box<dyn for<'c> FnOnce(Result<&'c mut Guarded, &'c str>) -> BoxFuture<'c, bool> + Send>;
 
 enum Message {
-    Job(Caller, Job),
+    Job(Caller, Arc<Ticket>, Job),
     Close(oneshot::Sender<()>),
 }
 
-/// Writes that may wait for the writer; past them, a write waits up to [`QUEUE_WAIT`] for a
-/// place and is then refused as unavailable (the caller answers 503) rather than queue without
-/// bound under overload.
+/// A queued write's state: the writer starts it, or its requester gives up on it first (the
+/// acquire bound passed) and the writer then skips it. Whichever comes first wins.
+struct Ticket(AtomicU8);
+
+const QUEUED: u8 = 0;
+const STARTED: u8 = 1;
+const ABANDONED: u8 = 2;
+
+impl Ticket {
+    fn take(&self, to: u8) -> bool {
+        self.0
+            .compare_exchange(QUEUED, to, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+}
+
+/// Writes that may wait for the writer. A write must find a place in the queue and then be
+/// started within the acquire bound (`database.acquire_timeout_ms`), or it is refused as
+/// unavailable (the caller answers 503) rather than queue without bound under overload.
 const QUEUED_WRITES: usize = 1024;
-const QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The writer and the readers of one SQLite file.
 pub struct Lanes {
@@ -76,6 +93,7 @@ pub struct Lanes {
     readers: Box<[Mutex<Option<Guarded>>]>,
     next: AtomicUsize,
     inline: InlineReaders,
+    limits: DbLimits,
 }
 
 impl std::fmt::Debug for Lanes {
@@ -94,12 +112,15 @@ pub struct Guarded {
 
 impl Guarded {
     /// Open a connection and install the sandbox: the authorizer, no attached databases,
-    /// and a progress handler that stops a statement at its caller's deadline.
-    pub async fn open(options: &SqliteConnectOptions) -> Result<Self, sqlx::Error> {
+    /// a progress handler that stops a statement at its caller's deadline, and a busy
+    /// handler that retries a locked database up to `busy` (`sqlite_busy`).
+    pub async fn open(options: &SqliteConnectOptions, busy: Duration) -> Result<Self, sqlx::Error> {
         let mut conn = options.connect().await?;
         let mut handle = conn.lock_handle().await?;
         // SAFETY: the handle is locked out from the connection's worker thread.
         let sandbox = unsafe { ConnSandbox::install(handle.as_raw_handle()) };
+        // SAFETY: as above.
+        unsafe { super::sqlite_busy::install(handle.as_raw_handle(), Arc::clone(&sandbox), busy) };
         let watched = Arc::clone(&sandbox);
         handle.set_progress_handler(PROGRESS_STEPS, move || !watched.past_deadline());
         drop(handle);
@@ -144,6 +165,7 @@ impl Lanes {
         readers: usize,
         path: Option<std::path::PathBuf>,
         inline: usize,
+        limits: DbLimits,
     ) -> Result<Self, StorageError> {
         let (writer, jobs) = mpsc::channel(QUEUED_WRITES);
         // Commits never checkpoint (that would stall the queue on an fsync): a task beside
@@ -152,7 +174,7 @@ impl Lanes {
         let checkpoint_options = options.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || write_loop(writer_options, checkpoint_options, jobs))
+            .spawn(move || write_loop(writer_options, checkpoint_options, limits.busy, jobs))
             .map_err(|e| StorageError::Unavailable(format!("cannot start the writer: {e}")))?;
         Ok(Self {
             options: options.pragma("query_only", "1"),
@@ -160,6 +182,7 @@ impl Lanes {
             readers: (0..readers.max(1)).map(|_| Mutex::default()).collect(),
             next: AtomicUsize::new(0),
             inline: InlineReaders::new(path, inline),
+            limits,
         })
     }
 
@@ -196,8 +219,16 @@ impl Lanes {
             })
         });
         let stopped = || StorageError::Unavailable("the SQLite writer has stopped".into());
-        let message = Message::Job(caller.clone(), job);
-        match tokio::time::timeout(QUEUE_WAIT, self.writer.send(message)).await {
+        let waited = || {
+            StorageError::Unavailable(format!(
+                "the SQLite writer did not take the write within {} ms",
+                self.limits.acquire.as_millis()
+            ))
+        };
+        let until = tokio::time::Instant::now() + self.limits.acquire;
+        let ticket = Arc::new(Ticket(AtomicU8::new(QUEUED)));
+        let message = Message::Job(caller.clone(), Arc::clone(&ticket), job);
+        match tokio::time::timeout_at(until, self.writer.send(message)).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return Err(stopped()),
             Err(_) => {
@@ -205,6 +236,14 @@ impl Lanes {
                     "{QUEUED_WRITES} writes are already waiting for the database"
                 )));
             }
+        }
+        let mut answer = std::pin::pin!(answer);
+        match tokio::time::timeout_at(until, answer.as_mut()).await {
+            Ok(done) => return done.map_err(|_| stopped())?,
+            // not started yet: given up, the writer skips it
+            Err(_) if ticket.take(ABANDONED) => return Err(waited()),
+            // started: it runs to its end (bounded by the caller's deadline)
+            Err(_) => {}
         }
         answer.await.map_err(|_| stopped())?
     }
@@ -222,10 +261,17 @@ impl Lanes {
         let free = (0..n).find_map(|i| self.readers[(start + i) % n].try_lock().ok());
         let mut slot = match free {
             Some(slot) => slot,
-            None => self.readers[start].lock().await,
+            None => tokio::time::timeout(self.limits.acquire, self.readers[start].lock())
+                .await
+                .map_err(|_| {
+                    StorageError::Unavailable(format!(
+                        "no SQLite reader was free within {} ms",
+                        self.limits.acquire.as_millis()
+                    ))
+                })?,
         };
         if slot.is_none() {
-            *slot = Some(Guarded::open(&self.options).await?);
+            *slot = Some(Guarded::open(&self.options, self.limits.busy).await?);
         }
         Ok(Lane { slot, busy: false })
     }
@@ -289,6 +335,7 @@ async fn checkpoints(options: SqliteConnectOptions) {
 fn write_loop(
     options: SqliteConnectOptions,
     checkpoint_options: SqliteConnectOptions,
+    busy: Duration,
     mut jobs: mpsc::Receiver<Message>,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -310,7 +357,7 @@ fn write_loop(
     // A job that panics loses its own answer (its caller hears the writer stopped), not the
     // writer: serving starts again, with a new connection.
     while std::panic::catch_unwind(AssertUnwindSafe(|| {
-        runtime.block_on(serve(&options, &mut jobs, &mut checkpointer));
+        runtime.block_on(serve(&options, busy, &mut jobs, &mut checkpointer));
     }))
     .is_err()
     {
@@ -326,16 +373,20 @@ struct Checkpointer {
 
 async fn serve(
     options: &SqliteConnectOptions,
+    busy: Duration,
     jobs: &mut mpsc::Receiver<Message>,
     checkpointer: &mut Checkpointer,
 ) {
     let mut conn: Option<Guarded> = None;
     while let Some(message) = jobs.recv().await {
         match message {
-            Message::Job(caller, job) => {
+            Message::Job(caller, ticket, job) => {
+                if !ticket.take(STARTED) {
+                    continue; // its requester gave up waiting
+                }
                 let mut open_error = String::new();
                 if conn.is_none() {
-                    match Guarded::open(options).await {
+                    match Guarded::open(options, busy).await {
                         Ok(c) => conn = Some(c),
                         Err(e) => open_error = e.to_string(),
                     }

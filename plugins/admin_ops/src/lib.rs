@@ -24,9 +24,16 @@ valhalla_sdk::export_pack!(pack);
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Op {
+    #[schemars(schema_with = "action_names")]
     action: String,
     #[serde(default)]
     params: Map<String, Value>,
+}
+
+/// The `action` of the body schema: one of [`ACTIONS`] (an unknown name is a 400).
+fn action_names(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let names: Vec<&str> = ACTIONS.iter().map(|a| a.0).collect();
+    schemars::json_schema!({ "type": "string", "enum": names })
 }
 
 /// What the target pack answered: its body when it succeeded, its field errors and detail
@@ -47,8 +54,10 @@ enum Forward {
     Body,
     /// this param, when it is a string, as a query parameter
     AsQuery(&'static str),
+    /// the params other than the path's `{name}` segments, as the JSON body
+    Rest,
 }
-use Forward::{AsQuery, Body, PathOnly};
+use Forward::{AsQuery, Body, PathOnly, Rest};
 
 /// An action: name, target pack, method, path and what else it passes on. The path's
 /// `{name}` segments are filled from string params, each checked as an identifier.
@@ -65,6 +74,8 @@ const ACTIONS: &[Action] = &[
     ),
     Action("get_flag", "feature_flags", Get, "/system/features/{key}", PathOnly),
     Action("set_flag", "feature_flags", Post, "/system/features", Body),
+    // feature_flags' own evaluation: {key, subject, context} answers as the native route
+    Action("evaluate_flag", "feature_flags", Post, "/system/features/{key}/evaluate", Rest),
     Action("get_config", "system_config", Get, "/system/config/{key}", PathOnly),
     Action("set_config", "system_config", Post, "/system/config", Body),
     Action("list_clients", "api_clients", Get, "/system/clients", PathOnly),
@@ -109,9 +120,20 @@ fn run(Json(op): Json<Op>) -> Result<Json<Outcome>, Problem> {
         )));
     };
     let path = fill(template, &op.params)?;
+    let rest: Map<String, Value>;
     let (query, body) = match forward {
         PathOnly => (None, None),
         Body => (None, Some(&op.params)),
+        Rest => {
+            let in_path = |name: &str| template.contains(&format!("{{{name}}}"));
+            rest = op
+                .params
+                .iter()
+                .filter(|(k, _)| !in_path(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            (None, Some(&rest))
+        }
         AsQuery(param) => (op.params.get(param).and_then(Value::as_str).map(|v| (param, v)), None),
     };
     let (ok, data, error) = match packs::call(pack, method, &path, query.as_slice(), body) {

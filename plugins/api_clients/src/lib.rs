@@ -59,10 +59,12 @@ struct Register {
     /// `read`, `write`, `admin`; read only when absent
     #[serde(default = "read_only")]
     #[validate(custom(function = known_roles))]
+    #[schemars(length(min = 1), extend("items" = { "type": "string", "enum": ROLES }))]
     roles: Vec<String>,
     /// a key of the caller's choosing (`api_key` in the seeds); generated when absent
     #[serde(default, alias = "api_key")]
     #[validate(custom(function = chosen_key))]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_.\-]{8,128}$"))]
     key: Option<String>,
     /// a free-form kind: `service`, `test`, `partner` …
     #[serde(default)]

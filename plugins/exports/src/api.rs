@@ -27,6 +27,7 @@ pub(crate) struct Create {
     format: String,
     /// query parameters for the source's list, e.g. `{"category": "audit"}` for system_log
     #[serde(default)]
+    #[schemars(extend("additionalProperties" = { "type": "string" }))]
     filter: Option<Map<String, Value>>,
 }
 

@@ -2,16 +2,19 @@
 //! `service/openapi.yaml`): `POST /ofrep/v1/evaluate/flags/{key}` and the bulk
 //! `POST /ofrep/v1/evaluate/flags`, so any OpenFeature SDK's OFREP provider reads these flags.
 //!
-//! Flags decide through [`super::decide`], the same function as the native
-//! `/system/features/{key}/evaluate`: the `targetingKey` is the native `subject`, so a subject
-//! gets the same answer either way. The body is read raw, not through a typed extractor, so a
+//! Flags decide through [`crate::flags::decide`] (the evaluator, [`crate::engine::evaluate`]),
+//! as the native `/system/features/{key}/evaluate` does: the `targetingKey` is the native
+//! `subject` and the other context entries its attributes, so a context gets the same variant
+//! and value either way; the reason is OFREP's (`TARGETING_MATCH`, `SPLIT`, `STATIC`,
+//! `DISABLED`, `DEFAULT`) and `metadata.rule_id` names the rule that matched. The body is read raw, not through a typed extractor, so a
 //! bad body answers OFREP's `{key, errorCode, errorDetails}` rather than problem+json.
 
 use valhalla_sdk::prelude::*;
 
 use serde_json::{Map, Value, json};
 
-use super::{Flag, decide, find};
+use crate::engine::NeedsTargetingKey;
+use crate::flags::{Stored, all, decide, find};
 
 /// The most flags one bulk answer carries (in key order).
 const BULK_LIMIT: i64 = 10_000;
@@ -74,32 +77,36 @@ fn targeting_key(context: &Map<String, Value>) -> Result<Option<&str>, Failure> 
     }
 }
 
-/// One flag's OFREP success, or `TARGETING_KEY_MISSING` for a partial rollout without one.
-fn evaluation(flag: &Flag, subject: Option<&str>) -> Result<Value, Failure> {
-    let (value, native) = decide(flag, subject).ok_or_else(|| {
-        Failure::new(
-            400,
-            "TARGETING_KEY_MISSING",
-            format!(
-                "flag `{}` rolls out to {} % of subjects: the context needs a targetingKey",
-                flag.key, flag.rollout_percent
-            ),
-        )
-    })?;
-    let reason = match native {
-        "disabled" => "DISABLED",
-        "in_rollout" | "outside_rollout" => "SPLIT",
-        _ => "STATIC",
-    };
-    let mut metadata = json!({"rollout_percent": flag.rollout_percent, "valhalla_reason": native});
+/// One flag's OFREP success (the native evaluation's decision, in OFREP's words), or
+/// `TARGETING_KEY_MISSING` when a split needs a targeting key the context lacks.
+fn evaluation(flag: &Stored, context: &Map<String, Value>) -> Result<Value, Failure> {
+    let subject = targeting_key(context)?;
+    let def = &flag.definition;
+    let decision = decide(def, subject, context)
+        .map_err(|problem| Failure::general(&problem))?
+        .map_err(|NeedsTargetingKey| {
+            Failure::new(
+                400,
+                "TARGETING_KEY_MISSING",
+                format!(
+                    "flag `{}` splits subjects by a sticky hash: the context needs a targetingKey",
+                    def.key
+                ),
+            )
+        })?;
+    let mut metadata = json!({"rollout_percent": def.rollout_percent,
+        "valhalla_reason": decision.native, "type": def.flag_type.name()});
     if let Some(group) = &flag.group {
         metadata["group"] = json!(group);
     }
+    if let Some(rule) = &decision.rule {
+        metadata["rule_id"] = json!(rule);
+    }
     Ok(json!({
-        "key": flag.key,
-        "value": value,
-        "reason": reason,
-        "variant": if value { "on" } else { "off" },
+        "key": def.key,
+        "value": decision.value,
+        "reason": decision.reason.ofrep(),
+        "variant": decision.variant,
         "metadata": metadata,
     }))
 }
@@ -107,12 +114,12 @@ fn evaluation(flag: &Flag, subject: Option<&str>) -> Result<Value, Failure> {
 /// `POST /ofrep/v1/evaluate/flags/{key}`: one flag for the body's context.
 pub(crate) fn evaluate_one(Path(key): Path<String>, req: Request) -> Result<Response, Problem> {
     let answer = context(req.body()).and_then(|context| {
-        let subject = targeting_key(&context)?;
+        targeting_key(&context)?;
         let flag = find(&key).map_err(|problem| match problem.status {
             404 => Failure::new(404, "FLAG_NOT_FOUND", format!("flag `{key}` was not found")),
             _ => Failure::general(&problem),
         })?;
-        evaluation(&flag, subject)
+        evaluation(&flag, &context)
     });
     match answer {
         Ok(success) => Response::ok(&success),
@@ -125,11 +132,10 @@ pub(crate) fn evaluate_one(Path(key): Path<String>, req: Request) -> Result<Resp
 /// matching `If-None-Match` answers 304.
 pub(crate) fn evaluate_all(req: Request) -> Result<Response, Problem> {
     let answer = context(req.body()).and_then(|context| {
-        let subject = targeting_key(&context)?.map(ToOwned::to_owned);
-        let flags: Vec<Flag> = db::select("ORDER BY key LIMIT $1", params![BULK_LIMIT])
-            .map_err(|problem| Failure::general(&problem))?;
+        targeting_key(&context)?;
+        let flags = all(BULK_LIMIT).map_err(|problem| Failure::general(&problem))?;
         let items = flags.iter().map(|flag| {
-            evaluation(flag, subject.as_deref()).unwrap_or_else(|f| f.body(Some(&flag.key)))
+            evaluation(flag, &context).unwrap_or_else(|f| f.body(Some(&flag.definition.key)))
         });
         Ok(json!({"flags": items.collect::<Vec<_>>()}))
     });

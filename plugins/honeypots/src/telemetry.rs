@@ -141,9 +141,11 @@ pub(crate) fn canonical_ip(text: &str) -> Option<String> {
 pub(crate) struct Report {
     /// an IPv4 or IPv6 address
     #[validate(custom(function = ip_address))]
+    #[schemars(extend("anyOf" = [{ "format": "ipv4" }, { "format": "ipv6" }]))]
     source_ip: String,
     #[serde(default)]
     #[validate(custom(function = http_method))]
+    #[schemars(regex(pattern = "^[A-Za-z]{1,16}$"))]
     method: Option<String>,
     #[serde(default)]
     #[validate(length(max = MAX_REPORTED_PATH), custom(function = no_controls))]

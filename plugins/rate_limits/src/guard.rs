@@ -1,5 +1,6 @@
 //! The guard: count the request against every enabled rule that applies to it, with the
-//! host's atomic windowed counters (`rl:{rule_id}:{subject}`); over any limit is a 429.
+//! host's shared windowed counters (`rl:{rule_id}:{subject}`: counted with every replica on
+//! PostgreSQL, so a limit is the service's, not each process's); over any limit is a 429.
 
 use valhalla_sdk::guard::{MemoCounter, MemoInput};
 use valhalla_sdk::prelude::*;
@@ -14,9 +15,13 @@ pub(crate) fn counter_key(rule_id: &str, subject: &str) -> String {
     format!("{COUNTER_PREFIX}{rule_id}:{subject}")
 }
 
-/// Forget a rule's counters (its window, key or state changed, or it is gone).
+/// Forget a rule's counters (its window, key or state changed, or it is gone). The rule's
+/// change is made already: counters that cannot be reached now lapse with their window.
 pub(crate) fn reset_counters(rule_id: &str) {
-    cache::delete_prefix(&counter_key(rule_id, ""));
+    if let Err(p) = counters::reset(&counter_key(rule_id, "")) {
+        let fields = [("rule", rule_id), ("why", p.detail.as_str())];
+        log::with_fields(log::Level::Warn, "cannot reset the rule's counters", &fields);
+    }
 }
 
 /// Whole seconds until a window resets, rounded up, at least 1.
@@ -105,8 +110,7 @@ pub(crate) fn enforce(req: &Request) -> Result<guard::Decision, Problem> {
         }
         let window_ms = u64::try_from(rule.window_seconds.max(1)).unwrap_or(1) * 1000;
         let key = counter_key(&rule.id, subject);
-        let counter = cache::incr(&key, 1, window_ms)
-            .ok_or_else(|| Problem::unavailable("the rate-limit counters are unavailable"))?;
+        let counter = counters::incr(&key, 1, window_ms)?;
         counted.push(MemoCounter { key, limit: rule.max_requests, window_ms });
         let standing = Standing {
             limit: rule.max_requests,

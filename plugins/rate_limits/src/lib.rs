@@ -1,5 +1,5 @@
 //! rate_limits (pack UC): rate-limit rules per IP, user or API key, enforced by a guard with
-//! the host's atomic windowed counters. A request over a rule's limit gets 429 with
+//! the host's shared windowed counters (exact across replicas on PostgreSQL). A request over a rule's limit gets 429 with
 //! `Retry-After` and `RateLimit-*` headers; one under it proceeds with the `RateLimit-*` headers
 //! of its tightest rule. The enabled rules are cached; every write drops the cache, so a change
 //! applies to the very next request.

@@ -40,7 +40,7 @@ pub(crate) fn snapshots(
         None => COUNTER_PREFIX.to_string(),
     };
     let rules = enabled_rules()?;
-    let mut items: Vec<Snapshot> = cache::counters(&prefix, SCAN)
+    let mut items: Vec<Snapshot> = counters::live(&prefix, SCAN)?
         .into_iter()
         .filter_map(|(key, counter)| {
             let (id, subject) = key.strip_prefix(COUNTER_PREFIX)?.split_once(':')?;

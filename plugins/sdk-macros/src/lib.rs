@@ -53,11 +53,13 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
         ));
     };
     let mut checks = Vec::new();
+    let mut refinements = Vec::new();
     for field in &fields.named {
         let Some(ident) = &field.ident else { continue };
         let name = ident.to_string().trim_start_matches("r#").to_string();
         for rule in rules(&field.attrs)? {
             checks.push(field_check(&rule, ident, &name, is_option(&field.ty))?);
+            refinements.extend(schema_refinement(&rule, &name, is_option(&field.ty))?);
         }
     }
     for rule in rules(&input.attrs)? {
@@ -75,6 +77,9 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
         impl #impl_generics ::valhalla_sdk::Validate for #ty #ty_generics #where_clause {
             fn validate(&self, __v: &mut ::valhalla_sdk::Validator) {
                 #(#checks)*
+            }
+            fn refine_schema(__s: &mut ::valhalla_sdk::schema::Refine<'_>) {
+                #(#refinements)*
             }
         }
     })
@@ -206,6 +211,23 @@ fn field_check(rule: &Meta, ident: &syn::Ident, name: &str, option: bool) -> syn
                 ),
             ));
         }
+    })
+}
+
+/// What a rule adds to the field's JSON Schema beyond what `schemars` reads itself
+/// (`length` and `range` it reads; `bytes`, `custom` and `with` no schema can state).
+fn schema_refinement(rule: &Meta, name: &str, option: bool) -> syn::Result<Option<Tokens>> {
+    let a = args(rule)?;
+    Ok(match path_name(rule.path()).as_str() {
+        "identifier" => {
+            arg(&a, "max").map(|max| quote! { __s.identifier(#name, (#max) as usize); })
+        }
+        "one_of" => {
+            let list = callable(rule, "one_of")?;
+            Some(quote! { __s.one_of(#name, &#list, #option); })
+        }
+        "rfc3339" => Some(quote! { __s.rfc3339(#name); }),
+        _ => None,
     })
 }
 

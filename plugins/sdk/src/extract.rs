@@ -54,7 +54,7 @@ impl<T: DeserializeOwned + Validate + schema::JsonSchema> FromRequest for Valid<
         req.json().map(Valid)
     }
     fn body_schema() -> Option<Schema> {
-        Some(schema::of::<T>())
+        Some(schema::of_valid::<T>())
     }
 }
 

@@ -10,7 +10,7 @@
 //! - [`problem`]: RFC 9457 [`Problem`] errors with field-level details;
 //! - [`validate`]: `#[derive(Validate)]` rules and the [`Validator`] they report to;
 //! - [`db`]: parameterised SQL through the host's `store`, rows decoded by serde;
-//! - [`cache`], [`log`], [`host`], [`outbound`]: the other host capabilities; [`artefacts`]:
+//! - [`cache`], [`counters`], [`log`], [`host`], [`outbound`]: the other host capabilities; [`artefacts`]:
 //!   large files of the pack's own that the host streams as a route's body;
 //! - [`guard`]: guard decisions; [`packs`]: calls into other packs;
 //! - [`clock`]: RFC 3339 timestamps and UUID v7 ids; [`crypto`]: random tokens, SHA-256;
@@ -88,6 +88,7 @@ pub mod cache;
 pub mod capability;
 pub mod clients;
 pub mod clock;
+pub mod counters;
 pub mod crypto;
 pub mod db;
 pub mod extract;
@@ -107,6 +108,8 @@ pub mod response;
 pub mod schema;
 pub mod validate;
 
+#[cfg(test)]
+mod props;
 #[cfg(test)]
 mod tests;
 
@@ -133,7 +136,7 @@ pub mod prelude {
     pub use crate::{
         Accepted, Access, Actor, Created, FieldError, GuardSpec, Json, JsonSchema, Method,
         NoContent, Pack, Page, Path, Problem, Query, Request, Response, Valid, ValidPath,
-        ValidQuery, Validate, Validator, cache, capability, clock, crypto, guard, host, jobs, log,
+        ValidQuery, Validate, Validator, cache, capability, clock, counters, crypto, guard, host, jobs, log,
         mail, outbound, packs, params,
     };
     pub use serde::{Deserialize, Serialize};

@@ -5,7 +5,7 @@ use crate::alloc_prelude::*;
 use serde::Serialize;
 
 use crate::bindings::valhalla::pack::log as host_log;
-use host_log::Level;
+pub use host_log::Level;
 
 /// A debug line in the host's log.
 pub fn debug(message: &str) {

@@ -49,7 +49,7 @@ pub struct Pack {
     description: &'static str,
     routes: Vec<Route>,
     guard: Option<(GuardSpec, GuardFn)>,
-    schedule: Option<(u64, TickFn)>,
+    schedule: Option<(wit::Schedule, TickFn)>,
     fallback: Option<Call>,
 }
 
@@ -122,9 +122,17 @@ impl Pack {
         self
     }
 
-    /// Declare scheduled work every `interval_ms`.
+    /// Declare scheduled work every `interval_ms`: with several replicas on one database, run
+    /// by one of them at a time (jobs, windows, deliveries).
     pub fn schedule(mut self, interval_ms: u64, tick: TickFn) -> Self {
-        self.schedule = Some((interval_ms, tick));
+        self.schedule = Some((wit::Schedule { interval_ms, every_replica: false }, tick));
+        self
+    }
+
+    /// Declare scheduled work every `interval_ms` that every replica runs for itself: it keeps
+    /// state of the replica's own (an index in its cache), which the others cannot build for it.
+    pub fn schedule_every_replica(mut self, interval_ms: u64, tick: TickFn) -> Self {
+        self.schedule = Some((wit::Schedule { interval_ms, every_replica: true }, tick));
         self
     }
 
@@ -152,7 +160,7 @@ impl Pack {
                 path_prefixes: spec.path_prefixes.clone(),
                 needs_credentials: spec.needs_credentials,
             }),
-            schedule: self.schedule.map(|(interval_ms, _)| wit::Schedule { interval_ms }),
+            schedule: self.schedule.as_ref().map(|(schedule, _)| *schedule),
             fallback: self.fallback.is_some(),
         }
     }

@@ -214,6 +214,14 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
                     "the body is not valid JSON: {syntax}"
                 )));
             }
+            // JSON has one number type: `3.0` is the integer 3 (as JSON Schema's `integer`
+            // says), which serde refuses for an integer field; read it once more as such
+            if err.inner().to_string().starts_with("invalid type: floating point")
+                && let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(body)
+                && integral_floats(&mut value)
+            {
+                return serde_path_to_error::deserialize(value).map_err(problem_from_serde);
+            }
             return Err(problem_from_serde(err));
         }
     };
@@ -221,6 +229,24 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
         Problem::malformed_json(format!("trailing characters after the JSON value: {e}"))
     })?;
     Ok(value)
+}
+
+/// Turn every float without a fraction (within `i64`) into that integer; whether any was.
+fn integral_floats(value: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => match n.as_f64() {
+            // (`no_std` has no `fract`: a float that survives the round trip through i64)
+            Some(f) if (-9.0e15..9.0e15).contains(&f) && (f as i64) as f64 == f => {
+                *value = Value::from(f as i64);
+                true
+            }
+            _ => false,
+        },
+        Value::Array(items) => items.iter_mut().fold(false, |any, v| integral_floats(v) | any),
+        Value::Object(map) => map.values_mut().fold(false, |any, v| integral_floats(v) | any),
+        _ => false,
+    }
 }
 
 fn problem_from_serde(err: serde_path_to_error::Error<serde_json::Error>) -> Problem {
@@ -308,6 +334,19 @@ mod tests {
     fn unknown_field_names_it() {
         let p = parse_json::<Body>(b"{\"key\":\"a\",\"zzz\":1}").unwrap_err();
         assert_eq!(p.errors[0].field, "zzz");
+    }
+
+    #[test]
+    fn an_integral_float_is_an_integer() {
+        #[derive(Debug, Deserialize)]
+        struct Count {
+            n: i64,
+            #[allow(dead_code)]
+            f: f64,
+        }
+        assert_eq!(parse_json::<Count>(b"{\"n\": 3.0, \"f\": 1.5}").unwrap().n, 3);
+        let p = parse_json::<Count>(b"{\"n\": 3.5, \"f\": 1}").unwrap_err();
+        assert_eq!((p.status, p.errors[0].field.as_str()), (422, "n"));
     }
 
     #[test]

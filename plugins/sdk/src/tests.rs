@@ -144,10 +144,14 @@ fn a_routes_schemas_come_from_its_handler_types() {
     let request: serde_json::Value =
         serde_json::from_str(create.request_schema.as_deref().unwrap()).unwrap();
     let expected: serde_json::Value =
-        serde_json::from_str(&crate::schema::of::<NewItem>()).unwrap();
+        serde_json::from_str(&crate::schema::of_valid::<NewItem>()).unwrap();
     assert_eq!(request, expected);
     assert_eq!(request["properties"]["tags"]["maxItems"], 3, "validate rules reach the schema");
     assert_eq!(request["properties"]["weight"]["maximum"], 100);
+    // the rules schemars does not read are stated by the derive
+    let key = &request["properties"]["key"];
+    assert_eq!((key["minLength"].as_u64(), key["maxLength"].as_u64()), (Some(1), Some(16)));
+    assert_eq!(key["pattern"], "^[A-Za-z0-9][A-Za-z0-9_.:-]*$");
     assert!(create.response_schema.is_some());
     let delete = &manifest.routes[2];
     assert_eq!((delete.request_schema.as_deref(), delete.response_schema.as_deref()), (None, None));
@@ -349,4 +353,23 @@ fn durations_read_like_crowdsec_decisions() {
     for bad in ["", "4", "h", "4x", "-4h", "0s", "1h30", "99999999999999999999h"] {
         assert!(parse_duration(bad).is_err(), "{bad}");
     }
+}
+
+#[test]
+fn one_of_and_timestamps_reach_the_schema() {
+    #[derive(Deserialize, JsonSchema, Validate)]
+    #[allow(dead_code)]
+    struct Window {
+        #[validate(one_of = ["on", "off"])]
+        mode: String,
+        #[serde(default)]
+        #[validate(one_of = ["a", "b"])]
+        kind: Option<String>,
+        #[validate(rfc3339)]
+        starts_at: String,
+    }
+    let s: serde_json::Value = serde_json::from_str(&crate::schema::of_valid::<Window>()).unwrap();
+    assert_eq!(s["properties"]["mode"]["enum"], serde_json::json!(["on", "off"]));
+    assert_eq!(s["properties"]["kind"]["enum"], serde_json::json!(["a", "b", null]));
+    assert_eq!(s["properties"]["starts_at"]["format"], "date-time");
 }

@@ -16,6 +16,14 @@ use crate::problem::{FieldError, Problem};
 pub trait Validate {
     /// Record every broken rule in `v`.
     fn validate(&self, v: &mut Validator);
+
+    /// State in the type's JSON Schema the rules `schemars` does not read (`identifier`,
+    /// `one_of`, `rfc3339`), so the schema accepts what the rules accept; derived.
+    fn refine_schema(_schema: &mut crate::schema::Refine<'_>)
+    where
+        Self: Sized,
+    {
+    }
 }
 
 /// Collects field errors.

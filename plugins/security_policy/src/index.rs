@@ -3,20 +3,28 @@
 //! the prefix lengths in use, so a lookup costs one cache read per key an address can have —
 //! flat in the number of rules, never a scan. A deletion or a policy change moves the index
 //! to a new generation; an added rule is read from the database by its keys until the index
-//! holds it. The pack's tick (every second, with the tick's longer deadline) builds the
-//! index; a request never does, so no request waits on 10 000 rules being indexed.
+//! holds it. The pack's tick (every second, with the tick's longer deadline, on every replica:
+//! the index lives in each one's cache) builds the index; a request never does, so no request
+//! waits on 10 000 rules being indexed.
+//!
+//! Replicas on one database hear of each other's changes through the cache's invalidations
+//! (deletes reach every replica): a deletion drops every replica's index (`bl:`), an addition
+//! drops the `bl:fresh` mark (each replica then reads its requests' keys from the database
+//! until its next build) and `bl:memo` (the decisions the hosts memoized).
 
 use core::net::IpAddr;
 
 use valhalla_sdk::prelude::*;
 
 use crate::keys::request_keys;
-use crate::values::Net;
 
-/// The index's generation counter; every change but an added rule adds 1.
+/// The index's generation counter (this replica's); every change but an added rule adds 1.
 const GENERATION: &str = "bl-generation";
-/// Rules added so far (by this process's packs); an index knows how many it holds.
-const ADDED: &str = "bl-added";
+/// Present while no rule was added since the index was built (a build writes it before it
+/// reads the rules; an addition anywhere deletes it).
+const FRESH: &str = "bl:fresh";
+/// What the hosts' memoized decisions stay valid with: an addition anywhere deletes it.
+const MEMO: &str = "bl:memo";
 /// Practically forever.
 const FOREVER_MS: u64 = 10 * 365 * 86_400_000;
 /// A built index lives this long; the tick rebuilds it a minute before, and its entries live
@@ -53,8 +61,6 @@ struct Meta {
     /// every entry made it into the cache (a full cache skips new entries); when not, the
     /// guard asks the database instead
     complete: bool,
-    /// the [`ADDED`] count when the build read the rules: later ones are not in it
-    added: i64,
     /// when it was built
     built_ms: i64,
 }
@@ -65,9 +71,9 @@ impl Meta {
         (&self.v4_lens, &self.v6_lens)
     }
 
-    /// Should the tick rebuild this index, `added` rules having been added so far?
-    fn stale(&self, added: i64, now_ms: i64) -> bool {
-        added > self.added || now_ms - self.built_ms >= REFRESH_AFTER_MS
+    /// Should the tick rebuild this index (`fresh`: no rule was added since it was built)?
+    fn stale(&self, fresh: bool, now_ms: i64) -> bool {
+        !fresh || now_ms - self.built_ms >= REFRESH_AFTER_MS
     }
 }
 
@@ -84,22 +90,11 @@ pub(crate) fn invalidate() {
     cache::delete_prefix("bl:");
 }
 
-/// A rule was added: the index reads it from the database until its next build, and
-/// decisions the host memoized are dropped. A network of a prefix length the index does not
-/// look up yet makes a new generation.
-pub(crate) fn added(rule_type: &str, value: &str) {
-    let prefix = prefix();
-    let new_length = match (rule_type, Net::parse(value)) {
-        ("cidr", Ok(net)) => cache::get_json::<Meta>(&format!("{prefix}meta")).is_some_and(|m| {
-            let lens = if net.family() == "v4" { &m.v4_lens } else { &m.v6_lens };
-            !lens.contains(&net.len)
-        }),
-        _ => false,
-    };
-    if new_length || counter(ADDED, 1).is_none() {
-        return invalidate();
-    }
-    cache::set_json(&format!("{prefix}memo"), &0u8, Some(ENTRY_TTL_MS));
+/// A rule was added: every replica reads its requests' keys from the database (at every
+/// prefix length) until its next build, and the decisions the hosts memoized are dropped.
+pub(crate) fn added() {
+    cache::delete(FRESH);
+    cache::delete(MEMO);
 }
 
 fn prefix() -> String {
@@ -169,8 +164,9 @@ fn live_page(after: Option<&(String, String)>) -> Result<Vec<(String, Entry)>, P
 /// Build generation `prefix` of the index from the database, a page at a time: each key's
 /// rules are cached as soon as the next key comes.
 fn build(prefix: &str) -> Result<Meta, Problem> {
-    let added = counter(ADDED, 0).unwrap_or(0);
-    let mut meta = Meta { complete: true, added, built_ms: clock::now_ms(), ..Meta::default() };
+    // before the rules are read: an addition after this point deletes it again
+    cache::set_json(FRESH, &0u8, None);
+    let mut meta = Meta { complete: true, built_ms: clock::now_ms(), ..Meta::default() };
     let mut current: Option<(String, Vec<Entry>)> = None;
     let flush = |meta: &mut Meta, (key, entries): (String, Vec<Entry>)| {
         let mut parts = key.splitn(4, ':');
@@ -215,11 +211,13 @@ fn build(prefix: &str) -> Result<Meta, Problem> {
     if !meta.complete {
         log::warn("blocklist: the host cache is full; the guard reads the database instead");
     }
-    cache::set_json(&format!("{prefix}meta"), &meta, Some(META_TTL_MS));
-    if format!("bl:{}:", counter(GENERATION, 0).unwrap_or(0)) != prefix {
-        // the rules changed while this was built: nobody will read it
+    if format!("bl:{}:", counter(GENERATION, 0).unwrap_or(0)) != prefix || !cache::has(FRESH) {
+        // the rules changed while this was built (a deletion may have gone by unseen, on
+        // another replica): nobody reads it; the next tick builds again
         cache::delete_prefix(prefix);
+        return Ok(meta);
     }
+    cache::set_json(&format!("{prefix}meta"), &meta, Some(META_TTL_MS));
     Ok(meta)
 }
 
@@ -227,9 +225,8 @@ fn build(prefix: &str) -> Result<Meta, Problem> {
 /// about to lapse. Answers what it did.
 pub(crate) fn refresh() -> Result<String, String> {
     let prefix = prefix();
-    let added = counter(ADDED, 0).unwrap_or(0);
     let meta = cache::get_json::<Meta>(&format!("{prefix}meta"));
-    if meta.as_ref().is_some_and(|m| !m.stale(added, clock::now_ms())) {
+    if meta.as_ref().is_some_and(|m| !m.stale(cache::has(FRESH), clock::now_ms())) {
         return Ok(String::new());
     }
     let built = build(&prefix).map_err(|p| p.detail)?;
@@ -251,15 +248,16 @@ pub(crate) struct Found {
 pub(crate) fn lookup(ip: Option<IpAddr>, principal: Option<&str>) -> Result<Found, Problem> {
     let prefix = prefix();
     // read first: a rule added after this read drops the memo made from it
-    let valid_while = format!("{prefix}memo");
+    let valid_while = String::from(MEMO);
     if !cache::has(&valid_while) {
         cache::set_json(&valid_while, &0u8, Some(ENTRY_TTL_MS));
     }
-    let added = counter(ADDED, 0).unwrap_or(0);
+    let fresh = cache::has(FRESH);
+    let (v4, v6): (Vec<u8>, Vec<u8>) = ((0..=32).collect(), (0..=128).collect());
+    let every_length = (v4.as_slice(), v6.as_slice());
     let Some(meta) = cache::get_json::<Meta>(&format!("{prefix}meta")) else {
         // no index yet (the tick builds it): ask the database, at every prefix length
-        let (v4, v6): (Vec<u8>, Vec<u8>) = ((0..=32).collect(), (0..=128).collect());
-        let keys = request_keys("", (&v4, &v6), ip, principal);
+        let keys = request_keys("", every_length, ip, principal);
         let rules = live_rules(&keys)?.into_iter().map(|(_, e)| e).collect();
         return Ok(Found { rules, valid_while });
     };
@@ -269,9 +267,10 @@ pub(crate) fn lookup(ip: Option<IpAddr>, principal: Option<&str>) -> Result<Foun
     } else {
         Vec::new()
     };
-    if !meta.complete || added > meta.added {
-        // rules the index does not hold yet (or cannot): from the database, by their keys
-        let keys = request_keys("", meta.lens(), ip, principal);
+    if !meta.complete || !fresh {
+        // rules the index does not hold yet (or cannot): from the database, by their keys at
+        // every prefix length (an added network may be of a length the index does not have)
+        let keys = request_keys("", every_length, ip, principal);
         for (_, entry) in live_rules(&keys)? {
             if !rules.iter().any(|r| r.id == entry.id) {
                 rules.push(entry);
@@ -287,10 +286,10 @@ mod tests {
 
     #[test]
     fn an_index_is_rebuilt_after_an_addition_or_before_it_lapses() {
-        let meta = Meta { added: 10, built_ms: 5_000, ..Meta::default() };
-        assert!(!meta.stale(10, 5_000 + REFRESH_AFTER_MS - 1));
-        assert!(meta.stale(10, 5_000 + REFRESH_AFTER_MS));
-        assert!(meta.stale(11, 5_001));
+        let meta = Meta { built_ms: 5_000, ..Meta::default() };
+        assert!(!meta.stale(true, 5_000 + REFRESH_AFTER_MS - 1));
+        assert!(meta.stale(true, 5_000 + REFRESH_AFTER_MS));
+        assert!(meta.stale(false, 5_001));
     }
 
     #[test]

@@ -50,7 +50,7 @@ fn pack() -> Pack {
     )
     .get("/system/security/summary", Access::Read, "Counts of policies, rules and hits", hits::summary)
     .guard(GuardSpec { order: 10, ..GuardSpec::default() }, guard::check)
-    .schedule(index::TICK_MS, index::refresh)
+    .schedule_every_replica(index::TICK_MS, index::refresh)
 }
 
 valhalla_sdk::export_pack!(pack);

@@ -176,7 +176,7 @@ pub(crate) fn create(
         by,
         clock::rfc3339(now_ms)
     ])?;
-    index::added(&rule.rule_type, &rule.value);
+    index::added();
     log::audit_created("security.blocklist.create", &target(&rule.id), &rule);
     Ok(Created(rule))
 }

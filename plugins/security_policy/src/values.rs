@@ -58,11 +58,6 @@ impl Net {
         };
         Self { addr, len }
     }
-
-    /// `v4` or `v6`: the family part of a lookup key.
-    pub fn family(&self) -> &'static str {
-        family(self.addr)
-    }
 }
 
 impl core::fmt::Display for Net {

@@ -22,6 +22,9 @@ pub(crate) struct NewEntry {
     /// DEBUG, INFO (the default), WARNING, ERROR or CRITICAL, in any case
     #[serde(default = "info")]
     #[validate(custom(function = known_level))]
+    #[schemars(regex(
+        pattern = r"^([Dd][Ee][Bb][Uu][Gg]|[Ii][Nn][Ff][Oo]|[Ww][Aa][Rr][Nn][Ii][Nn][Gg]|[Ee][Rr][Rr][Oo][Rr]|[Cc][Rr][Ii][Tt][Ii][Cc][Aa][Ll])$"
+    ))]
     level: String,
     #[serde(default = "general")]
     #[validate(identifier(max = 64))]

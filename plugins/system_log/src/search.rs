@@ -67,15 +67,11 @@ pub(crate) fn list(
     let keyset = db::CursorPage::from_request(&req)?;
     let exact = q.total.as_deref() == Some("exact");
     let filter = filter_of(q);
-    let columns = db::select_list::<Entry>();
-    let (items, next_cursor) = if keyset.cursor.is_some() {
-        if page.offset != 0 {
-            return Err(Problem::invalid_field("offset", "cannot be combined with `cursor`"));
-        }
-        db::keyset_rows::<Entry>(TABLE, &columns, &filter, KEY, &keyset)?
-    } else {
-        offset_rows(&columns, &filter, page)?
-    };
+    if keyset.cursor.is_some() && page.offset != 0 {
+        return Err(Problem::invalid_field("offset", "cannot be combined with `cursor`"));
+    }
+    // Counted before the page is read: entries keep arriving (the host writes them in
+    // batches), so a page read after its count never shows fewer entries than `total` says.
     let (total, total_capped) = if exact {
         (
             db::query_scalar(
@@ -86,6 +82,12 @@ pub(crate) fn list(
         )
     } else {
         db::count_capped(TABLE, &filter, TOTAL_CAP)?
+    };
+    let columns = db::select_list::<Entry>();
+    let (items, next_cursor) = if keyset.cursor.is_some() {
+        db::keyset_rows::<Entry>(TABLE, &columns, &filter, KEY, &keyset)?
+    } else {
+        offset_rows(&columns, &filter, page)?
     };
     Ok(Json(db::KeysetList { total, total_capped, items, next_cursor }))
 }

@@ -2,7 +2,10 @@
 
 Reads {"base_url", "api_key", "rollout_flag", "keys"} as JSON on stdin, evaluates with
 openfeature-sdk + openfeature-provider-ofrep, and prints what it saw as JSON for the Rust
-test (tests/e2e/ofrep.rs) to assert on.
+test (tests/e2e/ofrep.rs) to assert on. With "typed": [{"flag", "kind", "default",
+"contexts": [{"targeting_key", "attributes"}]}], it also evaluates each flag through the
+typed getter of its kind (boolean, string, integer, float, object) for every context and
+answers "typed": the details per flag, per context (tests/e2e/feature_flags_engine.rs).
 """
 
 import json
@@ -25,7 +28,31 @@ def details(d):
         "reason": text(d.reason),
         "error_code": text(d.error_code),
         "error_message": d.error_message,
+        "metadata": dict(d.flag_metadata or {}),
     }
+
+
+def typed(client, spec):
+    """Each flag through its kind's typed getter, for each of its contexts."""
+    getters = {
+        "boolean": client.get_boolean_details,
+        "string": client.get_string_details,
+        "integer": client.get_integer_details,
+        "float": client.get_float_details,
+        "object": client.get_object_details,
+    }
+    answers = []
+    for flag in spec:
+        get = getters[flag["kind"]]
+        seen = []
+        for context in flag["contexts"]:
+            ctx = EvaluationContext(
+                targeting_key=context.get("targeting_key"),
+                attributes=context.get("attributes", {}),
+            )
+            seen.append(details(get(flag["flag"], flag["default"], ctx)))
+        answers.append(seen)
+    return answers
 
 
 def main():
@@ -36,6 +63,9 @@ def main():
     api.set_provider(provider)
     client = api.get_client()
     someone = EvaluationContext(targeting_key="someone")
+    if "typed" in spec:
+        print(json.dumps({"typed": typed(client, spec["typed"])}))
+        return
     rollout = {}
     for key in spec["keys"]:
         d = client.get_boolean_details(
