@@ -2,6 +2,7 @@
 //! (SQLite file; PostgreSQL when `VALHALLA_TEST_POSTGRES_URL` is set, as `cargo xtask test`
 //! does), over real HTTP. `TEST_LOG=valhalla=debug` shows the host's logs.
 
+mod audit_durability;
 mod compile_cache;
 mod db_faults;
 mod deployment_profile;
@@ -27,6 +28,7 @@ mod pg_roles;
 mod rate_limits;
 mod readme_example;
 mod reload;
+mod request_decoding;
 mod requests;
 mod retention;
 mod route_index;
@@ -34,6 +36,7 @@ mod runtime_faults;
 mod sandbox;
 mod scaffold;
 mod scale_out;
+mod scale_out_jobs;
 mod scale_out_limits;
 mod scheduler;
 mod schemathesis;

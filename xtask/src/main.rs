@@ -184,5 +184,9 @@ fn test(args: &[String]) -> Result<()> {
     result?;
     // a bounded fuzz run after the whole suite (not a filtered one), where the machine has
     // nightly and cargo-fuzz (else it says so)
-    if args.is_empty() { fuzz::bounded() } else { Ok(()) }
+    if args.is_empty() {
+        fuzz::bounded()
+    } else {
+        Ok(())
+    }
 }

@@ -1,6 +1,8 @@
 //! `log`: a pack's log lines and audit events go to `tracing`, tagged with the pack and the
 //! request id, and, when the system_log pack is on, into its table (info and above, and every
-//! audit event) through the [`LogSink`].
+//! audit event) through the [`LogSink`]: lines in batches, an audit event at once (its call
+//! returns once the record is in the database, so the change it records is never
+//! acknowledged without it).
 
 use serde_json::{Map, Value, json};
 use wasmtime::component::{HasData, Linker};
@@ -147,7 +149,7 @@ impl Host for LogView<'_> {
         }
     }
 
-    fn audit(&mut self, event: AuditEvent) {
+    async fn audit(&mut self, event: AuditEvent) {
         let actor = self.user_id();
         tracing::info!(
             target: "valhalla::audit",
@@ -158,8 +160,9 @@ impl Host for LogView<'_> {
             target_id = %event.target,
             "audit"
         );
-        if let Some(sink) = self.log.sink.load().as_ref() {
-            sink.push(self.audit_record(event));
+        let sink = self.log.sink.load_full();
+        if let Some(sink) = sink {
+            sink.write_now(self.audit_record(event)).await;
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The way from the `log` capability to the system_log pack's `system_logs` table: records go
 //! through a bounded channel to one writer task that inserts them in batches, so the request
-//! path never waits on the database. A flush at shutdown writes what is queued.
+//! path never waits on the database for a log line. A flush at shutdown writes what is queued.
+//! An audit event is written at once instead ([`LogSink::write_now`]): the answer to the
+//! request that made the change waits for it, so an acknowledged change has its audit record.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -77,16 +79,18 @@ enum Message {
 pub struct LogSink {
     tx: mpsc::Sender<Message>,
     dropped: AtomicU64,
+    db: Db,
 }
 
 impl LogSink {
     /// Start the writer task on `db`.
     pub fn start(db: Db) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(writer(db, rx));
+        tokio::spawn(writer(db.clone(), rx));
         Self {
             tx,
             dropped: AtomicU64::new(0),
+            db,
         }
     }
 
@@ -97,6 +101,16 @@ impl LogSink {
             if n.is_power_of_two() {
                 tracing::warn!(dropped = n, "system log queue full: records dropped");
             }
+        }
+    }
+
+    /// Write `record` now, answering once it is in the database; when the database refuses
+    /// it, it is queued for the batch writer (and the failure logged).
+    pub async fn write_now(&self, record: LogRecord) {
+        let statement = statements(std::slice::from_ref(&record));
+        if let Err(e) = self.db.batch(&crate::storage::Caller::host(), &statement).await {
+            tracing::error!(error = %e, "cannot write an audit event now; queued");
+            self.push(record);
         }
     }
 
@@ -148,9 +162,10 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Message>) {
     }
 }
 
-async fn write(db: &Db, records: &[LogRecord]) {
+/// The multi-row INSERTs of `records`.
+fn statements(records: &[LogRecord]) -> Vec<Statement> {
     let text = |s: &str| SqlValue::Text(Some(s.to_string()));
-    let statements: Vec<Statement> = records
+    records
         .chunks(ROWS_PER_INSERT)
         .map(|chunk| Statement {
             sql: insert_sql(chunk.len()),
@@ -171,8 +186,11 @@ async fn write(db: &Db, records: &[LogRecord]) {
                 })
                 .collect(),
         })
-        .collect();
-    if let Err(e) = db.batch(&crate::storage::Caller::host(), &statements).await {
+        .collect()
+}
+
+async fn write(db: &Db, records: &[LogRecord]) {
+    if let Err(e) = db.batch(&crate::storage::Caller::host(), &statements(records)).await {
         tracing::error!(error = %e, records = records.len(), "cannot write to system_logs");
     }
 }

@@ -280,9 +280,10 @@ impl Config {
 
     /// Parse `text` as if read from `path` (no environment, no validation).
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        // where and what, not the offending line itself: it may hold a key or a password
         let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
-            message: e.to_string().trim_end().replace('\n', "\n  "),
+            message: parse_message(text, &e),
         })?;
         config.source = path.to_path_buf();
         Ok(config)
@@ -502,6 +503,20 @@ pub fn is_pack_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
+/// A TOML error as `line L, column C: message`, without quoting the file's text.
+fn parse_message(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -596,6 +611,14 @@ mod tests {
             c.component_path("x"),
             PathBuf::from("/etc/valhalla/target/wasm32-wasip2/pack/x.wasm")
         );
+    }
+
+    #[test]
+    fn a_syntax_error_names_the_place_not_the_line() {
+        let text = "[auth]\nadmin_key = \"s3cret-admin-key\n";
+        let e = Config::parse(text, Path::new("c.toml")).unwrap_err().to_string();
+        assert!(e.contains("line 2"), "{e}");
+        assert!(!e.contains("s3cret"), "{e}");
     }
 }
 

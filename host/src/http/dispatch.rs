@@ -347,7 +347,12 @@ async fn call(
     request: &wit::Request,
 ) -> Result<Response, Problem> {
     let response = pack.handle(request).await.map_err(|e| {
-        tracing::error!(error = %e, "pack call failed");
+        // a full pool is load, not a fault: no error line per refused request
+        if matches!(e, crate::runtime::PackError::Busy { .. }) {
+            tracing::warn!(error = %e, "pack call refused");
+        } else {
+            tracing::error!(error = %e, "pack call failed");
+        }
         Problem::from(e)
     })?;
     let artefacts = &pack.ctx.capabilities.artefacts;

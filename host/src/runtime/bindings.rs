@@ -19,7 +19,6 @@ wasmtime::component::bindgen!({
         "valhalla:pack/cache.memoize-decision": exact,
         "valhalla:pack/cache.memoize-counting": exact,
         "valhalla:pack/log.log": exact,
-        "valhalla:pack/log.audit": exact,
         "valhalla:pack/host.routes": exact,
         "valhalla:pack/host.packs": exact,
         "valhalla:pack/host.settings": exact,
