@@ -86,7 +86,11 @@ async fn killed_mid_writes(engine: Engine) {
     server.kill();
     stop.store(true, Ordering::Relaxed);
     let acknowledged: Vec<String> = writers.join_all().await.into_iter().flatten().collect();
-    assert!(acknowledged.len() > 100, "only {} writes", acknowledged.len());
+    assert!(
+        acknowledged.len() > 100,
+        "only {} writes",
+        acknowledged.len()
+    );
 
     let server = ServerProcess::start(&db, &text);
     let audited = audited_targets(&client, &server).await;

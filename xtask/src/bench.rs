@@ -616,11 +616,14 @@ pub fn bench(root: &Path, args: &[String]) -> Result<()> {
     md.push_str(&render_blocklist(&blocklist_rounds));
     md.push_str(&micro);
     md.push_str(WHERE_THE_TIME_GOES);
-    // the logs, overload and scale-out benches' sections (`--only logs|overload|scale`) stay
-    // as their last runs wrote them
+    // the logs, overload and scale-out benches' sections (`--only logs|overload|scale`), and
+    // the sections written by hand, stay as they are
     let before = std::fs::read_to_string(root.join("BENCHMARKS.md")).unwrap_or_default();
     for (start, end) in [
         (logs::SECTION_START, logs::SECTION_END),
+        // written by hand from `cargo bench -p feature_flags` and the fuzz runs
+        ("<!-- flags bench: start -->", "<!-- flags bench: end -->"),
+        ("<!-- fuzzing:start -->", "<!-- fuzzing:end -->"),
         (overload::SECTION_START, overload::SECTION_END),
         (scale::SECTION_START, scale::SECTION_END),
     ] {

@@ -107,10 +107,11 @@ pub fn add_to_linker<T: Send + 'static>(
     cache::add_to_linker::<T, CacheData>(linker, get)
 }
 
-fn counter(value: i64, reset: Duration) -> Counter {
+/// A counter's standing as the WIT answers it (`cache` and `counters` alike).
+pub(super) fn counter(value: i64, reset: Duration) -> Counter {
     Counter {
         value,
-        reset_ms: reset.as_millis() as u64,
+        reset_ms: u64::try_from(reset.as_millis()).unwrap_or(u64::MAX),
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use wasmtime::component::{HasData, Linker};
 
-use super::cache::namespace;
+use super::cache::{counter, namespace};
 pub use super::shared_counters::{CounterError, SharedCounters, ensure_table};
 use crate::runtime::bindings::CapabilityError;
 use crate::runtime::bindings::valhalla::pack::cache::Counter;
@@ -56,13 +56,6 @@ pub fn add_to_linker<T: Send + 'static>(
     get: fn(&mut T) -> CountersView<'_>,
 ) -> wasmtime::Result<()> {
     counters::add_to_linker::<T, CountersData>(linker, get)
-}
-
-fn counter(value: i64, reset: Duration) -> Counter {
-    Counter {
-        value,
-        reset_ms: u64::try_from(reset.as_millis()).unwrap_or(u64::MAX),
-    }
 }
 
 impl CountersView<'_> {

@@ -108,7 +108,11 @@ impl LogSink {
     /// it, it is queued for the batch writer (and the failure logged).
     pub async fn write_now(&self, record: LogRecord) {
         let statement = statements(std::slice::from_ref(&record));
-        if let Err(e) = self.db.batch(&crate::storage::Caller::host(), &statement).await {
+        if let Err(e) = self
+            .db
+            .batch(&crate::storage::Caller::host(), &statement)
+            .await
+        {
             tracing::error!(error = %e, "cannot write an audit event now; queued");
             self.push(record);
         }
@@ -190,7 +194,10 @@ fn statements(records: &[LogRecord]) -> Vec<Statement> {
 }
 
 async fn write(db: &Db, records: &[LogRecord]) {
-    if let Err(e) = db.batch(&crate::storage::Caller::host(), &statements(records)).await {
+    if let Err(e) = db
+        .batch(&crate::storage::Caller::host(), &statements(records))
+        .await
+    {
         tracing::error!(error = %e, records = records.len(), "cannot write to system_logs");
     }
 }

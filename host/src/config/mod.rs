@@ -510,8 +510,19 @@ fn parse_message(text: &str, e: &toml::de::Error) -> String {
         Some(span) => {
             let before = text.get(..span.start).unwrap_or(text);
             let line = before.matches('\n').count() + 1;
-            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-            format!("line {line}, column {column}: {message}")
+            let start = before.rfind('\n').map_or(0, |i| i + 1);
+            let column = before.len() - start + 1;
+            // the key the line sets, if it is one: its name, never its value
+            let key = text[start..]
+                .lines()
+                .next()
+                .and_then(|l| l.split_once('='))
+                .map(|(k, _)| k.trim())
+                .filter(|k| !k.is_empty() && !k.contains(['"', '\'', '[']));
+            match key {
+                Some(key) => format!("line {line}, column {column} (`{key}`): {message}"),
+                None => format!("line {line}, column {column}: {message}"),
+            }
         }
         None => message,
     }
@@ -616,8 +627,10 @@ mod tests {
     #[test]
     fn a_syntax_error_names_the_place_not_the_line() {
         let text = "[auth]\nadmin_key = \"s3cret-admin-key\n";
-        let e = Config::parse(text, Path::new("c.toml")).unwrap_err().to_string();
-        assert!(e.contains("line 2"), "{e}");
+        let e = Config::parse(text, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2") && e.contains("`admin_key`"), "{e}");
         assert!(!e.contains("s3cret"), "{e}");
     }
 }

@@ -136,8 +136,8 @@ pub mod prelude {
     pub use crate::{
         Accepted, Access, Actor, Created, FieldError, GuardSpec, Json, JsonSchema, Method,
         NoContent, Pack, Page, Path, Problem, Query, Request, Response, Valid, ValidPath,
-        ValidQuery, Validate, Validator, cache, capability, clock, counters, crypto, guard, host, jobs, log,
-        mail, outbound, packs, params,
+        ValidQuery, Validate, Validator, cache, capability, clock, counters, crypto, guard, host,
+        jobs, log, mail, outbound, packs, params,
     };
     pub use serde::{Deserialize, Serialize};
 }
