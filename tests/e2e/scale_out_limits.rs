@@ -30,6 +30,25 @@ async fn register(admin: &As<'_>, replica: &ServerProcess, name: &str) -> (Strin
     )
 }
 
+/// `POST path` of `body` on `replica` as the admin, which must create it: the new id.
+async fn create(
+    client: &reqwest::Client,
+    replica: &ServerProcess,
+    path: &str,
+    body: &Value,
+) -> String {
+    let made = client
+        .post(replica.url(path))
+        .header("x-api-key", ADMIN_KEY)
+        .json(body)
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(made.status(), 201);
+    let made: Value = made.json().await.expect("JSON");
+    made["id"].as_str().expect("id").to_string()
+}
+
 /// One limited request: its status and whether the rule counted it (its headers say so).
 async fn limited(client: &reqwest::Client, replica: &ServerProcess, key: &str) -> (u16, bool) {
     let resp = client
@@ -63,18 +82,7 @@ async fn a_limit_of_50_lets_exactly_50_through_across_three_replicas() {
 
     // A adds the rule: 50 per 5 minutes per API key
     let rule = json!({"scope": "api_key", "max_requests": 50, "window_seconds": 300});
-    let made = client
-        .post(replicas[0].url("/system/ratelimits/rules"))
-        .header("x-api-key", ADMIN_KEY)
-        .json(&rule)
-        .send()
-        .await
-        .expect("rule");
-    assert_eq!(made.status(), 201);
-    let rule_id = made.json::<Value>().await.expect("JSON")["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let rule_id = create(&client, &replicas[0], "/system/ratelimits/rules", &rule).await;
     // each replica counts from its next request on (the rule set's invalidation reached it)
     let mut counted_ok = 0;
     for r in &replicas {
@@ -222,18 +230,7 @@ async fn a_blocklist_rule_added_on_one_replica_refuses_on_the_others_at_once() {
     }
 
     let rule = json!({"rule_type": "user", "value": format!("client:{id}"), "reason": "abuse"});
-    let made = client
-        .post(replicas[0].url("/system/security/blocklist"))
-        .header("x-api-key", ADMIN_KEY)
-        .json(&rule)
-        .send()
-        .await
-        .expect("rule");
-    assert_eq!(made.status(), 201);
-    let rule_id = made.json::<Value>().await.expect("JSON")["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let rule_id = create(&client, &replicas[0], "/system/security/blocklist", &rule).await;
     for r in &replicas[1..] {
         let refused = within(|| async { suspect.get(r, "/system/config").await.0 == 403 }).await;
         assert!(refused, "a replica let a blocked client through");
